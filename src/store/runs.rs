@@ -1,0 +1,105 @@
+//! `sync_runs`: one row per sync, opened when it starts and closed with its outcome.
+
+use super::{Store, StoreError};
+
+/// A run's final status (SPEC §2 exit codes follow from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    Succeeded,
+    Partial,
+    Failed,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A sync run in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRun {
+    pub id: i64,
+    pub started_at: String,
+}
+
+/// What a finished run did, counted from the database itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub seen: i64,
+    pub new: i64,
+    pub changed: i64,
+}
+
+impl Store {
+    /// Opens a run. Runs left `running` by a process that died are closed as
+    /// failed first: the caller holds the sync lock, so nobody else is running.
+    pub async fn begin_run(&self, sources: &str, started_at: &str) -> Result<SyncRun, StoreError> {
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', \
+             error = COALESCE(error, 'interrupted: the process ended before the run finished') \
+             WHERE status = 'running'",
+        )
+        .execute(&self.pool)
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_runs (started_at, status, sources, pid) VALUES (?, 'running', ?, ?) RETURNING id",
+        )
+        .bind(started_at)
+        .bind(sources)
+        .bind(i64::from(std::process::id()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SyncRun {
+            id,
+            started_at: started_at.to_owned(),
+        })
+    }
+
+    /// Closes a run with its outcome and returns what it stored.
+    pub async fn finish_run(
+        &self,
+        run: &SyncRun,
+        outcome: RunOutcome,
+        requests: u64,
+        error: Option<&str>,
+        finished_at: &str,
+    ) -> Result<RunTotals, StoreError> {
+        let totals = self.run_totals(run.id).await?;
+        sqlx::query(
+            "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, jobs_seen = ?, \
+             jobs_new = ?, jobs_changed = ?, error = ? WHERE id = ?",
+        )
+        .bind(finished_at)
+        .bind(outcome.as_str())
+        .bind(requests as i64)
+        .bind(totals.seen)
+        .bind(totals.new)
+        .bind(totals.changed)
+        .bind(error)
+        .bind(run.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(totals)
+    }
+
+    /// Counts a run's jobs from the rows it touched and the history it wrote.
+    pub async fn run_totals(&self, sync_id: i64) -> Result<RunTotals, StoreError> {
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE last_sync_id = ?")
+            .bind(sync_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let (new, changed): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(old_status IS NULL), 0), COALESCE(SUM(old_status IS NOT NULL), 0)
+             FROM job_status_changes WHERE sync_id = ?",
+        )
+        .bind(sync_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunTotals { seen, new, changed })
+    }
+}

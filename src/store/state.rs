@@ -1,0 +1,62 @@
+//! `sync_state`: watermarks and bookkeeping keyed by project, source and name.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::{Store, StoreError};
+use crate::model::Source;
+
+/// The NoSQL watermark: every window up to this instant (UTC text) is stored whole.
+pub const NOSQL_WATERMARK: &str = "watermark";
+
+/// One value to set in the same transaction as the rows that justify it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateUpdate {
+    pub project_id: String,
+    pub source: Source,
+    pub key: &'static str,
+    pub value: String,
+}
+
+/// Reads one state value.
+pub async fn get_state(
+    store: &Store,
+    project_id: &str,
+    source: Source,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT value FROM sync_state WHERE project_id = ? AND source = ? AND key = ?",
+    )
+    .bind(project_id)
+    .bind(source.as_str())
+    .bind(key)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// Sets one state value on its own (outside a job batch).
+pub async fn set_state(store: &Store, update: &StateUpdate, now: &str) -> Result<(), StoreError> {
+    let mut tx = store.pool().begin().await?;
+    set_state_tx(&mut tx, update, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn set_state_tx(
+    tx: &mut Transaction<'static, Sqlite>,
+    update: &StateUpdate,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sync_state (project_id, source, key, value, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (project_id, source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(&update.project_id)
+    .bind(update.source.as_str())
+    .bind(update.key)
+    .bind(&update.value)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
