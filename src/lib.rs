@@ -3,6 +3,10 @@
 //! Data flows one way: config → client (auth, retry, limits) → sources → normalize
 //! → store → query/report.
 
+pub mod auth;
+pub mod config;
+pub mod http;
 pub mod model;
 pub mod normalize;
+pub mod sources;
 pub mod store;

@@ -1,0 +1,547 @@
+//! Resolved settings: the `jobtrail.toml` file, environment and flags merged in
+//! one place. Raw file shapes (`*File`) are private; the rest of the program
+//! sees only [`Settings`].
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use reqwest::Url;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::Source;
+
+/// A problem with the configuration, naming the file, line and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    database: Option<PathBuf>,
+    queries_dir: Option<PathBuf>,
+    /// Allow plain-http endpoints that are not loopback (signed requests would travel in clear).
+    #[serde(default)]
+    allow_insecure_endpoints: bool,
+    #[serde(default, rename = "project")]
+    projects: Vec<ProjectFile>,
+    #[serde(default)]
+    endpoints: EndpointsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    id: Spanned<String>,
+    region: Spanned<String>,
+    nosql: Option<NosqlFile>,
+    dbss: Option<DbssFile>,
+    image: Option<ImageFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NosqlFile {
+    since: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbssFile {
+    #[serde(default)]
+    resource_ids: Vec<String>,
+    #[serde(default)]
+    discover: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageFile {
+    #[serde(default)]
+    job_ids: Vec<String>,
+    #[serde(default)]
+    discover: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointsFile {
+    nosql: Option<Spanned<String>>,
+    dbss: Option<Spanned<String>>,
+    image: Option<Spanned<String>>,
+    iam: Option<Spanned<String>>,
+}
+
+/// Everything a command needs to know, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// From the file's `database` key (relative to the file); `--db` wins over it.
+    pub database: Option<PathBuf>,
+    pub queries_dir: Option<PathBuf>,
+    pub projects: Vec<ProjectSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSettings {
+    pub id: String,
+    pub region: String,
+    pub nosql: Option<NosqlSettings>,
+    pub dbss: Option<DbssSettings>,
+    pub image: Option<ImageSettings>,
+    pub endpoints: Endpoints,
+}
+
+impl ProjectSettings {
+    /// Whether a source is switched on for this project (its table is present).
+    pub fn has(&self, source: Source) -> bool {
+        match source {
+            Source::Nosql => self.nosql.is_some(),
+            Source::Dbss => self.dbss.is_some(),
+            Source::Image => self.image.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NosqlSettings {
+    /// First-sync backfill start; `None` means 30 days before the sync.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DbssSettings {
+    pub resource_ids: Vec<String>,
+    pub discover: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageSettings {
+    pub job_ids: Vec<String>,
+    pub discover: bool,
+}
+
+/// The base URL of each API for one project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoints {
+    pub nosql: Url,
+    pub dbss: Url,
+    pub image: Url,
+    pub iam: Url,
+}
+
+impl Endpoints {
+    pub fn for_source(&self, source: Source) -> &Url {
+        match source {
+            Source::Nosql => &self.nosql,
+            Source::Dbss => &self.dbss,
+            Source::Image => &self.image,
+        }
+    }
+
+    /// The public endpoints of a region, as the official SDK's region tables give them.
+    pub fn public(region: &str) -> Result<Endpoints, String> {
+        let domain = if region == "eu-west-101" {
+            "myhuaweicloud.eu"
+        } else {
+            "myhuaweicloud.com"
+        };
+        // Workspace App is served under two host names depending on the region.
+        const APPSTREAM_REGIONS: [&str; 5] = [
+            "cn-north-9",
+            "cn-southwest-2",
+            "cn-north-4",
+            "cn-east-3",
+            "cn-south-1",
+        ];
+        let image_host = if APPSTREAM_REGIONS.contains(&region) {
+            "appstream"
+        } else {
+            "workspace"
+        };
+        let url = |host: &str| {
+            Url::parse(&format!("https://{host}.{region}.{domain}"))
+                .map_err(|e| format!("region `{region}` does not make a valid host name: {e}"))
+        };
+        Ok(Endpoints {
+            nosql: url("gaussdb-nosql")?,
+            dbss: url("dbss")?,
+            image: url(image_host)?,
+            iam: url("iam")?,
+        })
+    }
+
+    /// Every endpoint pointing at one base URL (the simulator).
+    pub fn all(base: &Url) -> Endpoints {
+        Endpoints {
+            nosql: base.clone(),
+            dbss: base.clone(),
+            image: base.clone(),
+            iam: base.clone(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads a configuration file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` is used in messages and to resolve
+    /// relative paths in it.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        // toml's own messages name the line, column and unknown key.
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let relative = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+
+        let overrides = [
+            ("nosql", &file.endpoints.nosql),
+            ("dbss", &file.endpoints.dbss),
+            ("image", &file.endpoints.image),
+            ("iam", &file.endpoints.iam),
+        ];
+        let mut parsed_overrides: Vec<(&str, Url)> = Vec::new();
+        for (key, value) in overrides {
+            if let Some(value) = value {
+                let url = parse_endpoint(value.get_ref(), file.allow_insecure_endpoints).map_err(
+                    |why| {
+                        invalid(format!(
+                            "line {}: endpoints.{key} = {:?}: {why}",
+                            at(value.span()),
+                            value.get_ref()
+                        ))
+                    },
+                )?;
+                parsed_overrides.push((key, url));
+            }
+        }
+
+        let mut projects = Vec::new();
+        let mut seen_ids = std::collections::HashSet::new();
+        for (index, p) in file.projects.iter().enumerate() {
+            let id = p.id.get_ref().trim();
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(format!(
+                    "line {}: project.id {:?} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)",
+                    at(p.id.span()),
+                    p.id.get_ref()
+                )));
+            }
+            if !seen_ids.insert(id.to_owned()) {
+                return Err(invalid(format!(
+                    "line {}: project {id} is listed twice",
+                    at(p.id.span())
+                )));
+            }
+            let region = p.region.get_ref().trim();
+            if region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(invalid(format!(
+                    "line {}: project.region {:?} is not a region name such as \"cn-north-4\"",
+                    at(p.region.span()),
+                    p.region.get_ref()
+                )));
+            }
+            let mut endpoints = Endpoints::public(region)
+                .map_err(|why| invalid(format!("line {}: {why}", at(p.region.span()))))?;
+            for (key, url) in &parsed_overrides {
+                match *key {
+                    "nosql" => endpoints.nosql = url.clone(),
+                    "dbss" => endpoints.dbss = url.clone(),
+                    "image" => endpoints.image = url.clone(),
+                    _ => endpoints.iam = url.clone(),
+                }
+            }
+            let nosql = match &p.nosql {
+                None => None,
+                Some(n) => Some(NosqlSettings {
+                    since: match &n.since {
+                        None => None,
+                        Some(s) => Some(parse_date_or_datetime(s.get_ref()).map_err(|why| {
+                            invalid(format!(
+                                "line {}: project.nosql.since = {:?}: {why}",
+                                at(s.span()),
+                                s.get_ref()
+                            ))
+                        })?),
+                    },
+                }),
+            };
+            let dbss = p.dbss.as_ref().map(|d| DbssSettings {
+                resource_ids: dedup(&d.resource_ids),
+                discover: d.discover,
+            });
+            let image = p.image.as_ref().map(|i| ImageSettings {
+                job_ids: dedup(&i.job_ids),
+                discover: i.discover,
+            });
+            if nosql.is_none() && dbss.is_none() && image.is_none() {
+                return Err(invalid(format!(
+                    "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
+                    at(p.id.span()),
+                    index + 1
+                )));
+            }
+            projects.push(ProjectSettings {
+                id: id.to_owned(),
+                region: region.to_owned(),
+                nosql,
+                dbss,
+                image,
+                endpoints,
+            });
+        }
+        Ok(Settings {
+            database: file.database.map(relative),
+            queries_dir: file.queries_dir.map(relative),
+            projects,
+        })
+    }
+}
+
+fn dedup(ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_owned());
+        }
+    }
+    out
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// An endpoint must be https, unless it is loopback (the simulator) or insecure
+/// endpoints are explicitly allowed: a typo must not send signed requests in clear text.
+pub fn parse_endpoint(value: &str, allow_insecure: bool) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if url.host_str().is_none() {
+        return Err("the URL has no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an endpoint takes no query or fragment".into());
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure || is_loopback(&url) => Ok(url),
+        "http" => Err(
+            "plain http to a non-loopback host would send signed requests in clear text; use https, or set allow_insecure_endpoints = true"
+                .into(),
+        ),
+        other => Err(format!("unsupported scheme `{other}` (use https)")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
+/// `Z` or an offset; none means UTC).
+pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
+    let v = value.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_default());
+    }
+    if let Some(t) = crate::normalize::parse_api_time(v) {
+        return Ok(t);
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err("expected a date like 2024-01-31 or a date-time like 2024-01-31T08:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        Settings::parse(text, Path::new("/etc/jobtrail/jobtrail.toml")).map_err(|e| e.to_string())
+    }
+
+    const FULL: &str = r#"
+database = "data/jobtrail.db"
+
+[[project]]
+id = "0549b4a43100d4f32f51c01c2fe4acdb"
+region = "cn-north-4"
+
+[project.nosql]
+since = "2024-01-01"
+
+[project.dbss]
+resource_ids = ["2c154fdd-0d43-47b7-9cf1-5236bf6a2ca7"]
+discover = true
+
+[project.image]
+job_ids = ["702364883651395584"]
+"#;
+
+    #[test]
+    fn full_example_resolves_with_public_endpoints() {
+        let s = parse(FULL).expect("valid");
+        assert_eq!(
+            s.database,
+            Some(PathBuf::from("/etc/jobtrail/data/jobtrail.db"))
+        );
+        let p = &s.projects[0];
+        assert_eq!(
+            p.endpoints.nosql.as_str(),
+            "https://gaussdb-nosql.cn-north-4.myhuaweicloud.com/"
+        );
+        assert_eq!(
+            p.endpoints.image.as_str(),
+            "https://appstream.cn-north-4.myhuaweicloud.com/"
+        );
+        assert_eq!(
+            p.endpoints.dbss.as_str(),
+            "https://dbss.cn-north-4.myhuaweicloud.com/"
+        );
+        assert_eq!(
+            p.nosql
+                .as_ref()
+                .and_then(|n| n.since)
+                .map(crate::normalize::format_utc)
+                .as_deref(),
+            Some("2024-01-01T00:00:00.000Z")
+        );
+        assert!(
+            p.dbss
+                .as_ref()
+                .is_some_and(|d| d.discover && d.resource_ids.len() == 1)
+        );
+        assert!(p.has(Source::Image));
+    }
+
+    #[test]
+    fn regions_with_other_host_names() {
+        let eu = Endpoints::public("eu-west-101").expect("eu");
+        assert_eq!(
+            eu.nosql.as_str(),
+            "https://gaussdb-nosql.eu-west-101.myhuaweicloud.eu/"
+        );
+        let ap = Endpoints::public("ap-southeast-1").expect("ap");
+        assert_eq!(
+            ap.image.as_str(),
+            "https://workspace.ap-southeast-1.myhuaweicloud.com/"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = FULL.replace("discover = true", "discover = true\nresource_idz = []");
+        let err = parse(&text).expect_err("unknown key");
+        assert!(err.contains("resource_idz"), "{err}");
+        assert!(err.contains("line 14"), "{err}");
+        assert!(err.contains("/etc/jobtrail/jobtrail.toml"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_values_are_named() {
+        let err = parse("[[project]]\nid = \"abc\"\n[project.nosql]\n").expect_err("no region");
+        assert!(err.contains("region"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let err = parse(&FULL.replace("2024-01-01", "last tuesday")).expect_err("bad date");
+        assert!(
+            err.contains("line 9") && err.contains("project.nosql.since"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{FULL}\n[endpoints]\nnosql = \"http://example.com\"\n"
+        ))
+        .expect_err("insecure");
+        assert!(
+            err.contains("endpoints.nosql") && err.contains("https"),
+            "{err}"
+        );
+        let err = parse("[[project]]\nid = \"a b\"\nregion = \"cn-north-4\"\n[project.nosql]\n")
+            .expect_err("id");
+        assert!(
+            err.contains("line 2") && err.contains("project.id"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_and_insecure_needs_opt_in() {
+        let text = format!("{FULL}\n[endpoints]\nnosql = \"http://127.0.0.1:8080\"\n");
+        let s = parse(&text).expect("loopback ok");
+        assert_eq!(
+            s.projects[0].endpoints.nosql.as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        let text = format!(
+            "allow_insecure_endpoints = true\n{FULL}\n[endpoints]\ndbss = \"http://10.0.0.5\"\n"
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn a_project_needs_a_source() {
+        let err =
+            parse("[[project]]\nid = \"abc\"\nregion = \"cn-north-4\"\n").expect_err("no source");
+        assert!(err.contains("no source table"), "{err}");
+    }
+
+    #[test]
+    fn dates_and_datetimes() {
+        let t = |s| parse_date_or_datetime(s).map(crate::normalize::format_utc);
+        assert_eq!(t("2024-02-29").as_deref(), Ok("2024-02-29T00:00:00.000Z"));
+        assert_eq!(
+            t("2024-02-29T08:30").as_deref(),
+            Ok("2024-02-29T08:30:00.000Z")
+        );
+        assert_eq!(
+            t("2024-02-29T08:30:00+0800").as_deref(),
+            Ok("2024-02-29T00:30:00.000Z")
+        );
+        assert!(t("2024-02-30").is_err());
+    }
+}

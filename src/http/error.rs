@@ -1,0 +1,332 @@
+//! API errors, classified once: each names the source, project and request path,
+//! and carries the cloud's error code when it sent one. Never a credential.
+
+use std::fmt;
+
+use reqwest::header::HeaderMap;
+use reqwest::{StatusCode, Url};
+
+use crate::model::Source;
+
+/// Where a call went: shown in every error about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSite {
+    pub source: Source,
+    pub project_id: String,
+    /// Path and query as sent (no secrets travel in URLs).
+    pub path: String,
+    /// Scheme, host and port, to say which endpoint did not answer.
+    pub endpoint: String,
+}
+
+impl CallSite {
+    pub fn new(source: Source, project_id: &str, url: &Url) -> CallSite {
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        CallSite {
+            source,
+            project_id: project_id.to_owned(),
+            path,
+            endpoint: url.origin().ascii_serialization(),
+        }
+    }
+}
+
+impl fmt::Display for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (project {}): GET {}{}",
+            self.source, self.project_id, self.endpoint, self.path
+        )
+    }
+}
+
+/// The cloud's error code and message, parsed the way the SDK does: top-level
+/// `error_code`/`error_msg`, then `errorCode`/`errorMsg`, then `code`/`message`,
+/// then the same inside nested objects (DBSS's legacy `{"error":{…}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn parse(body: &[u8]) -> ErrorBody {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| find_error(&v, 0))
+            .unwrap_or_default()
+    }
+}
+
+fn find_error(value: &serde_json::Value, depth: usize) -> Option<ErrorBody> {
+    let object = value.as_object()?;
+    let text = |key: &str| {
+        object.get(key).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    for (code_key, msg_key) in [
+        ("error_code", "error_msg"),
+        ("errorCode", "errorMsg"),
+        ("code", "message"),
+    ] {
+        if let (Some(code), message) = (text(code_key), text(msg_key)) {
+            return Some(ErrorBody {
+                code: Some(code),
+                message,
+            });
+        }
+    }
+    if depth < 3 {
+        for nested in object.values() {
+            if let Some(found) = find_error(nested, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// Why a call failed, after whatever retries were allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401/403: never retried (more than five bad signatures in a row lock the key pair).
+    #[error(
+        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions (jobtrail does not retry this: repeated bad signatures lock the key pair for five minutes)"
+    )]
+    Auth {
+        site: CallSite,
+        status: u16,
+        code: CodeText,
+        message: MessageText,
+        credential: String,
+    },
+    /// Any other non-success answer, after retries where they apply.
+    #[error("{site}: HTTP {status}{code}{message}{attempts}")]
+    Status {
+        site: CallSite,
+        status: u16,
+        code: CodeText,
+        message: MessageText,
+        attempts: AttemptsText,
+    },
+    /// No usable answer at all (refused, reset, timed out, DNS).
+    #[error(
+        "{site}: {detail} (gave up after {attempts} attempt(s)); is the endpoint right and reachable?"
+    )]
+    Transport {
+        site: CallSite,
+        detail: String,
+        attempts: usize,
+    },
+    /// A 2xx whose body is not what the API documents, after retries.
+    #[error("{site}: malformed response: {detail}")]
+    Malformed { site: CallSite, detail: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// `, code APIGW.0301` or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CodeText(pub Option<String>);
+impl fmt::Display for CodeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(code) => write!(f, ", error code {code}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `: message` or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct MessageText(pub Option<String>);
+impl fmt::Display for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(m) if !m.is_empty() => write!(f, ": {}", truncate(m, 300)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// ` (after N attempts)` when retries happened.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptsText(pub usize);
+impl fmt::Display for AttemptsText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > 1 {
+            write!(f, " (after {} attempts)", self.0)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+impl ApiError {
+    pub(super) fn from_status(
+        site: &CallSite,
+        status: StatusCode,
+        body: &[u8],
+        _headers: &HeaderMap,
+        credential: &str,
+    ) -> ApiError {
+        let parsed = ErrorBody::parse(body);
+        let message = parsed.message.or_else(|| {
+            // A proxy's HTML page or plain text: show a little of it, not the whole page.
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            (!text.is_empty() && !text.starts_with('{')).then(|| {
+                if text.starts_with('<') {
+                    "the answer was an HTML page, not the API's JSON (a proxy or gateway in the way?)".to_owned()
+                } else {
+                    truncate(text, 200)
+                }
+            })
+        });
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return ApiError::Auth {
+                site: site.clone(),
+                status: status.as_u16(),
+                code: CodeText(parsed.code),
+                message: MessageText(message),
+                credential: credential.to_owned(),
+            };
+        }
+        ApiError::Status {
+            site: site.clone(),
+            status: status.as_u16(),
+            code: CodeText(parsed.code),
+            message: MessageText(message),
+            attempts: AttemptsText(1),
+        }
+    }
+
+    pub(super) fn with_attempts(self, n: usize) -> ApiError {
+        match self {
+            ApiError::Status {
+                site,
+                status,
+                code,
+                message,
+                ..
+            } => ApiError::Status {
+                site,
+                status,
+                code,
+                message,
+                attempts: AttemptsText(n),
+            },
+            ApiError::Transport { site, detail, .. } => ApiError::Transport {
+                site,
+                detail,
+                attempts: n,
+            },
+            other => other,
+        }
+    }
+
+    /// 401/403: the whole sync stops, since every other call would fail the same way.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ApiError::Auth { .. })
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ApiError::Auth { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            ApiError::Auth { code, .. } | ApiError::Status { code, .. } => code.0.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The gateway's "this API does not exist" (APIGW.0101 / APIG.0101): the
+    /// signal that a deprecated path has been taken offline.
+    pub fn is_api_not_found(&self) -> bool {
+        self.http_status() == Some(404)
+            && self.error_code().is_some_and(|c| {
+                c.eq_ignore_ascii_case("APIGW.0101") || c.eq_ignore_ascii_case("APIG.0101")
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_in_every_documented_shape() {
+        let flat =
+            ErrorBody::parse(br#"{"error_code":"WKS.00129901","error_msg":"job not found"}"#);
+        assert_eq!(flat.code.as_deref(), Some("WKS.00129901"));
+        assert_eq!(flat.message.as_deref(), Some("job not found"));
+        let nested = ErrorBody::parse(
+            br#"{"error":{"error_code":"DBSS.10001","error_msg":"no such resource"}}"#,
+        );
+        assert_eq!(nested.code.as_deref(), Some("DBSS.10001"));
+        let camel = ErrorBody::parse(br#"{"errorCode":"X.1","errorMsg":"m"}"#);
+        assert_eq!(camel.code.as_deref(), Some("X.1"));
+        let iam = ErrorBody::parse(
+            br#"{"error":{"code":401,"message":"bad password","title":"Unauthorized"}}"#,
+        );
+        assert_eq!(iam.code.as_deref(), Some("401"));
+        assert_eq!(
+            ErrorBody::parse(b"<html>bad gateway</html>"),
+            ErrorBody::default()
+        );
+    }
+
+    #[test]
+    fn retired_api_is_recognised() {
+        let site = CallSite::new(
+            Source::Dbss,
+            "p",
+            &Url::parse("http://127.0.0.1:1/v1/p/dbss/audit/jobs/r").expect("url"),
+        );
+        let e = ApiError::from_status(
+            &site,
+            StatusCode::NOT_FOUND,
+            br#"{"error_code":"APIGW.0101","error_msg":"The API does not exist or has not been published in the environment"}"#,
+            &HeaderMap::new(),
+            "x",
+        );
+        assert!(e.is_api_not_found());
+        let e = ApiError::from_status(
+            &site,
+            StatusCode::NOT_FOUND,
+            br#"{"error":{"error_code":"DBSS.10001","error_msg":"resource not found"}}"#,
+            &HeaderMap::new(),
+            "x",
+        );
+        assert!(!e.is_api_not_found());
+        let text = e.to_string();
+        assert!(
+            text.contains("dbss (project p): GET http://127.0.0.1:1/v1/p/dbss/audit/jobs/r"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HTTP 404, error code DBSS.10001: resource not found"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! The HTTP layer every source shares: one reqwest client, credentials applied
+//! to each attempt (a signature carries its time, so every retry is re-signed),
+//! retries with exponential backoff and jitter honouring `Retry-After`, a bound
+//! on requests in flight, a body size limit and a count of requests made.
+
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use tokio::sync::Semaphore;
+
+pub use error::{ApiError, CallSite, ErrorBody};
+
+use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
+use crate::model::Source;
+
+/// Tunables of the HTTP layer; the defaults suit the real cloud, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Whole-request timeout (connect, send, read the body).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Requests in flight at once, across every source and project.
+    pub max_in_flight: usize,
+    /// Attempts per call, the first included.
+    pub max_attempts: usize,
+    /// Total time one call may spend retrying before it gives up.
+    pub retry_budget: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A response body larger than this is refused, so a hostile or broken
+    /// endpoint cannot exhaust memory.
+    pub max_body_bytes: usize,
+    /// Retries of a 200 whose body does not parse (a truncated body can be a passing fault).
+    pub malformed_retries: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_in_flight: 16,
+            max_attempts: 6,
+            retry_budget: Duration::from_secs(60),
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_body_bytes: 32 * 1024 * 1024,
+            malformed_retries: 2,
+        }
+    }
+}
+
+/// One GET to make: where it goes and what it is for (for error messages).
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub source: Source,
+    pub project_id: &'a str,
+    pub base: &'a Url,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+}
+
+/// The shared client. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    limiter: Semaphore,
+    requests: AtomicU64,
+    settings: HttpSettings,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field(
+                "credentials",
+                &self.inner.credentials.as_ref().map(Credentials::describe),
+            )
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response as far as the retry loop needs it.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl ApiClient {
+    /// Builds the client. `credentials` is `None` only against the simulator in
+    /// its open mode.
+    pub fn new(
+        credentials: Option<Credentials>,
+        settings: HttpSettings,
+    ) -> Result<ApiClient, ApiError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("jobtrail/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ApiError::Setup(e.to_string()))?;
+        Ok(ApiClient {
+            inner: Arc::new(Inner {
+                http,
+                credentials,
+                limiter: Semaphore::new(settings.max_in_flight.max(1)),
+                requests: AtomicU64::new(0),
+                settings,
+            }),
+        })
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn requests_made(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// What kind of credential is in use, for messages (never its value).
+    pub fn credential_description(&self) -> String {
+        self.inner
+            .credentials
+            .as_ref()
+            .map_or_else(|| "no credentials".to_owned(), Credentials::describe)
+    }
+
+    /// GETs `call` and parses a 2xx body with `parse`, retrying what may pass
+    /// (429, 5xx, connection errors, timeouts, a body that does not parse) and
+    /// failing fast on what will not (401/403, 404 and other client errors).
+    #[tracing::instrument(skip_all, fields(source = %call.source, project = call.project_id, path = %call.path))]
+    pub async fn get<T>(
+        &self,
+        call: &Call<'_>,
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let settings = &self.inner.settings;
+        let url = build_url(call.base, &call.path, &call.query);
+        let site = CallSite::new(call.source, call.project_id, &url);
+        let started = Instant::now();
+        let mut delays = ExponentialBuilder::new()
+            .with_min_delay(settings.min_backoff)
+            .with_max_delay(settings.max_backoff)
+            .with_jitter()
+            .with_max_times(settings.max_attempts.saturating_sub(1))
+            .build();
+        let mut attempts = 0usize;
+        let mut malformed = 0usize;
+        loop {
+            attempts += 1;
+            let (failure, retry_after) = match self.attempt(&url, call.project_id).await {
+                Ok(answer) if answer.status.is_success() => match parse(&answer.body) {
+                    Ok(value) => return Ok(value),
+                    Err(detail) => {
+                        malformed += 1;
+                        let failure = ApiError::Malformed {
+                            site: site.clone(),
+                            detail,
+                        };
+                        if malformed > settings.malformed_retries {
+                            return Err(failure);
+                        }
+                        (failure, None)
+                    }
+                },
+                Ok(answer) => {
+                    let failure = ApiError::from_status(
+                        &site,
+                        answer.status,
+                        &answer.body,
+                        &answer.headers,
+                        &self.credential_description(),
+                    );
+                    if !is_retryable_status(answer.status) {
+                        return Err(failure);
+                    }
+                    (failure, retry_after(&answer.headers))
+                }
+                Err(AttemptError::TooLarge(limit)) => {
+                    return Err(ApiError::Malformed {
+                        site: site.clone(),
+                        detail: format!("response body larger than the {limit}-byte limit"),
+                    });
+                }
+                Err(AttemptError::Transport(e)) => (
+                    ApiError::Transport {
+                        site: site.clone(),
+                        detail: describe_transport_error(&e),
+                        attempts,
+                    },
+                    None,
+                ),
+            };
+            let Some(backoff) = delays.next() else {
+                return Err(failure.with_attempts(attempts));
+            };
+            let delay = retry_after.map_or(backoff, |ra| ra.max(backoff));
+            if started.elapsed() + delay > settings.retry_budget {
+                return Err(failure.with_attempts(attempts));
+            }
+            tracing::debug!(attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One signed request, holding an in-flight permit until the body is read.
+    async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
+        let inner = &self.inner;
+        let _permit = inner.limiter.acquire().await.map_err(|_| {
+            AttemptError::Transport(TransportError::Other(
+                "the request limiter was closed".into(),
+            ))
+        })?;
+        let mut headers: Vec<(String, String)> =
+            vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        if let Some(credentials) = &inner.credentials {
+            let added = credentials.authorize(&OutgoingRequest {
+                method: "GET",
+                url,
+                headers: &headers,
+                body: b"",
+                project_id: Some(project_id),
+                now: Utc::now(),
+            });
+            headers.extend(added);
+        }
+        let mut header_map = HeaderMap::new();
+        for (name, value) in &headers {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) else {
+                return Err(AttemptError::Transport(TransportError::Other(format!(
+                    "header {name} cannot be sent (invalid characters)"
+                ))));
+            };
+            header_map.insert(name, value);
+        }
+        inner.requests.fetch_add(1, Ordering::Relaxed);
+        let response = inner
+            .http
+            .get(url.clone())
+            .headers(header_map)
+            .send()
+            .await
+            .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?;
+        let status = response.status();
+        let response_headers = response.headers().clone();
+        let body = read_limited(response, inner.settings.max_body_bytes).await?;
+        tracing::trace!(status = status.as_u16(), bytes = body.len(), "response");
+        Ok(Answer {
+            status,
+            headers: response_headers,
+            body,
+        })
+    }
+}
+
+enum AttemptError {
+    Transport(TransportError),
+    TooLarge(usize),
+}
+
+enum TransportError {
+    Reqwest(reqwest::Error),
+    Other(String),
+}
+
+/// Reads the body chunk by chunk, refusing more than `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, AttemptError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(AttemptError::TooLarge(limit));
+    }
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(AttemptError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The URL exactly as the SDK sends it: base, path, and the canonical (sorted,
+/// percent-encoded) query string, so what is sent is what is signed. A raw `+`
+/// in a `+0800` offset therefore travels as `%2B`.
+pub fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    let q = canonical_query_string(query);
+    url.set_query((!q.is_empty()).then_some(q.as_str()));
+    url
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// `Retry-After` as seconds or an HTTP date; capped so a hostile value cannot stall a sync.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(30);
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let delay = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+        (at.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(CAP))
+}
+
+fn describe_transport_error(e: &TransportError) -> String {
+    match e {
+        TransportError::Other(text) => text.clone(),
+        TransportError::Reqwest(e) => {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else if e.is_body() || e.is_decode() {
+                "the connection broke while reading the response"
+            } else {
+                "request failed"
+            };
+            // The source chain says why (refused, reset, DNS…); URLs here carry no secrets.
+            let mut detail = kind.to_owned();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                detail.push_str(": ");
+                detail.push_str(&s.to_string());
+                source = s.source();
+            }
+            detail
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_carries_the_canonical_query_and_keeps_base_prefix() {
+        let base = Url::parse("http://127.0.0.1:8080/prefix/").expect("url");
+        let url = build_url(
+            &base,
+            "/v3/p/jobs",
+            &[
+                ("start_time".into(), "2024-01-01T00:00:00+0800".into()),
+                ("limit".into(), "50".into()),
+            ],
+        );
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/prefix/v3/p/jobs?limit=50&start_time=2024-01-01T00%3A00%3A00%2B0800"
+        );
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("99999"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("soon"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn only_throttling_and_server_errors_are_retried() {
+        assert!(is_retryable_status(StatusCode::TOO_MANY_REQUESTS));
+        assert!(is_retryable_status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(is_retryable_status(StatusCode::BAD_GATEWAY));
+        assert!(!is_retryable_status(StatusCode::UNAUTHORIZED));
+        assert!(!is_retryable_status(StatusCode::FORBIDDEN));
+        assert!(!is_retryable_status(StatusCode::NOT_FOUND));
+        assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
+    }
+}

@@ -1,0 +1,288 @@
+//! DBSS audit-instance jobs, by resource ID. The API page this project started
+//! from names `GET /v1/{project_id}/dbss/audit/jobs/{resource_id}`, which the
+//! cloud marks "to be taken offline"; once the gateway says it no longer exists
+//! (404 APIGW.0101) the successor `GET /v1/{project_id}/audit/{resource_id}/jobs`
+//! is used for the rest of the run. Resource IDs come from config and from the
+//! audit instance list `GET /v2/{project_id}/audit/instances`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{FetchError, parse_item, parse_json};
+use crate::http::{ApiClient, Call};
+use crate::model::{JobRow, Source};
+use crate::normalize::{JobKind, duration_ms, format_utc, from_epoch_ms, map_status, non_empty};
+
+/// Audit instances asked for per discovery page (the API allows up to 1000).
+const DISCOVERY_LIMIT: u64 = 100;
+
+#[derive(Deserialize)]
+struct JobsResponse<'a> {
+    #[serde(borrow)]
+    jobs: Vec<&'a RawValue>,
+}
+
+/// `JobBean`: `begin_time`/`end_time` are epoch milliseconds; `error_code` and
+/// `fail_reason` are null on success; `ha_*` are discarded fields kept only in raw_json.
+#[derive(Deserialize)]
+struct JobBean {
+    #[serde(deserialize_with = "super::lenient_string::option", default)]
+    job_id: Option<String>,
+    status: Option<String>,
+    job_type: Option<String>,
+    #[serde(deserialize_with = "super::lenient_string::option", default)]
+    resource_id: Option<String>,
+    server_name: Option<String>,
+    #[serde(deserialize_with = "epoch_ms", default)]
+    begin_time: Option<i64>,
+    #[serde(deserialize_with = "epoch_ms", default)]
+    end_time: Option<i64>,
+    #[serde(deserialize_with = "super::lenient_string::option", default)]
+    error_code: Option<String>,
+    fail_reason: Option<String>,
+}
+
+/// Epoch milliseconds as a number, or as a string of digits (documented `Long`).
+fn epoch_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ms {
+        N(i64),
+        F(f64),
+        S(String),
+    }
+    match Option::<Ms>::deserialize(d)? {
+        None => Ok(None),
+        Some(Ms::N(n)) => Ok(Some(n)),
+        Some(Ms::F(f)) if f.is_finite() => Ok(Some(f as i64)),
+        Some(Ms::S(s)) if s.trim().is_empty() => Ok(None),
+        Some(Ms::S(s)) => s.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("expected epoch milliseconds, got {s:?}"))
+        }),
+        Some(Ms::F(_)) => Err(serde::de::Error::custom("expected epoch milliseconds")),
+    }
+}
+
+/// Parses a jobs response for `resource_id` into rows.
+pub fn parse_jobs(body: &[u8], project_id: &str, resource_id: &str) -> Result<Vec<JobRow>, String> {
+    let response: JobsResponse = parse_json(body)?;
+    response
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let bean: JobBean = parse_item(raw, "jobs", index)?;
+            to_row(bean, raw, project_id, resource_id)
+                .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))
+        })
+        .collect()
+}
+
+fn to_row(
+    bean: JobBean,
+    raw: &RawValue,
+    project_id: &str,
+    asked_for: &str,
+) -> Result<JobRow, &'static str> {
+    let job_id = bean.job_id.filter(|s| !s.is_empty()).ok_or("job_id")?;
+    let raw_status = bean.status.ok_or("status")?;
+    let started = bean.begin_time.and_then(from_epoch_ms);
+    let ended = bean.end_time.and_then(from_epoch_ms);
+    Ok(JobRow {
+        source: Source::Dbss,
+        project_id: project_id.to_owned(),
+        job_id,
+        parent_job_id: None,
+        job_type: non_empty(bean.job_type),
+        status: map_status(JobKind::Dbss, Some(&raw_status)),
+        raw_status: Some(raw_status),
+        progress: None,
+        started_at: started.map(format_utc),
+        ended_at: ended.map(format_utc),
+        duration_ms: duration_ms(started, ended),
+        // The bean's own resource_id can be null: it is the one we asked for.
+        resource_id: non_empty(bean.resource_id).or_else(|| Some(asked_for.to_owned())),
+        resource_name: non_empty(bean.server_name),
+        error_code: non_empty(bean.error_code),
+        fail_reason: non_empty(bean.fail_reason),
+        raw_json: raw.get().to_owned(),
+    })
+}
+
+/// The DBSS API of one project, remembering for the rest of the run whether the
+/// legacy jobs path has been retired.
+#[derive(Debug)]
+pub struct DbssApi<'a> {
+    pub client: &'a ApiClient,
+    pub project_id: &'a str,
+    pub base: &'a Url,
+    legacy_retired: AtomicBool,
+}
+
+impl<'a> DbssApi<'a> {
+    pub fn new(client: &'a ApiClient, project_id: &'a str, base: &'a Url) -> DbssApi<'a> {
+        DbssApi {
+            client,
+            project_id,
+            base,
+            legacy_retired: AtomicBool::new(false),
+        }
+    }
+
+    fn call(&self, path: String, query: Vec<(String, String)>) -> Call<'_> {
+        Call {
+            source: Source::Dbss,
+            project_id: self.project_id,
+            base: self.base,
+            path,
+            query,
+        }
+    }
+
+    /// Every job of one audit instance.
+    pub async fn jobs(&self, resource_id: &str) -> Result<Vec<JobRow>, FetchError> {
+        let segment = utf8_percent_encode(resource_id, NON_ALPHANUMERIC).to_string();
+        let parse = |body: &[u8]| parse_jobs(body, self.project_id, resource_id);
+        if !self.legacy_retired.load(Ordering::Relaxed) {
+            let legacy = self.call(
+                format!("/v1/{}/dbss/audit/jobs/{segment}", self.project_id),
+                Vec::new(),
+            );
+            match self.client.get(&legacy, parse).await {
+                Err(e) if e.is_api_not_found() => {
+                    if !self.legacy_retired.swap(true, Ordering::Relaxed) {
+                        tracing::info!(
+                            project = self.project_id,
+                            "the legacy DBSS jobs API is retired; using /v1/{{project_id}}/audit/{{resource_id}}/jobs"
+                        );
+                    }
+                }
+                other => return Ok(other?),
+            }
+        }
+        let successor = self.call(
+            format!("/v1/{}/audit/{segment}/jobs", self.project_id),
+            Vec::new(),
+        );
+        Ok(self.client.get(&successor, parse).await?)
+    }
+
+    /// Resource IDs of every audit instance in the project, paged to `total`.
+    pub async fn discover(&self) -> Result<Vec<String>, FetchError> {
+        let mut ids = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let call = self.call(
+                format!("/v2/{}/audit/instances", self.project_id),
+                vec![
+                    ("offset".into(), offset.to_string()),
+                    ("limit".into(), DISCOVERY_LIMIT.to_string()),
+                ],
+            );
+            let page = self.client.get(&call, parse_instances).await?;
+            let count = page.resource_ids.len() as u64;
+            ids.extend(page.resource_ids);
+            offset += DISCOVERY_LIMIT;
+            // An empty page ends paging even if `total` claims more (no endless loop).
+            if offset >= page.total || count == 0 {
+                break;
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+struct InstancePage {
+    resource_ids: Vec<String>,
+    total: u64,
+}
+
+fn parse_instances(body: &[u8]) -> Result<InstancePage, String> {
+    #[derive(Deserialize)]
+    struct Page {
+        instances: Vec<Instance>,
+        total: u64,
+    }
+    #[derive(Deserialize)]
+    struct Instance {
+        // The jobs API wants `resource_id`, not the instance `id`.
+        #[serde(deserialize_with = "super::lenient_string::option", default)]
+        resource_id: Option<String>,
+    }
+    let page: Page = parse_json(body)?;
+    Ok(InstancePage {
+        resource_ids: page
+            .instances
+            .into_iter()
+            .filter_map(|i| non_empty(i.resource_id))
+            .collect(),
+        total: page.total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn beans_become_rows_with_utc_times_and_nulls() {
+        let body = br#"{"jobs":[
+          {"job_id":"j1","status":"SUCCESS","job_type":null,"server_id":"vm1","server_name":"audit-1",
+           "resource_id":null,"begin_time":1694501041123,"end_time":1694501101123,"charge_mode":"Period",
+           "error_code":null,"fail_reason":null,"ha_id":"r1","ha_name":null},
+          {"job_id":"j2","status":"FAIL","job_type":"create","server_name":"audit-1","resource_id":"r1",
+           "begin_time":1694501041123,"end_time":null,"error_code":"DBSS.0001","fail_reason":"quota"}]}"#;
+        let rows = parse_jobs(body, "p", "r1").expect("parses");
+        assert_eq!(rows[0].status, Status::Succeeded);
+        assert_eq!(
+            rows[0].started_at.as_deref(),
+            Some("2023-09-12T06:44:01.123Z")
+        );
+        assert_eq!(rows[0].duration_ms, Some(60_000));
+        assert_eq!(
+            rows[0].resource_id.as_deref(),
+            Some("r1"),
+            "falls back to the ID asked for"
+        );
+        assert_eq!(
+            (
+                rows[0].error_code.as_deref(),
+                rows[0].fail_reason.as_deref()
+            ),
+            (None, None)
+        );
+        assert!(rows[0].raw_json.contains("\"charge_mode\":\"Period\""));
+        assert_eq!(rows[1].status, Status::Failed);
+        assert_eq!(rows[1].ended_at, None);
+        assert_eq!(rows[1].error_code.as_deref(), Some("DBSS.0001"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse_jobs(
+            br#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":"soon"}]}"#,
+            "p",
+            "r",
+        )
+        .expect_err("bad time");
+        assert!(err.contains("jobs[0].begin_time"), "{err}");
+        let err = parse_jobs(br#"{"jobs":[{"status":"SUCCESS"}]}"#, "p", "r").expect_err("no id");
+        assert!(err.contains("jobs[0].job_id"), "{err}");
+    }
+
+    #[test]
+    fn discovery_uses_resource_id_not_id() {
+        let page = parse_instances(
+            br#"{"instances":[{"id":"inst-1","resource_id":"res-1"},{"id":"inst-2"}],"total":2}"#,
+        )
+        .expect("parses");
+        assert_eq!(page.resource_ids, vec!["res-1".to_owned()]);
+    }
+}

@@ -1,0 +1,157 @@
+//! One module per cloud API: its wire DTOs (serde), how jobs are found (paging,
+//! windows, IDs), and the mapping of each job to a [`JobRow`].
+
+pub mod dbss;
+pub mod image;
+pub mod nosql;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::model::JobRow;
+use crate::store::StateUpdate;
+
+/// What fetchers hand to the single writer, in order: rows, and the
+/// bookkeeping those rows justify (which therefore never lands before them).
+#[derive(Debug)]
+pub enum Found {
+    Rows(Vec<JobRow>),
+    State(StateUpdate),
+}
+
+/// The fetchers' end of the writer's channel.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Found>,
+}
+
+impl Sink {
+    pub fn new(tx: mpsc::Sender<Found>) -> Sink {
+        Sink { tx }
+    }
+
+    /// Hands rows to the writer; waits when the writer is behind (back-pressure
+    /// keeps memory flat). Fails only if the writer has stopped.
+    pub async fn rows(&self, rows: Vec<JobRow>) -> Result<(), WriterGone> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Found::Rows(rows))
+            .await
+            .map_err(|_| WriterGone)
+    }
+
+    pub async fn state(&self, update: StateUpdate) -> Result<(), WriterGone> {
+        self.tx
+            .send(Found::State(update))
+            .await
+            .map_err(|_| WriterGone)
+    }
+}
+
+/// The writer task ended (a database error); fetching further is pointless.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the database writer stopped")]
+pub struct WriterGone;
+
+/// Parses a JSON document, naming the field path of the first problem
+/// (`jobs[3].start_time: invalid type…`).
+pub(crate) fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| describe_json_error(&e.path().to_string(), e.inner()))
+}
+
+/// Parses one element of a list kept as raw JSON, naming `list[index].field`.
+pub(crate) fn parse_item<T: DeserializeOwned>(
+    raw: &RawValue,
+    list: &str,
+    index: usize,
+) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() {
+            format!("{list}[{index}]")
+        } else {
+            format!("{list}[{index}].{inner}")
+        };
+        describe_json_error(&path, e.inner())
+    })
+}
+
+fn describe_json_error(path: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => format!(
+            "the body ends early (truncated JSON at line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+        Category::Syntax => format!("the body is not valid JSON ({e})"),
+        Category::Data if path == "." || path.is_empty() => format!("unexpected JSON shape: {e}"),
+        Category::Data => format!("field `{path}`: {e}"),
+        Category::Io => format!("cannot read the body: {e}"),
+    }
+}
+
+/// A string field that may also arrive as a number (IDs do, in some APIs).
+pub(crate) mod lenient_string {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            S(String),
+            N(serde_json::Number),
+        }
+        Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+            Text::S(s) => s,
+            Text::N(n) => n.to_string(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        jobs: Vec<&'a RawValue>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Job {
+        id: String,
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let body = br#"{"jobs":[{"id":"a"},{"id":5}]}"#;
+        let page: Page = parse_json(body).expect("page parses");
+        let err = parse_item::<Job>(page.jobs[1], "jobs", 1).expect_err("number id");
+        assert!(err.contains("field `jobs[1].id`"), "{err}");
+        let err = parse_json::<Page>(br#"{"jobs":"oops"}"#).expect_err("wrong shape");
+        assert!(err.contains("jobs"), "{err}");
+        let err = parse_json::<Page>(br#"{"jobs":[{"id":"#).expect_err("truncated");
+        assert!(err.contains("truncated"), "{err}");
+        let err = parse_json::<Page>(b"<html>").expect_err("html");
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+}
+
+/// Why fetching one unit (a window, a resource, a job) stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Api(#[from] crate::http::ApiError),
+    #[error(transparent)]
+    Writer(#[from] WriterGone),
+}

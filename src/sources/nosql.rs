@@ -1,0 +1,334 @@
+//! GaussDB(for NoSQL) task list, `GET /v3/{project_id}/jobs`: paged with
+//! `offset`/`limit` inside windows of at most 30 days.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{FetchError, Sink, parse_item, parse_json};
+use crate::http::{ApiClient, Call};
+use crate::model::{JobRow, Source};
+use crate::normalize::{
+    JobKind, duration_ms, format_utc, map_status, non_empty, parse_api_time, parse_progress,
+};
+
+/// The API refuses a `start_time`–`end_time` span longer than this.
+pub const MAX_WINDOW: Duration = Duration::days(30);
+
+/// Page size: the largest the API allows (10, 20 or 50).
+pub const PAGE_LIMIT: u64 = 50;
+
+/// Pages of one window requested at once, after the first page told the total.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// A closed time range `[start, end]`, whole seconds, at most [`MAX_WINDOW`] long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// Splits `[since, until]` into consecutive windows of at most 30 days, oldest
+/// first. Both ends are truncated to whole seconds (the API's resolution), so
+/// the last window never ends after `until`. Empty when `since >= until`.
+pub fn plan_windows(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Window> {
+    let second = Duration::seconds(1);
+    let (Ok(start), Ok(end)) = (since.duration_trunc(second), until.duration_trunc(second)) else {
+        return Vec::new();
+    };
+    let mut windows = Vec::new();
+    let mut cursor = start;
+    while cursor < end {
+        let window_end = (cursor + MAX_WINDOW).min(end);
+        windows.push(Window {
+            start: cursor,
+            end: window_end,
+        });
+        cursor = window_end;
+    }
+    windows
+}
+
+/// The query-string form of a time: `2024-05-20T10:39:49+0000`, the documented
+/// `yyyy-mm-ddThh:mm:ssZ` with `Z` as a numeric offset. Its `:` and `+` are
+/// percent-encoded on the wire.
+pub fn time_param(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S+0000").to_string()
+}
+
+#[derive(Deserialize)]
+struct ListJobsPage<'a> {
+    #[serde(borrow)]
+    jobs: Vec<&'a RawValue>,
+    total_count: u64,
+}
+
+/// `JobDetail`. Only `id` and `status` are required: the SDK marks nothing
+/// required, and a job without them cannot be stored or judged.
+#[derive(Deserialize)]
+struct JobDetail {
+    #[serde(deserialize_with = "super::lenient_string::option", default)]
+    id: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    progress: Option<String>,
+    instance: Option<JobInstance>,
+    fail_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobInstance {
+    #[serde(deserialize_with = "super::lenient_string::option", default)]
+    id: Option<String>,
+    name: Option<String>,
+}
+
+/// One parsed page.
+#[derive(Debug)]
+pub struct Page {
+    pub rows: Vec<JobRow>,
+    pub total_count: u64,
+}
+
+/// Parses a list page into rows; the error names the field at fault.
+pub fn parse_page(body: &[u8], project_id: &str) -> Result<Page, String> {
+    let page: ListJobsPage = parse_json(body)?;
+    let mut rows = Vec::with_capacity(page.jobs.len());
+    for (index, raw) in page.jobs.iter().enumerate() {
+        let job: JobDetail = parse_item(raw, "jobs", index)?;
+        rows.push(
+            to_row(job, raw, project_id)
+                .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))?,
+        );
+    }
+    Ok(Page {
+        rows,
+        total_count: page.total_count,
+    })
+}
+
+fn to_row(job: JobDetail, raw: &RawValue, project_id: &str) -> Result<JobRow, &'static str> {
+    let id = job.id.filter(|s| !s.is_empty()).ok_or("id")?;
+    let raw_status = job.status.ok_or("status")?;
+    let started = job.start_time.as_deref().and_then(parse_api_time);
+    let ended = job.end_time.as_deref().and_then(parse_api_time);
+    let (resource_id, resource_name) = job
+        .instance
+        .map(|i| (non_empty(i.id), non_empty(i.name)))
+        .unwrap_or_default();
+    Ok(JobRow {
+        source: Source::Nosql,
+        project_id: project_id.to_owned(),
+        job_id: id,
+        parent_job_id: None,
+        job_type: non_empty(job.name),
+        status: map_status(JobKind::Nosql, Some(&raw_status)),
+        raw_status: Some(raw_status),
+        progress: job.progress.as_deref().and_then(parse_progress),
+        started_at: started.map(format_utc),
+        ended_at: ended.map(format_utc),
+        duration_ms: duration_ms(started, ended),
+        resource_id,
+        resource_name,
+        error_code: None,
+        fail_reason: non_empty(job.fail_reason),
+        raw_json: raw.get().to_owned(),
+    })
+}
+
+/// What fetching a window did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WindowStats {
+    pub pages: u64,
+    pub jobs: u64,
+}
+
+/// Where to ask: the project and its NoSQL endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub client: &'a ApiClient,
+    pub project_id: &'a str,
+    pub base: &'a Url,
+}
+
+impl Target<'_> {
+    async fn page(&self, query: Vec<(String, String)>) -> Result<Page, FetchError> {
+        let call = Call {
+            source: Source::Nosql,
+            project_id: self.project_id,
+            base: self.base,
+            path: format!("/v3/{}/jobs", self.project_id),
+            query,
+        };
+        let project_id = self.project_id;
+        Ok(self
+            .client
+            .get(&call, |body| parse_page(body, project_id))
+            .await?)
+    }
+}
+
+fn window_query(window: Window, offset: u64) -> Vec<(String, String)> {
+    vec![
+        ("start_time".into(), time_param(window.start)),
+        ("end_time".into(), time_param(window.end)),
+        ("offset".into(), offset.to_string()),
+        ("limit".into(), PAGE_LIMIT.to_string()),
+    ]
+}
+
+/// Pages one window until `offset >= total_count`, handing each page's rows to
+/// the writer as it arrives. After the first page, the rest are fetched a few
+/// at a time; if a later page reports a larger total, paging goes on to it.
+pub async fn fetch_window(
+    target: Target<'_>,
+    window: Window,
+    sink: &Sink,
+) -> Result<WindowStats, FetchError> {
+    let first = target.page(window_query(window, 0)).await?;
+    let mut stats = WindowStats {
+        pages: 1,
+        jobs: first.rows.len() as u64,
+    };
+    let mut total = first.total_count;
+    sink.rows(first.rows).await?;
+    let mut next_offset = PAGE_LIMIT;
+    while next_offset < total {
+        let offsets: Vec<u64> = (next_offset..total).step_by(PAGE_LIMIT as usize).collect();
+        next_offset = offsets.last().map_or(total, |last| last + PAGE_LIMIT);
+        let mut pages = futures::stream::iter(offsets)
+            .map(|offset| target.page(window_query(window, offset)))
+            .buffer_unordered(PAGES_IN_FLIGHT);
+        while let Some(page) = pages.try_next().await? {
+            stats.pages += 1;
+            stats.jobs += page.rows.len() as u64;
+            total = total.max(page.total_count);
+            sink.rows(page.rows).await?;
+        }
+    }
+    Ok(stats)
+}
+
+/// Looks up jobs by ID. The list's default window (the last 30 days) applies
+/// even with `id`, so each lookup sends a small window around the job's known
+/// start time (clamped to `now`).
+pub async fn fetch_by_id(
+    target: Target<'_>,
+    job_id: &str,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobRow>, FetchError> {
+    let margin = Duration::hours(1);
+    let window = Window {
+        start: started_at - margin,
+        end: (started_at + margin).min(now),
+    };
+    let mut query = window_query(window, 0);
+    query.push(("id".into(), job_id.to_owned()));
+    Ok(target.page(query).await?.rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_api_time(s).expect(s)
+    }
+
+    #[test]
+    fn exactly_thirty_days_is_one_window() {
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:00Z"));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].end - w[0].start, MAX_WINDOW);
+    }
+
+    #[test]
+    fn one_second_over_makes_a_second_window() {
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:01Z"));
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].end, t("2024-01-31T00:00:00Z"));
+        assert_eq!(
+            w[1],
+            Window {
+                start: t("2024-01-31T00:00:00Z"),
+                end: t("2024-01-31T00:00:01Z")
+            }
+        );
+    }
+
+    #[test]
+    fn windows_cover_the_range_contiguously_and_never_pass_until() {
+        let since = t("2023-01-01T10:00:00.700Z");
+        let until = t("2024-02-15T08:30:59.999Z");
+        let w = plan_windows(since, until);
+        assert_eq!(w.first().map(|w| w.start), Some(t("2023-01-01T10:00:00Z")));
+        assert_eq!(w.last().map(|w| w.end), Some(t("2024-02-15T08:30:59Z")));
+        for pair in w.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        assert!(
+            w.iter()
+                .all(|w| w.end - w.start <= MAX_WINDOW && w.start < w.end)
+        );
+    }
+
+    #[test]
+    fn since_after_or_at_until_plans_nothing() {
+        assert!(plan_windows(t("2024-02-01T00:00:00Z"), t("2024-01-01T00:00:00Z")).is_empty());
+        assert!(plan_windows(t("2024-02-01T00:00:00Z"), t("2024-02-01T00:00:00.5Z")).is_empty());
+    }
+
+    #[test]
+    fn time_params_use_a_numeric_offset() {
+        assert_eq!(
+            time_param(t("2024-05-20T10:39:49.9Z")),
+            "2024-05-20T10:39:49+0000"
+        );
+    }
+
+    #[test]
+    fn parses_a_real_shaped_page() {
+        let body = br#"{"jobs":[
+            {"id":"a1","name":"CreateInstance","status":"Running","start_time":"2023-09-12T06:44:01+0800",
+             "end_time":"","progress":"60%","instance":{"id":"i1","name":"db-1"},"fail_reason":""},
+            {"id":"a2","name":"RestartInstance","status":"Failed","start_time":"2023-09-12T06:44:01+0000",
+             "end_time":"2023-09-12T06:45:31+0000","progress":"","instance":{"id":"i2","name":"db-2"},
+             "fail_reason":"Insufficient resources"}],"total_count":2}"#;
+        let page = parse_page(body, "p").expect("parses");
+        assert_eq!(page.total_count, 2);
+        let a = &page.rows[0];
+        assert_eq!(
+            (a.status, a.progress, a.fail_reason.as_deref()),
+            (Status::Running, Some(60), None)
+        );
+        assert_eq!(a.started_at.as_deref(), Some("2023-09-11T22:44:01.000Z"));
+        assert_eq!((a.ended_at.as_deref(), a.duration_ms), (None, None));
+        assert_eq!(a.resource_name.as_deref(), Some("db-1"));
+        assert!(a.raw_json.starts_with("{\"id\":\"a1\""));
+        let b = &page.rows[1];
+        assert_eq!((b.status, b.duration_ms), (Status::Failed, Some(90_000)));
+        assert_eq!(b.fail_reason.as_deref(), Some("Insufficient resources"));
+        assert_eq!(b.job_type.as_deref(), Some("RestartInstance"));
+    }
+
+    #[test]
+    fn malformed_pages_name_the_field() {
+        let err = parse_page(
+            br#"{"jobs":[{"id":"a","status":"Running"},{"status":"Running"}],"total_count":2}"#,
+            "p",
+        )
+        .expect_err("missing id");
+        assert!(err.contains("jobs[1].id"), "{err}");
+        let err = parse_page(br#"{"jobs":[{"id":"a","status":7}],"total_count":1}"#, "p")
+            .expect_err("type");
+        assert!(err.contains("jobs[0].status"), "{err}");
+        let err = parse_page(br#"{"jobs":[]}"#, "p").expect_err("no total");
+        assert!(err.contains("total_count"), "{err}");
+    }
+}
