@@ -10,3 +10,4 @@ pub mod model;
 pub mod normalize;
 pub mod sources;
 pub mod store;
+pub mod lock;

@@ -128,6 +128,9 @@ pub enum ApiError {
     /// A 2xx whose body is not what the API documents, after retries.
     #[error("{site}: malformed response: {detail}")]
     Malformed { site: CallSite, detail: String },
+    /// Not sent: an earlier request of this run was refused authentication.
+    #[error("{site}: not requested, because an earlier request was refused authentication")]
+    Skipped { site: CallSite },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }

@@ -78,6 +78,9 @@ struct Inner {
     credentials: Option<Credentials>,
     limiter: Semaphore,
     requests: AtomicU64,
+    /// Set by the first 401/403: every later call is refused without a request,
+    /// since repeated bad signatures lock the key pair for five minutes.
+    auth_refused: std::sync::atomic::AtomicBool,
     settings: HttpSettings,
 }
 
@@ -120,6 +123,7 @@ impl ApiClient {
                 credentials,
                 limiter: Semaphore::new(settings.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
+                auth_refused: std::sync::atomic::AtomicBool::new(false),
                 settings,
             }),
         })
@@ -160,6 +164,9 @@ impl ApiClient {
         let mut attempts = 0usize;
         let mut malformed = 0usize;
         loop {
+            if self.inner.auth_refused.load(Ordering::Relaxed) {
+                return Err(ApiError::Skipped { site });
+            }
             attempts += 1;
             let (failure, retry_after) = match self.attempt(&url, call.project_id).await {
                 Ok(answer) if answer.status.is_success() => match parse(&answer.body) {
@@ -184,6 +191,9 @@ impl ApiClient {
                         &answer.headers,
                         &self.credential_description(),
                     );
+                    if failure.is_auth() {
+                        self.inner.auth_refused.store(true, Ordering::Relaxed);
+                    }
                     if !is_retryable_status(answer.status) {
                         return Err(failure);
                     }

@@ -111,6 +111,48 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many jobs of a source and project started within `[from, to]`: the
+    /// cost estimate for re-reading that span page by page.
+    pub async fn count_started_between(
+        &self,
+        source: Source,
+        project_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE source = ? AND project_id = ? AND started_at BETWEEN ? AND ?",
+        )
+        .bind(source.as_str())
+        .bind(project_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// DBSS resources whose stored jobs are all final and were confirmed since
+    /// `fresh_since`: an incremental sync need not ask for them again yet.
+    pub async fn settled_dbss_resources(
+        &self,
+        project_id: &str,
+        fresh_since: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT resource_id FROM jobs
+             WHERE source = 'dbss' AND project_id = ? AND resource_id IS NOT NULL
+             GROUP BY resource_id
+             HAVING SUM(status NOT IN ('succeeded', 'failed')) = 0 AND MIN(last_seen_at) >= ?",
+        )
+        .bind(project_id)
+        .bind(fresh_since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+}
+
 /// A stored job that is not final yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfinishedJob {

@@ -1,0 +1,96 @@
+//! One sync at a time per database: an exclusive lock on `<db>.lock`, held for
+//! the whole sync. The kernel drops it when the process dies, so a lock left by
+//! a killed sync never blocks the next one.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Held while syncing; released on drop.
+#[derive(Debug)]
+pub struct SyncLock {
+    _file: File,
+    path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another sync is running on this database ({holder}); try again when it has finished")]
+    Busy { holder: String },
+    #[error("cannot open the lock file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl SyncLock {
+    /// Takes the lock, waiting up to `wait` for another sync to finish.
+    pub fn acquire(db_path: &Path, wait: Duration) -> Result<SyncLock, LockError> {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    return Err(LockError::Busy {
+                        holder: if holder.is_empty() {
+                            "holder unknown".to_owned()
+                        } else {
+                            holder.to_owned()
+                        },
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        // Say who holds it, for the message the next sync prints.
+        let holder = format!(
+            "pid {}, started {}",
+            std::process::id(),
+            crate::normalize::format_utc(chrono::Utc::now())
+        );
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(holder.as_bytes()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(SyncLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_the_first_ones_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("j.db");
+        let first = SyncLock::acquire(&db, Duration::ZERO).expect("first");
+        let err = SyncLock::acquire(&db, Duration::from_millis(200)).expect_err("busy");
+        let text = err.to_string();
+        assert!(text.contains("another sync is running"), "{text}");
+        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        drop(first);
+        SyncLock::acquire(&db, Duration::ZERO).expect("free again after drop");
+    }
+}
