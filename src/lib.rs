@@ -3,6 +3,8 @@
 //! Data flows one way: config → client (auth, retry, limits) → sources → normalize
 //! → store → query/report.
 
+pub mod auth;
 pub mod model;
 pub mod normalize;
+pub mod sim;
 pub mod store;
