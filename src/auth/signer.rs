@@ -190,7 +190,6 @@ pub fn sign(req: &Request<'_>, ak: &str, sk: &str, now: DateTime<Utc>) -> Signed
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    #[allow(clippy::expect_used)]
     let mut mac =
         Hmac::<Sha256>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
     mac.update(msg);
