@@ -6,8 +6,9 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod lock;
 pub mod model;
 pub mod normalize;
+pub mod sim;
 pub mod sources;
 pub mod store;
-pub mod lock;
