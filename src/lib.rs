@@ -12,3 +12,6 @@ pub mod normalize;
 pub mod sim;
 pub mod sources;
 pub mod store;
+
+#[cfg(test)]
+mod fuzz_tests;

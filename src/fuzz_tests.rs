@@ -1,0 +1,1 @@
+//! Property tests: no parser of API responses, configuration or credentials panics on any input.
