@@ -3,15 +3,19 @@
 //! Data flows one way: config → client (auth, retry, limits) → sources → normalize
 //! → store → query/report.
 
+pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lock;
 pub mod model;
 pub mod normalize;
+pub mod progress;
 pub mod sim;
 pub mod sources;
 pub mod store;
+pub mod sync;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -1,0 +1,293 @@
+//! The top level: turns parsed arguments into settings, runs the command, and
+//! says how it ended. `main.rs` only parses, sets up logging and maps [`Exit`].
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::auth::Credentials;
+use crate::cli::{Cli, Command, DemoArgs, GlobalArgs, SimulateArgs, SyncArgs};
+use crate::config::{DbssSettings, Endpoints, ImageSettings, NosqlSettings, ProjectSettings, Settings};
+use crate::http::{ApiClient, HttpSettings};
+use crate::lock::SyncLock;
+use crate::progress::Progress;
+use crate::store::{RunOutcome, Store};
+use crate::sync::{SyncOptions, SyncReport};
+
+/// `--version`: the crate version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("JOBTRAIL_GIT_COMMIT"), ")");
+
+/// How long a second sync waits for the first before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The process exit status (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Error = 1,
+    Usage = 2,
+    Partial = 3,
+}
+
+/// A usage mistake (exit 2) rather than a failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<Exit> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Sync(args) => sync(global, args).await,
+        Command::Demo(args) => demo(global, args).await,
+        Command::Simulate(args) => simulate(args).await,
+    }
+}
+
+/// Loads `--config`, or `./jobtrail.toml` when present, or nothing.
+fn load_settings(global: &GlobalArgs) -> Result<Settings> {
+    match &global.config {
+        Some(path) => Ok(Settings::load(path)?),
+        None => {
+            let default = Path::new("jobtrail.toml");
+            if default.exists() {
+                Ok(Settings::load(default)?)
+            } else {
+                Ok(Settings::default())
+            }
+        }
+    }
+}
+
+/// `--db` (or `JOBTRAIL_DB`) wins, then the config's `database`, then the default.
+fn database_path(global: &GlobalArgs, settings: &Settings, default: &str) -> PathBuf {
+    global
+        .db
+        .clone()
+        .or_else(|| settings.database.clone())
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn show_progress(global: &GlobalArgs) -> bool {
+    global.verbose == 0 && global.quiet == 0 && std::io::stderr().is_terminal()
+}
+
+async fn sync(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
+    let settings = load_settings(global)?;
+    if settings.projects.is_empty() {
+        return Err(UsageError(
+            "no project is configured: write a jobtrail.toml with a [[project]] (see the README), or pass --config PATH".into(),
+        )
+        .into());
+    }
+    let credentials = Credentials::from_environment()?;
+    tracing::info!(credentials = %credentials.describe(), "using credentials");
+    let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
+    let db = database_path(global, &settings, "jobtrail.db");
+    let options = SyncOptions {
+        sources: args.sources.clone(),
+        projects: args.projects.clone(),
+        since: args.since,
+        until: args.until,
+        full: args.full,
+    };
+    let report = locked_sync(&db, &settings, &client, &options, show_progress(global)).await?;
+    finish_sync(global, &report)
+}
+
+/// Takes the database's sync lock, opens it and runs one sync.
+pub async fn locked_sync(
+    db: &Path,
+    settings: &Settings,
+    client: &ApiClient,
+    options: &SyncOptions,
+    progress: bool,
+) -> Result<SyncReport> {
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create the folder {}", parent.display()))?;
+    }
+    let _lock = SyncLock::acquire(db, LOCK_WAIT)?;
+    let store = Store::open(db).await?;
+    let progress = Progress::new(progress);
+    let result = crate::sync::run(settings, &store, client, options, &progress).await;
+    progress.finish();
+    store.close().await;
+    result.map_err(|e| match e {
+        crate::sync::SyncError::Usage(text) => UsageError(text).into(),
+        other => anyhow::Error::from(other),
+    })
+}
+
+fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
+    for error in &report.errors {
+        tracing::warn!("{error}");
+    }
+    tracing::info!(
+        run = report.run_id,
+        outcome = report.outcome.as_str(),
+        seen = report.totals.seen,
+        new = report.totals.new,
+        changed = report.totals.changed,
+        requests = report.requests,
+        "sync finished"
+    );
+    if global.quiet == 0 {
+        // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
+        if global.verbose == 0 {
+            let mut err = std::io::stderr().lock();
+            for error in &report.errors {
+                let _ = writeln!(err, "warning: {error}");
+            }
+        }
+        println!("{}", report.summary());
+    }
+    Ok(match report.outcome {
+        RunOutcome::Succeeded => Exit::Ok,
+        RunOutcome::Partial => Exit::Partial,
+        RunOutcome::Failed => {
+            if let Some(first) = report.errors.first() {
+                bail!("sync #{} failed: {first}", report.run_id);
+            }
+            Exit::Error
+        }
+    })
+}
+
+/// Project settings that point every source of a simulated project at `base`.
+pub fn simulated_project(id: &str, base: &reqwest::Url, history_days: u32) -> ProjectSettings {
+    ProjectSettings {
+        id: id.to_owned(),
+        region: "cn-north-4".to_owned(),
+        nosql: Some(NosqlSettings {
+            since: Some(chrono::Utc::now() - chrono::Duration::days(i64::from(history_days) + 1)),
+        }),
+        dbss: Some(DbssSettings {
+            resource_ids: Vec::new(),
+            discover: true,
+        }),
+        image: Some(ImageSettings {
+            job_ids: Vec::new(),
+            discover: true,
+        }),
+        endpoints: Endpoints::all(base),
+    }
+}
+
+async fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
+    use crate::sim::{SimAuth, SimConfig, SimServer};
+    // The demo signs every request with a throwaway key pair and the simulator
+    // verifies each signature, exactly as the cloud would.
+    let ak = "DEMOACCESSKEY0000001".to_owned();
+    let sk = crate::auth::Secret::new(format!("demo-secret-{}", args.seed));
+    let mut config = SimConfig::demo();
+    config.seed = args.seed;
+    config.auth = SimAuth::AkSk {
+        ak: ak.clone(),
+        sk: sk.expose().to_owned(),
+        security_token: None,
+    };
+    let history_days = config.history_days;
+    let projects = config.projects.clone();
+    let server = SimServer::start(config).await.context("cannot start the simulated cloud")?;
+    let base = reqwest::Url::parse(&server.base_url())?;
+    let settings = Settings {
+        projects: projects.iter().map(|p| simulated_project(p, &base, history_days)).collect(),
+        ..Settings::default()
+    };
+    let credentials = Credentials::AkSk {
+        ak,
+        sk,
+        security_token: None,
+        origin: crate::auth::CredentialOrigin::Env("built-in demo key pair"),
+    };
+    let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
+    let db = global.db.clone().unwrap_or_else(|| PathBuf::from("jobtrail-demo.db"));
+    if global.quiet == 0 {
+        eprintln!("simulated cloud on {} ({} project(s)); syncing into {}", server.base_url(), projects.len(), db.display());
+    }
+    let report = locked_sync(&db, &settings, &client, &SyncOptions::default(), show_progress(global)).await?;
+    server.shutdown().await;
+    let exit = finish_sync(global, &report)?;
+    if global.quiet == 0 {
+        print_demo_report(&db).await?;
+    }
+    Ok(exit)
+}
+
+/// A few lines that show what landed, and how to ask more.
+async fn print_demo_report(db: &Path) -> Result<()> {
+    let store = Store::open_read_only(db).await?;
+    let counts: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT source, status, COUNT(*) FROM jobs GROUP BY 1, 2 ORDER BY 1, 2")
+            .fetch_all(store.pool())
+            .await?;
+    let reasons: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT source, reason, failures FROM failures_by_type_reason ORDER BY failures DESC LIMIT 5",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\njobs by source and status:")?;
+    for (source, status, n) in counts {
+        writeln!(out, "  {source:<6} {status:<10} {n:>6}")?;
+    }
+    writeln!(out, "\ntop failure reasons:")?;
+    for (source, reason, n) in reasons {
+        writeln!(out, "  {n:>4}  {source:<6} {reason}")?;
+    }
+    writeln!(out, "\nnext: sqlite3 {} 'select * from recent_failures limit 10'", db.display())?;
+    Ok(())
+}
+
+async fn simulate(args: &SimulateArgs) -> Result<Exit> {
+    use crate::sim::{SimAuth, SimConfig, SimServer};
+    if !args.listen.ip().is_loopback() {
+        return Err(UsageError(format!(
+            "--listen {}: the simulator only listens on loopback (127.0.0.1 or ::1)",
+            args.listen
+        ))
+        .into());
+    }
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(UsageError(format!("--fault-rate {} must be between 0 and 1", args.fault_rate)).into());
+    }
+    let mut config = SimConfig::demo();
+    config.seed = args.seed;
+    config.nosql_jobs = args.jobs;
+    config.history_days = args.days;
+    config.latency = Duration::from_millis(args.latency_ms);
+    config.rate_limit = args.rate_limit;
+    config.fault_rate = args.fault_rate;
+    config.legacy_dbss_retired = args.retire_legacy_dbss;
+    if args.require_auth {
+        config.auth = match Credentials::from_environment()? {
+            Credentials::AkSk { ak, sk, security_token, .. } => SimAuth::AkSk {
+                ak,
+                sk: sk.expose().to_owned(),
+                security_token: security_token.map(|t| t.expose().to_owned()),
+            },
+            Credentials::Token { token, .. } => SimAuth::Token(token.expose().to_owned()),
+        };
+    }
+    let projects = config.projects.clone();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server = SimServer::start_on(config, listener).await?;
+    let base = server.base_url();
+    println!("simulated cloud listening on {base} (Ctrl-C to stop)\n\n# a jobtrail.toml for it:");
+    for project in &projects {
+        println!(
+            "[[project]]\nid = \"{project}\"\nregion = \"cn-north-4\"\n[project.nosql]\nsince = \"{}\"\n[project.dbss]\ndiscover = true\n[project.image]\ndiscover = true\n",
+            (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1)).format("%Y-%m-%d")
+        );
+    }
+    println!("[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"");
+    let _ = std::io::stdout().flush();
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    server.shutdown().await;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,126 @@
+//! Command-line arguments as typed (clap derive). Resolution into settings
+//! happens in [`crate::app`], never here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::Source;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobtrail",
+    version = crate::app::VERSION,
+    about = "A local, queryable SQLite history of Huawei Cloud asynchronous jobs",
+    long_about = "jobtrail pulls the GaussDB(for NoSQL) task list, DBSS audit-instance jobs and Workspace \
+image-server jobs into one SQLite database, so job history and failure reasons can be answered with SQL.",
+    after_help = "Examples:\n  jobtrail demo                      # try it against the built-in simulated cloud\n  jobtrail sync                      # pull new jobs (reads ./jobtrail.toml)\n  jobtrail query recent-failures     # a saved report"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// SQLite database file [default: from the config file, else ./jobtrail.db]
+    #[arg(long, global = true, env = "JOBTRAIL_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Configuration file [default: ./jobtrail.toml when present]
+    #[arg(long, global = true, env = "JOBTRAIL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); JOBTRAIL_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: -q hides the summary line and warnings, errors still show
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull job history from the cloud into the database
+    #[command(after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored).")]
+    Sync(SyncArgs),
+    /// Start the simulated cloud on loopback, sync it into a database and print a short report
+    #[command(after_help = "Examples:\n  jobtrail demo                       # writes ./jobtrail-demo.db\n  jobtrail demo --db /tmp/demo.db\n  sqlite3 jobtrail-demo.db 'select source, status, count(*) from jobs group by 1, 2'")]
+    Demo(DemoArgs),
+    /// Serve the simulated cloud on an address until stopped (Ctrl-C)
+    #[command(after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7")]
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only these sources (repeatable) [default: every configured source]
+    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
+    pub sources: Vec<Source>,
+    /// Only these project IDs (repeatable) [default: every configured project]
+    #[arg(long = "project", value_name = "ID")]
+    pub projects: Vec<String>,
+    /// Start of the NoSQL range to (re-)read: 2024-01-31 or 2024-01-31T08:00:00Z [default: the watermark]
+    #[arg(long, value_name = "DATE|DATETIME", value_parser = parse_when)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the NoSQL range [default: now]
+    #[arg(long, value_name = "DATE|DATETIME", value_parser = parse_when)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Re-read everything in range, including jobs already final
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the simulated history
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (loopback only)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// NoSQL jobs per project
+    #[arg(long, default_value_t = 2000)]
+    pub jobs: usize,
+    /// Days of history the NoSQL jobs are spread over
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    /// Milliseconds added to every response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Requests per second above which the simulator answers 429
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Probability (0–1) of a transient fault (5xx or 429) on any request
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Answer the legacy DBSS jobs path as the gateway does for a removed API
+    #[arg(long)]
+    pub retire_legacy_dbss: bool,
+    /// Require the credentials found in the environment (AK/SK signatures or token), as the cloud does
+    #[arg(long)]
+    pub require_auth: bool,
+}
+
+fn parse_source(s: &str) -> Result<Source, String> {
+    s.parse()
+}
+
+fn parse_when(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::config::parse_date_or_datetime(s)
+}

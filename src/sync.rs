@@ -1,0 +1,648 @@
+//! One `jobtrail sync`: plan what to fetch (pure), fetch it concurrently under
+//! the client's in-flight bound, and hand every page to a single writer task
+//! that owns the database. Per-unit failures (a window, a resource, a job) are
+//! collected and the rest goes on; an authentication refusal stops everything.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::config::{ProjectSettings, Settings};
+use crate::http::ApiClient;
+use crate::model::Source;
+use crate::normalize::{format_utc, parse_api_time};
+use crate::progress::Progress;
+use crate::sources::dbss::DbssApi;
+use crate::sources::image::ImageApi;
+use crate::sources::nosql::{self, Window};
+use crate::sources::{FetchError, Found, Sink};
+use crate::store::{JobBatch, NOSQL_WATERMARK, RunOutcome, RunTotals, StateUpdate, Store, StoreError};
+
+/// Incremental NoSQL syncs start this long before the watermark, so a job whose
+/// start time the API reports a little late is still caught.
+pub const WATERMARK_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Default first-sync backfill when the config gives no `since`.
+pub const DEFAULT_BACKFILL: chrono::Duration = chrono::Duration::days(30);
+
+/// NoSQL windows fetched at once per project (each also pages concurrently).
+const WINDOWS_IN_FLIGHT: usize = 4;
+
+/// DBSS resources / image jobs fetched at once per project.
+const IDS_IN_FLIGHT: usize = 16;
+
+/// A DBSS resource whose jobs are all final is re-read at most this often
+/// (new jobs for an old audit instance are rare but possible).
+const SETTLED_RECHECK: chrono::Duration = chrono::Duration::hours(24);
+
+/// Rows the writer gathers into one transaction at most.
+const ROWS_PER_TRANSACTION: usize = 2_000;
+
+/// What the user asked this sync to do.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Empty: every source configured.
+    pub sources: Vec<Source>,
+    /// Empty: every project configured.
+    pub projects: Vec<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Re-read everything in range, including final image jobs and settled resources.
+    pub full: bool,
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub outcome: RunOutcome,
+    pub totals: RunTotals,
+    pub requests: u64,
+    /// One line per failed unit, naming source, project and what failed.
+    pub errors: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl SyncReport {
+    /// The one-line summary printed at the end (also under cron).
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "sync #{} {}: {} jobs seen ({} new, {} changed), {} requests in {:.1}s",
+            self.run_id,
+            self.outcome.as_str(),
+            self.totals.seen,
+            self.totals.new,
+            self.totals.changed,
+            self.requests,
+            self.elapsed.as_secs_f64()
+        );
+        if !self.errors.is_empty() {
+            line.push_str(&format!(", {} failed (see `jobtrail status`)", self.errors.len()));
+        }
+        line
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs one sync. The caller holds the [`crate::lock::SyncLock`].
+pub async fn run(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
+    options: &SyncOptions,
+    progress: &Progress,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let now = Utc::now();
+    let projects = select_projects(settings, options)?;
+    let sources: BTreeSet<Source> = if options.sources.is_empty() {
+        Source::ALL.into_iter().collect()
+    } else {
+        options.sources.iter().copied().collect()
+    };
+    if let (Some(since), Some(until)) = (options.since, options.until)
+        && since >= until
+    {
+        return Err(SyncError::Usage(format!(
+            "--since ({}) must be before --until ({})",
+            format_utc(since),
+            format_utc(until)
+        )));
+    }
+    let source_names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
+    let run = store.begin_run(&source_names.join(","), &format_utc(now)).await?;
+
+    let (tx, rx) = mpsc::channel::<Found>(256);
+    let writer = tokio::spawn(write_all(store.clone(), run.id, rx, progress.clone()));
+    let sink = Sink::new(tx);
+
+    let mut units = Vec::new();
+    for project in &projects {
+        for source in &sources {
+            if project.has(*source) {
+                units.push(sync_unit(store, client, project, *source, options, now, &sink, progress));
+            }
+        }
+    }
+    let results: Vec<UnitResult> = futures::future::join_all(units).await;
+    drop(sink);
+    let writer_result = writer.await;
+
+    let mut errors: Vec<String> = results.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    let succeeded_units: usize = results.iter().map(|r| r.succeeded).sum();
+    let auth_refused = results.iter().any(|r| r.auth_refused);
+    let writer_failed = match writer_result {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            errors.insert(0, format!("database: {e}"));
+            true
+        }
+        Err(e) => {
+            errors.insert(0, format!("database writer crashed: {e}"));
+            true
+        }
+    };
+    let outcome = if errors.is_empty() {
+        RunOutcome::Succeeded
+    } else if auth_refused || writer_failed || succeeded_units == 0 {
+        RunOutcome::Failed
+    } else {
+        RunOutcome::Partial
+    };
+    let requests = client.requests_made();
+    let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
+    let totals = store
+        .finish_run(&run, outcome, requests, error_text.as_deref(), &format_utc(Utc::now()))
+        .await?;
+    Ok(SyncReport {
+        run_id: run.id,
+        outcome,
+        totals,
+        requests,
+        errors,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn select_projects<'a>(settings: &'a Settings, options: &SyncOptions) -> Result<Vec<&'a ProjectSettings>, SyncError> {
+    if settings.projects.is_empty() {
+        return Err(SyncError::Usage(
+            "no project is configured: add a [[project]] to jobtrail.toml (`jobtrail init` writes one), or pass --config".into(),
+        ));
+    }
+    for wanted in &options.projects {
+        if !settings.projects.iter().any(|p| &p.id == wanted) {
+            let known: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+            return Err(SyncError::Usage(format!(
+                "--project {wanted} is not in the configuration (configured: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(settings
+        .projects
+        .iter()
+        .filter(|p| options.projects.is_empty() || options.projects.contains(&p.id))
+        .collect())
+}
+
+/// The stored error text: every failure, capped so one bad run cannot bloat the table.
+fn summarize_errors(errors: &[String]) -> String {
+    const SHOWN: usize = 50;
+    let mut text = errors.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("\n");
+    if errors.len() > SHOWN {
+        text.push_str(&format!("\n… and {} more", errors.len() - SHOWN));
+    }
+    text
+}
+
+/// What one (project, source) pair did.
+#[derive(Debug, Default)]
+struct UnitResult {
+    /// Windows, resources or jobs fetched and handed to the writer.
+    succeeded: usize,
+    errors: Vec<String>,
+    auth_refused: bool,
+}
+
+impl UnitResult {
+    fn fail(&mut self, what: &str, error: &FetchError) {
+        if let FetchError::Api(e) = error {
+            self.auth_refused |= e.is_auth() || matches!(e, crate::http::ApiError::Skipped { .. });
+            // Calls skipped after an auth refusal add nothing to the first message.
+            if matches!(e, crate::http::ApiError::Skipped { .. }) {
+                return;
+            }
+        }
+        self.errors.push(format!("{what}: {error}"));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_unit(
+    store: &Store,
+    client: &ApiClient,
+    project: &ProjectSettings,
+    source: Source,
+    options: &SyncOptions,
+    now: DateTime<Utc>,
+    sink: &Sink,
+    progress: &Progress,
+) -> UnitResult {
+    let result = match source {
+        Source::Nosql => sync_nosql(store, client, project, options, now, sink, progress).await,
+        Source::Dbss => sync_dbss(store, client, project, options, now, sink, progress).await,
+        Source::Image => sync_image(store, client, project, options, sink, progress).await,
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => UnitResult {
+            succeeded: 0,
+            errors: vec![format!("{source} (project {}): database: {e}", project.id)],
+            auth_refused: false,
+        },
+    }
+}
+
+/// The NoSQL time range of this sync: explicit flags, else the watermark minus
+/// an overlap, else the configured backfill start (default 30 days).
+fn nosql_range(
+    options: &SyncOptions,
+    configured_since: Option<DateTime<Utc>>,
+    watermark: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first_start = configured_since.unwrap_or(now - DEFAULT_BACKFILL);
+    let since = match (options.since, watermark, options.full) {
+        (Some(since), _, _) => since,
+        (None, Some(wm), false) => (wm - WATERMARK_OVERLAP).max(first_start.min(wm)),
+        _ => first_start,
+    };
+    // Windows end no later than the sync's start, so jobs created while paging
+    // cannot shift pages.
+    let until = options.until.map_or(now, |u| u.min(now));
+    (since, until)
+}
+
+async fn sync_nosql(
+    store: &Store,
+    client: &ApiClient,
+    project: &ProjectSettings,
+    options: &SyncOptions,
+    now: DateTime<Utc>,
+    sink: &Sink,
+    progress: &Progress,
+) -> Result<UnitResult, StoreError> {
+    let mut result = UnitResult::default();
+    let watermark = crate::store::get_state(store, &project.id, Source::Nosql, NOSQL_WATERMARK)
+        .await?
+        .as_deref()
+        .and_then(parse_api_time);
+    let configured_since = project.nosql.as_ref().and_then(|n| n.since);
+    let (since, until) = nosql_range(options, configured_since, watermark, now);
+    let windows = nosql::plan_windows(since, until);
+    let target = nosql::Target {
+        client,
+        project_id: &project.id,
+        base: &project.endpoints.nosql,
+    };
+    // The watermark only moves forward, and only over a range that joins it.
+    let may_advance = watermark.is_none_or(|wm| since <= wm);
+    let mut done = vec![false; windows.len()];
+    let mut prefix = 0usize;
+    let mut fetches = futures::stream::iter(windows.iter().copied().enumerate())
+        .map(|(index, window)| async move { (index, window, nosql::fetch_window(target, window, sink).await) })
+        .buffer_unordered(WINDOWS_IN_FLIGHT);
+    while let Some((index, window, outcome)) = fetches.next().await {
+        match outcome {
+            Ok(stats) => {
+                result.succeeded += 1;
+                progress.windows_done(1);
+                tracing::debug!(project = %project.id, pages = stats.pages, jobs = stats.jobs, "window stored");
+                done[index] = true;
+                while prefix < done.len() && done[prefix] {
+                    prefix += 1;
+                }
+                let reached = windows[prefix.saturating_sub(1)].end;
+                if prefix > 0 && may_advance && watermark.is_none_or(|wm| reached > wm) {
+                    // Sent after the window's rows on the same channel: it can never land before them.
+                    let update = StateUpdate {
+                        project_id: project.id.clone(),
+                        source: Source::Nosql,
+                        key: NOSQL_WATERMARK,
+                        value: format_utc(reached),
+                    };
+                    if sink.state(update).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => result.fail(
+                &format!(
+                    "nosql (project {}) window {} … {}",
+                    project.id,
+                    format_utc(window.start),
+                    format_utc(window.end)
+                ),
+                &e,
+            ),
+        }
+    }
+    drop(fetches);
+    recheck_nosql(store, project, target, since, now, sink, &mut result).await?;
+    Ok(result)
+}
+
+/// Brings NoSQL jobs last stored unfinished, and older than this sync's range,
+/// to their current status: one ID lookup each, or one re-read of a short span
+/// when that costs fewer requests.
+async fn recheck_nosql(
+    store: &Store,
+    project: &ProjectSettings,
+    target: nosql::Target<'_>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    sink: &Sink,
+    result: &mut UnitResult,
+) -> Result<(), StoreError> {
+    if result.auth_refused {
+        return Ok(());
+    }
+    let unfinished = store.unfinished_jobs(Source::Nosql, &project.id).await?;
+    let stale: Vec<(String, Option<DateTime<Utc>>)> = unfinished
+        .into_iter()
+        .map(|j| (j.job_id, j.started_at.as_deref().and_then(parse_api_time)))
+        .filter(|(_, started)| started.is_none_or(|s| s < since))
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut plans = Vec::new();
+    for cluster in cluster_by_span(&stale) {
+        let (first, last) = (cluster[0].1, cluster[cluster.len() - 1].1);
+        let stored = store
+            .count_started_between(Source::Nosql, &project.id, &format_utc(first), &format_utc(last))
+            .await?;
+        let pages = (stored.max(1) as u64).div_ceil(nosql::PAGE_LIMIT) as usize;
+        if cluster.len() > 1 && pages < cluster.len() {
+            plans.push(Recheck::Span(Window {
+                start: first - chrono::Duration::seconds(1),
+                end: (last + chrono::Duration::seconds(1)).min(now),
+            }));
+        } else {
+            plans.extend(cluster.iter().map(|(id, at)| Recheck::Id(id.clone(), *at)));
+        }
+    }
+    plans.extend(
+        stale
+            .iter()
+            .filter(|(_, at)| at.is_none())
+            .map(|(id, _)| Recheck::Id(id.clone(), now)),
+    );
+    let mut checks = futures::stream::iter(plans)
+        .map(|plan| async move {
+            let outcome: Result<(), FetchError> = match &plan {
+                Recheck::Span(window) => nosql::fetch_window(target, *window, sink).await.map(|_| ()),
+                Recheck::Id(id, at) => match nosql::fetch_by_id(target, id, *at, now).await {
+                    Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
+                    Err(e) => Err(e),
+                },
+            };
+            outcome.map_err(|e| (plan, e))
+        })
+        .buffer_unordered(IDS_IN_FLIGHT);
+    while let Some(outcome) = checks.next().await {
+        match outcome {
+            Ok(()) => result.succeeded += 1,
+            Err((Recheck::Id(id, _), e)) => result.fail(&format!("nosql (project {}) job {id}", project.id), &e),
+            Err((Recheck::Span(w), e)) => result.fail(
+                &format!(
+                    "nosql (project {}) re-check of {} … {}",
+                    project.id,
+                    format_utc(w.start),
+                    format_utc(w.end)
+                ),
+                &e,
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Recheck {
+    Id(String, DateTime<Utc>),
+    Span(Window),
+}
+
+/// Groups jobs with known start times (sorted) into clusters spanning at most
+/// one API window (30 days).
+fn cluster_by_span(jobs: &[(String, Option<DateTime<Utc>>)]) -> Vec<Vec<(String, DateTime<Utc>)>> {
+    let mut known: Vec<(String, DateTime<Utc>)> = jobs
+        .iter()
+        .filter_map(|(id, at)| at.map(|t| (id.clone(), t)))
+        .collect();
+    known.sort_by_key(|(_, t)| *t);
+    let mut clusters: Vec<Vec<(String, DateTime<Utc>)>> = Vec::new();
+    for job in known {
+        match clusters.last_mut() {
+            Some(c) if job.1 - c[0].1 <= nosql::MAX_WINDOW - chrono::Duration::seconds(2) => c.push(job),
+            _ => clusters.push(vec![job]),
+        }
+    }
+    clusters
+}
+
+async fn sync_dbss(
+    store: &Store,
+    client: &ApiClient,
+    project: &ProjectSettings,
+    options: &SyncOptions,
+    now: DateTime<Utc>,
+    sink: &Sink,
+    progress: &Progress,
+) -> Result<UnitResult, StoreError> {
+    let mut result = UnitResult::default();
+    let Some(config) = &project.dbss else {
+        return Ok(result);
+    };
+    let api = DbssApi::new(client, &project.id, &project.endpoints.dbss);
+    let mut ids: Vec<String> = config.resource_ids.clone();
+    if config.discover {
+        match api.discover().await {
+            Ok(found) => {
+                result.succeeded += 1;
+                ids.extend(found);
+            }
+            Err(e) => result.fail(&format!("dbss (project {}) audit instance list", project.id), &e),
+        }
+    }
+    let settled = if options.full {
+        HashSet::new()
+    } else {
+        store
+            .settled_dbss_resources(&project.id, &format_utc(now - SETTLED_RECHECK))
+            .await?
+    };
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()) && !settled.contains(id));
+    let api = &api;
+    let mut fetches = futures::stream::iter(ids)
+        .map(|id| async move {
+            let outcome = match api.jobs(&id).await {
+                Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
+                Err(e) => Err(e),
+            };
+            (id, outcome)
+        })
+        .buffer_unordered(IDS_IN_FLIGHT);
+    while let Some((id, outcome)) = fetches.next().await {
+        progress.ids_done(1);
+        match outcome {
+            Ok(()) => result.succeeded += 1,
+            Err(e) => result.fail(&format!("dbss (project {}) resource {id}", project.id), &e),
+        }
+    }
+    Ok(result)
+}
+
+async fn sync_image(
+    store: &Store,
+    client: &ApiClient,
+    project: &ProjectSettings,
+    options: &SyncOptions,
+    sink: &Sink,
+    progress: &Progress,
+) -> Result<UnitResult, StoreError> {
+    let mut result = UnitResult::default();
+    let Some(config) = &project.image else {
+        return Ok(result);
+    };
+    let api = ImageApi {
+        client,
+        project_id: &project.id,
+        base: &project.endpoints.image,
+    };
+    let mut ids: Vec<String> = config.job_ids.clone();
+    if config.discover {
+        match api.discover().await {
+            Ok(found) => {
+                result.succeeded += 1;
+                ids.extend(found);
+            }
+            Err(e) => result.fail(&format!("image (project {}) job list", project.id), &e),
+        }
+    }
+    // Jobs stored unfinished are re-checked even when the list no longer shows them.
+    ids.extend(
+        store
+            .unfinished_jobs(Source::Image, &project.id)
+            .await?
+            .into_iter()
+            .map(|j| j.parent_job_id.unwrap_or(j.job_id)),
+    );
+    let finished = if options.full {
+        HashSet::new()
+    } else {
+        store.finished_image_jobs(&project.id).await?
+    };
+    let mut seen = HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()) && !finished.contains(id));
+    let api = &api;
+    let mut fetches = futures::stream::iter(ids)
+        .map(|id| async move {
+            let outcome = match api.job(&id).await {
+                Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
+                Err(e) => Err(e),
+            };
+            (id, outcome)
+        })
+        .buffer_unordered(IDS_IN_FLIGHT);
+    while let Some((id, outcome)) = fetches.next().await {
+        progress.ids_done(1);
+        match outcome {
+            Ok(()) => result.succeeded += 1,
+            Err(e) => result.fail(&format!("image (project {}) job {id}", project.id), &e),
+        }
+    }
+    Ok(result)
+}
+
+/// The single writer: drains the channel, gathering whatever is waiting into one
+/// transaction (up to [`ROWS_PER_TRANSACTION`] rows), so fetching never waits on
+/// SQLite and SQLite never waits on the network.
+async fn write_all(store: Store, sync_id: i64, mut rx: mpsc::Receiver<Found>, progress: Progress) -> Result<(), StoreError> {
+    while let Some(first) = rx.recv().await {
+        let mut batch = JobBatch::default();
+        add(&mut batch, first);
+        while batch.rows.len() < ROWS_PER_TRANSACTION {
+            match rx.try_recv() {
+                Ok(found) => add(&mut batch, found),
+                Err(_) => break,
+            }
+        }
+        let counts = store.write_batch(sync_id, &format_utc(Utc::now()), &batch).await?;
+        progress.jobs_stored(counts.written);
+    }
+    Ok(())
+}
+
+fn add(batch: &mut JobBatch, found: Found) {
+    match found {
+        Found::Rows(rows) => batch.rows.extend(rows),
+        Found::State(update) => batch.state.push(update),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_api_time(s).expect(s)
+    }
+
+    #[test]
+    fn first_sync_uses_configured_since_or_thirty_days() {
+        let now = t("2024-06-01T00:00:00Z");
+        let opts = SyncOptions::default();
+        assert_eq!(nosql_range(&opts, None, None, now), (now - DEFAULT_BACKFILL, now));
+        let since = t("2024-01-01T00:00:00Z");
+        assert_eq!(nosql_range(&opts, Some(since), None, now).0, since);
+    }
+
+    #[test]
+    fn incremental_sync_starts_at_watermark_minus_overlap() {
+        let now = t("2024-06-01T00:00:00Z");
+        let wm = t("2024-05-31T23:45:00Z");
+        let (since, until) = nosql_range(&SyncOptions::default(), None, Some(wm), now);
+        assert_eq!(since, wm - WATERMARK_OVERLAP);
+        assert_eq!(until, now);
+    }
+
+    #[test]
+    fn full_and_explicit_ranges_override_the_watermark() {
+        let now = t("2024-06-01T00:00:00Z");
+        let wm = t("2024-05-31T23:45:00Z");
+        let cfg = t("2024-01-01T00:00:00Z");
+        let full = SyncOptions { full: true, ..SyncOptions::default() };
+        assert_eq!(nosql_range(&full, Some(cfg), Some(wm), now).0, cfg);
+        let explicit = SyncOptions {
+            since: Some(t("2023-01-01T00:00:00Z")),
+            until: Some(t("2030-01-01T00:00:00Z")),
+            ..SyncOptions::default()
+        };
+        assert_eq!(nosql_range(&explicit, Some(cfg), Some(wm), now), (t("2023-01-01T00:00:00Z"), now), "until is clamped to now");
+    }
+
+    #[test]
+    fn rechecks_cluster_within_one_window() {
+        let jobs = vec![
+            ("c".to_owned(), Some(t("2024-03-20T00:00:00Z"))),
+            ("a".to_owned(), Some(t("2024-01-01T00:00:00Z"))),
+            ("b".to_owned(), Some(t("2024-01-20T00:00:00Z"))),
+            ("x".to_owned(), None),
+        ];
+        let clusters = cluster_by_span(&jobs);
+        let ids: Vec<Vec<&str>> = clusters.iter().map(|c| c.iter().map(|(id, _)| id.as_str()).collect()).collect();
+        assert_eq!(ids, vec![vec!["a", "b"], vec!["c"]]);
+    }
+
+    #[test]
+    fn error_text_is_capped() {
+        let errors: Vec<String> = (0..60).map(|i| format!("e{i}")).collect();
+        let text = summarize_errors(&errors);
+        assert!(text.contains("e49") && !text.contains("e50\n") && text.ends_with("and 10 more"));
+    }
+}
