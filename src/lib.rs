@@ -5,4 +5,5 @@
 
 pub mod model;
 pub mod normalize;
+pub mod sim;
 pub mod store;

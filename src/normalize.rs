@@ -141,14 +141,23 @@ mod tests {
         assert_eq!(utc("2023-09-12T06:44:01Z"), "2023-09-12T06:44:01.000Z");
         assert_eq!(utc("2022-03-07T10:40:43.858Z"), "2022-03-07T10:40:43.858Z");
         assert_eq!(utc("2022-03-07T10:40:49.61Z"), "2022-03-07T10:40:49.610Z");
-        assert_eq!(utc("2022-03-07T10:40:49.123456Z"), "2022-03-07T10:40:49.123Z");
+        assert_eq!(
+            utc("2022-03-07T10:40:49.123456Z"),
+            "2022-03-07T10:40:49.123Z"
+        );
         assert_eq!(utc("2022-03-07T10:40:49"), "2022-03-07T10:40:49.000Z");
         assert_eq!(utc("2023-09-12 06:44:01+0800"), "2023-09-11T22:44:01.000Z");
     }
 
     #[test]
     fn rejects_what_is_not_a_time() {
-        for bad in ["", "  ", "yesterday", "2023-13-01T00:00:00Z", "1694500000000"] {
+        for bad in [
+            "",
+            "  ",
+            "yesterday",
+            "2023-13-01T00:00:00Z",
+            "1694500000000",
+        ] {
             assert_eq!(parse_api_time(bad), None, "{bad:?}");
         }
     }
@@ -217,6 +226,9 @@ mod tests {
     fn empty_reasons_become_null() {
         assert_eq!(non_empty(Some(String::new())), None);
         assert_eq!(non_empty(Some("  ".into())), None);
-        assert_eq!(non_empty(Some("disk full".into())), Some("disk full".into()));
+        assert_eq!(
+            non_empty(Some("disk full".into())),
+            Some("disk full".into())
+        );
     }
 }

@@ -37,5 +37,7 @@ pub fn verify(
     _now: DateTime<Utc>,
 ) -> Result<(), SigError> {
     // Replaced by the real verifier on the auth branch.
-    Err(SigError::Malformed("signature verification is not built yet".into()))
+    Err(SigError::Malformed(
+        "signature verification is not built yet".into(),
+    ))
 }

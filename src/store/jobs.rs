@@ -78,12 +78,14 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(job_id, parent_job_id, started_at, resource_id)| UnfinishedJob {
-                job_id,
-                parent_job_id,
-                started_at,
-                resource_id,
-            })
+            .map(
+                |(job_id, parent_job_id, started_at, resource_id)| UnfinishedJob {
+                    job_id,
+                    parent_job_id,
+                    started_at,
+                    resource_id,
+                },
+            )
             .collect())
     }
 

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use jobs::UnfinishedJob;
 pub use jobs::{JobBatch, UpsertCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
-pub use jobs::UnfinishedJob;
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, set_state};
 
 /// The schema migrations, embedded in the binary (re-run on change by build.rs).
@@ -27,7 +27,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the folder {path} for the database: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("{path} is not a jobtrail database (not SQLite, or damaged): {source}")]
@@ -35,12 +38,24 @@ pub enum StoreError {
     #[error(
         "the database {path} was written by a newer jobtrail (schema version {found}, this build knows up to {known}); upgrade jobtrail"
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("cannot migrate the database {path}: {source}")]
-    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
     #[error("cannot set permissions on {path}: {source}")]
-    Permissions { path: PathBuf, source: std::io::Error },
-    #[error("the database {path} does not exist yet: run `jobtrail sync` (or `jobtrail demo`) first")]
+    Permissions {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database {path} does not exist yet: run `jobtrail sync` (or `jobtrail demo`) first"
+    )]
     Missing { path: PathBuf },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
@@ -78,10 +93,13 @@ impl Store {
             .await
             .map_err(|source| classify_open_error(path, source))?;
         check_schema_version(&pool, path).await?;
-        MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
         restrict_sidecars(path)?;
         Ok(Store {
             pool,
