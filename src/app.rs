@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::auth::Credentials;
 use crate::cli::{Cli, Command, DemoArgs, GlobalArgs, SimulateArgs, SyncArgs};
-use crate::config::{DbssSettings, Endpoints, ImageSettings, NosqlSettings, ProjectSettings, Settings};
+use crate::config::{
+    DbssSettings, Endpoints, ImageSettings, NosqlSettings, ProjectSettings, Settings,
+};
 use crate::http::{ApiClient, HttpSettings};
 use crate::lock::SyncLock;
 use crate::progress::Progress;
@@ -17,7 +19,12 @@ use crate::store::{RunOutcome, Store};
 use crate::sync::{SyncOptions, SyncReport};
 
 /// `--version`: the crate version and the commit it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("JOBTRAIL_GIT_COMMIT"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("JOBTRAIL_GIT_COMMIT"),
+    ")"
+);
 
 /// How long a second sync waits for the first before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -106,7 +113,8 @@ pub async fn locked_sync(
     progress: bool,
 ) -> Result<SyncReport> {
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the folder {}", parent.display()))?;
     }
     let _lock = SyncLock::acquire(db, LOCK_WAIT)?;
     let store = Store::open(db).await?;
@@ -190,10 +198,15 @@ async fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     };
     let history_days = config.history_days;
     let projects = config.projects.clone();
-    let server = SimServer::start(config).await.context("cannot start the simulated cloud")?;
+    let server = SimServer::start(config)
+        .await
+        .context("cannot start the simulated cloud")?;
     let base = reqwest::Url::parse(&server.base_url())?;
     let settings = Settings {
-        projects: projects.iter().map(|p| simulated_project(p, &base, history_days)).collect(),
+        projects: projects
+            .iter()
+            .map(|p| simulated_project(p, &base, history_days))
+            .collect(),
         ..Settings::default()
     };
     let credentials = Credentials::AkSk {
@@ -203,11 +216,26 @@ async fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
         origin: crate::auth::CredentialOrigin::Env("built-in demo key pair"),
     };
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
-    let db = global.db.clone().unwrap_or_else(|| PathBuf::from("jobtrail-demo.db"));
+    let db = global
+        .db
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("jobtrail-demo.db"));
     if global.quiet == 0 {
-        eprintln!("simulated cloud on {} ({} project(s)); syncing into {}", server.base_url(), projects.len(), db.display());
+        eprintln!(
+            "simulated cloud on {} ({} project(s)); syncing into {}",
+            server.base_url(),
+            projects.len(),
+            db.display()
+        );
     }
-    let report = locked_sync(&db, &settings, &client, &SyncOptions::default(), show_progress(global)).await?;
+    let report = locked_sync(
+        &db,
+        &settings,
+        &client,
+        &SyncOptions::default(),
+        show_progress(global),
+    )
+    .await?;
     server.shutdown().await;
     let exit = finish_sync(global, &report)?;
     if global.quiet == 0 {
@@ -224,7 +252,7 @@ async fn print_demo_report(db: &Path) -> Result<()> {
             .fetch_all(store.pool())
             .await?;
     let reasons: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT source, reason, failures FROM failures_by_type_reason ORDER BY failures DESC LIMIT 5",
+        "SELECT source, reason, SUM(failures) FROM failures_by_type_reason GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 5",
     )
     .fetch_all(store.pool())
     .await?;
@@ -238,7 +266,11 @@ async fn print_demo_report(db: &Path) -> Result<()> {
     for (source, reason, n) in reasons {
         writeln!(out, "  {n:>4}  {source:<6} {reason}")?;
     }
-    writeln!(out, "\nnext: sqlite3 {} 'select * from recent_failures limit 10'", db.display())?;
+    writeln!(
+        out,
+        "\nnext: sqlite3 {} 'select * from recent_failures limit 10'",
+        db.display()
+    )?;
     Ok(())
 }
 
@@ -252,7 +284,11 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
         .into());
     }
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(UsageError(format!("--fault-rate {} must be between 0 and 1", args.fault_rate)).into());
+        return Err(UsageError(format!(
+            "--fault-rate {} must be between 0 and 1",
+            args.fault_rate
+        ))
+        .into());
     }
     let mut config = SimConfig::demo();
     config.seed = args.seed;
@@ -264,7 +300,12 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
     config.legacy_dbss_retired = args.retire_legacy_dbss;
     if args.require_auth {
         config.auth = match Credentials::from_environment()? {
-            Credentials::AkSk { ak, sk, security_token, .. } => SimAuth::AkSk {
+            Credentials::AkSk {
+                ak,
+                sk,
+                security_token,
+                ..
+            } => SimAuth::AkSk {
                 ak,
                 sk: sk.expose().to_owned(),
                 security_token: security_token.map(|t| t.expose().to_owned()),
@@ -282,12 +323,17 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
     for project in &projects {
         println!(
             "[[project]]\nid = \"{project}\"\nregion = \"cn-north-4\"\n[project.nosql]\nsince = \"{}\"\n[project.dbss]\ndiscover = true\n[project.image]\ndiscover = true\n",
-            (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1)).format("%Y-%m-%d")
+            (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1))
+                .format("%Y-%m-%d")
         );
     }
-    println!("[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"");
+    println!(
+        "[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\""
+    );
     let _ = std::io::stdout().flush();
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     server.shutdown().await;
     Ok(Exit::Ok)
 }

@@ -51,13 +51,19 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pull job history from the cloud into the database
-    #[command(after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored).")]
+    #[command(
+        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
+    )]
     Sync(SyncArgs),
     /// Start the simulated cloud on loopback, sync it into a database and print a short report
-    #[command(after_help = "Examples:\n  jobtrail demo                       # writes ./jobtrail-demo.db\n  jobtrail demo --db /tmp/demo.db\n  sqlite3 jobtrail-demo.db 'select source, status, count(*) from jobs group by 1, 2'")]
+    #[command(
+        after_help = "Examples:\n  jobtrail demo                       # writes ./jobtrail-demo.db\n  jobtrail demo --db /tmp/demo.db\n  sqlite3 jobtrail-demo.db 'select source, status, count(*) from jobs group by 1, 2'"
+    )]
     Demo(DemoArgs),
     /// Serve the simulated cloud on an address until stopped (Ctrl-C)
-    #[command(after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7")]
+    #[command(
+        after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7"
+    )]
     Simulate(SimulateArgs),
 }
 

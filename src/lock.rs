@@ -19,7 +19,10 @@ pub enum LockError {
     #[error("another sync is running on this database ({holder}); try again when it has finished")]
     Busy { holder: String },
     #[error("cannot open the lock file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl SyncLock {
@@ -89,7 +92,10 @@ mod tests {
         let err = SyncLock::acquire(&db, Duration::from_millis(200)).expect_err("busy");
         let text = err.to_string();
         assert!(text.contains("another sync is running"), "{text}");
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(first);
         SyncLock::acquire(&db, Duration::ZERO).expect("free again after drop");
     }

@@ -19,7 +19,9 @@ use crate::sources::dbss::DbssApi;
 use crate::sources::image::ImageApi;
 use crate::sources::nosql::{self, Window};
 use crate::sources::{FetchError, Found, Sink};
-use crate::store::{JobBatch, NOSQL_WATERMARK, RunOutcome, RunTotals, StateUpdate, Store, StoreError};
+use crate::store::{
+    JobBatch, NOSQL_WATERMARK, RunOutcome, RunTotals, StateUpdate, Store, StoreError,
+};
 
 /// Incremental NoSQL syncs start this long before the watermark, so a job whose
 /// start time the API reports a little late is still caught.
@@ -80,7 +82,10 @@ impl SyncReport {
             self.elapsed.as_secs_f64()
         );
         if !self.errors.is_empty() {
-            line.push_str(&format!(", {} failed (see `jobtrail status`)", self.errors.len()));
+            line.push_str(&format!(
+                ", {} failed (see `jobtrail status`)",
+                self.errors.len()
+            ));
         }
         line
     }
@@ -120,7 +125,9 @@ pub async fn run(
         )));
     }
     let source_names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
-    let run = store.begin_run(&source_names.join(","), &format_utc(now)).await?;
+    let run = store
+        .begin_run(&source_names.join(","), &format_utc(now))
+        .await?;
 
     let (tx, rx) = mpsc::channel::<Found>(256);
     let writer = tokio::spawn(write_all(store.clone(), run.id, rx, progress.clone()));
@@ -130,7 +137,9 @@ pub async fn run(
     for project in &projects {
         for source in &sources {
             if project.has(*source) {
-                units.push(sync_unit(store, client, project, *source, options, now, &sink, progress));
+                units.push(sync_unit(
+                    store, client, project, *source, options, now, &sink, progress,
+                ));
             }
         }
     }
@@ -138,7 +147,10 @@ pub async fn run(
     drop(sink);
     let writer_result = writer.await;
 
-    let mut errors: Vec<String> = results.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    let mut errors: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.errors.iter().cloned())
+        .collect();
     let succeeded_units: usize = results.iter().map(|r| r.succeeded).sum();
     let auth_refused = results.iter().any(|r| r.auth_refused);
     let writer_failed = match writer_result {
@@ -162,7 +174,13 @@ pub async fn run(
     let requests = client.requests_made();
     let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
     let totals = store
-        .finish_run(&run, outcome, requests, error_text.as_deref(), &format_utc(Utc::now()))
+        .finish_run(
+            &run,
+            outcome,
+            requests,
+            error_text.as_deref(),
+            &format_utc(Utc::now()),
+        )
         .await?;
     Ok(SyncReport {
         run_id: run.id,
@@ -174,7 +192,10 @@ pub async fn run(
     })
 }
 
-fn select_projects<'a>(settings: &'a Settings, options: &SyncOptions) -> Result<Vec<&'a ProjectSettings>, SyncError> {
+fn select_projects<'a>(
+    settings: &'a Settings,
+    options: &SyncOptions,
+) -> Result<Vec<&'a ProjectSettings>, SyncError> {
     if settings.projects.is_empty() {
         return Err(SyncError::Usage(
             "no project is configured: add a [[project]] to jobtrail.toml (`jobtrail init` writes one), or pass --config".into(),
@@ -199,7 +220,12 @@ fn select_projects<'a>(settings: &'a Settings, options: &SyncOptions) -> Result<
 /// The stored error text: every failure, capped so one bad run cannot bloat the table.
 fn summarize_errors(errors: &[String]) -> String {
     const SHOWN: usize = 50;
-    let mut text = errors.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("\n");
+    let mut text = errors
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     if errors.len() > SHOWN {
         text.push_str(&format!("\n… and {} more", errors.len() - SHOWN));
     }
@@ -301,7 +327,13 @@ async fn sync_nosql(
     let mut done = vec![false; windows.len()];
     let mut prefix = 0usize;
     let mut fetches = futures::stream::iter(windows.iter().copied().enumerate())
-        .map(|(index, window)| async move { (index, window, nosql::fetch_window(target, window, sink).await) })
+        .map(|(index, window)| async move {
+            (
+                index,
+                window,
+                nosql::fetch_window(target, window, sink).await,
+            )
+        })
         .buffer_unordered(WINDOWS_IN_FLIGHT);
     while let Some((index, window, outcome)) = fetches.next().await {
         match outcome {
@@ -371,7 +403,12 @@ async fn recheck_nosql(
     for cluster in cluster_by_span(&stale) {
         let (first, last) = (cluster[0].1, cluster[cluster.len() - 1].1);
         let stored = store
-            .count_started_between(Source::Nosql, &project.id, &format_utc(first), &format_utc(last))
+            .count_started_between(
+                Source::Nosql,
+                &project.id,
+                &format_utc(first),
+                &format_utc(last),
+            )
             .await?;
         let pages = (stored.max(1) as u64).div_ceil(nosql::PAGE_LIMIT) as usize;
         if cluster.len() > 1 && pages < cluster.len() {
@@ -392,7 +429,9 @@ async fn recheck_nosql(
     let mut checks = futures::stream::iter(plans)
         .map(|plan| async move {
             let outcome: Result<(), FetchError> = match &plan {
-                Recheck::Span(window) => nosql::fetch_window(target, *window, sink).await.map(|_| ()),
+                Recheck::Span(window) => {
+                    nosql::fetch_window(target, *window, sink).await.map(|_| ())
+                }
                 Recheck::Id(id, at) => match nosql::fetch_by_id(target, id, *at, now).await {
                     Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
                     Err(e) => Err(e),
@@ -404,7 +443,9 @@ async fn recheck_nosql(
     while let Some(outcome) = checks.next().await {
         match outcome {
             Ok(()) => result.succeeded += 1,
-            Err((Recheck::Id(id, _), e)) => result.fail(&format!("nosql (project {}) job {id}", project.id), &e),
+            Err((Recheck::Id(id, _), e)) => {
+                result.fail(&format!("nosql (project {}) job {id}", project.id), &e)
+            }
             Err((Recheck::Span(w), e)) => result.fail(
                 &format!(
                     "nosql (project {}) re-check of {} … {}",
@@ -436,7 +477,9 @@ fn cluster_by_span(jobs: &[(String, Option<DateTime<Utc>>)]) -> Vec<Vec<(String,
     let mut clusters: Vec<Vec<(String, DateTime<Utc>)>> = Vec::new();
     for job in known {
         match clusters.last_mut() {
-            Some(c) if job.1 - c[0].1 <= nosql::MAX_WINDOW - chrono::Duration::seconds(2) => c.push(job),
+            Some(c) if job.1 - c[0].1 <= nosql::MAX_WINDOW - chrono::Duration::seconds(2) => {
+                c.push(job)
+            }
             _ => clusters.push(vec![job]),
         }
     }
@@ -464,7 +507,10 @@ async fn sync_dbss(
                 result.succeeded += 1;
                 ids.extend(found);
             }
-            Err(e) => result.fail(&format!("dbss (project {}) audit instance list", project.id), &e),
+            Err(e) => result.fail(
+                &format!("dbss (project {}) audit instance list", project.id),
+                &e,
+            ),
         }
     }
     let settled = if options.full {
@@ -561,7 +607,12 @@ async fn sync_image(
 /// The single writer: drains the channel, gathering whatever is waiting into one
 /// transaction (up to [`ROWS_PER_TRANSACTION`] rows), so fetching never waits on
 /// SQLite and SQLite never waits on the network.
-async fn write_all(store: Store, sync_id: i64, mut rx: mpsc::Receiver<Found>, progress: Progress) -> Result<(), StoreError> {
+async fn write_all(
+    store: Store,
+    sync_id: i64,
+    mut rx: mpsc::Receiver<Found>,
+    progress: Progress,
+) -> Result<(), StoreError> {
     while let Some(first) = rx.recv().await {
         let mut batch = JobBatch::default();
         add(&mut batch, first);
@@ -571,7 +622,9 @@ async fn write_all(store: Store, sync_id: i64, mut rx: mpsc::Receiver<Found>, pr
                 Err(_) => break,
             }
         }
-        let counts = store.write_batch(sync_id, &format_utc(Utc::now()), &batch).await?;
+        let counts = store
+            .write_batch(sync_id, &format_utc(Utc::now()), &batch)
+            .await?;
         progress.jobs_stored(counts.written);
     }
     Ok(())
@@ -583,7 +636,6 @@ fn add(batch: &mut JobBatch, found: Found) {
         Found::State(update) => batch.state.push(update),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -597,7 +649,10 @@ mod tests {
     fn first_sync_uses_configured_since_or_thirty_days() {
         let now = t("2024-06-01T00:00:00Z");
         let opts = SyncOptions::default();
-        assert_eq!(nosql_range(&opts, None, None, now), (now - DEFAULT_BACKFILL, now));
+        assert_eq!(
+            nosql_range(&opts, None, None, now),
+            (now - DEFAULT_BACKFILL, now)
+        );
         let since = t("2024-01-01T00:00:00Z");
         assert_eq!(nosql_range(&opts, Some(since), None, now).0, since);
     }
@@ -616,14 +671,21 @@ mod tests {
         let now = t("2024-06-01T00:00:00Z");
         let wm = t("2024-05-31T23:45:00Z");
         let cfg = t("2024-01-01T00:00:00Z");
-        let full = SyncOptions { full: true, ..SyncOptions::default() };
+        let full = SyncOptions {
+            full: true,
+            ..SyncOptions::default()
+        };
         assert_eq!(nosql_range(&full, Some(cfg), Some(wm), now).0, cfg);
         let explicit = SyncOptions {
             since: Some(t("2023-01-01T00:00:00Z")),
             until: Some(t("2030-01-01T00:00:00Z")),
             ..SyncOptions::default()
         };
-        assert_eq!(nosql_range(&explicit, Some(cfg), Some(wm), now), (t("2023-01-01T00:00:00Z"), now), "until is clamped to now");
+        assert_eq!(
+            nosql_range(&explicit, Some(cfg), Some(wm), now),
+            (t("2023-01-01T00:00:00Z"), now),
+            "until is clamped to now"
+        );
     }
 
     #[test]
@@ -635,7 +697,10 @@ mod tests {
             ("x".to_owned(), None),
         ];
         let clusters = cluster_by_span(&jobs);
-        let ids: Vec<Vec<&str>> = clusters.iter().map(|c| c.iter().map(|(id, _)| id.as_str()).collect()).collect();
+        let ids: Vec<Vec<&str>> = clusters
+            .iter()
+            .map(|c| c.iter().map(|(id, _)| id.as_str()).collect())
+            .collect();
         assert_eq!(ids, vec![vec!["a", "b"], vec!["c"]]);
     }
 

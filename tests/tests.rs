@@ -1,1 +1,9 @@
+//! Integration tests: the simulated cloud on 127.0.0.1 (ephemeral port), a
+//! temporary database, and the real `jobtrail` binary. Nothing here needs the
+//! internet or real credentials.
 
+mod util;
+
+mod auth;
+mod sources;
+mod sync_nosql;

@@ -6,7 +6,6 @@ mod runs;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -144,8 +143,7 @@ impl Store {
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
     // `filename` avoids URL parsing, so paths with `?` or `#` work.
-    SqliteConnectOptions::from_str("sqlite::memory:")
-        .expect("static sqlite url parses")
+    SqliteConnectOptions::new()
         .filename(path)
         .busy_timeout(BUSY_TIMEOUT)
 }
