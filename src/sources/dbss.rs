@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -145,7 +144,7 @@ impl<'a> DbssApi<'a> {
 
     /// Every job of one audit instance.
     pub async fn jobs(&self, resource_id: &str) -> Result<Vec<JobRow>, FetchError> {
-        let segment = utf8_percent_encode(resource_id, NON_ALPHANUMERIC).to_string();
+        let segment = crate::auth::signer::encode(resource_id);
         let parse = |body: &[u8]| parse_jobs(body, self.project_id, resource_id);
         if !self.legacy_retired.load(Ordering::Relaxed) {
             let legacy = self.call(

@@ -2,7 +2,6 @@
 //! `GET /v1/{project_id}/image-server-jobs/{job_id}`. Job IDs come from config
 //! and from the job list `GET /v1/{project_id}/image-server-jobs`.
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -147,7 +146,7 @@ impl ImageApi<'_> {
 
     /// One job and its sub-jobs.
     pub async fn job(&self, job_id: &str) -> Result<Vec<JobRow>, FetchError> {
-        let segment = utf8_percent_encode(job_id, NON_ALPHANUMERIC);
+        let segment = crate::auth::signer::encode(job_id);
         let call = self.call(
             format!("/v1/{}/image-server-jobs/{segment}", self.project_id),
             Vec::new(),
