@@ -49,14 +49,27 @@ pub struct Env {
 
 impl Env {
     /// Starts a simulator that requires `TOKEN`, with the CLI given that token.
-    pub async fn start(mut config: SimConfig) -> Env {
-        config.auth = SimAuth::Token(TOKEN.to_owned());
+    pub async fn start(config: SimConfig) -> Env {
+        Self::start_with(
+            config,
+            SimAuth::Token(TOKEN.to_owned()),
+            &[("CLOUD_SDK_TOKEN", TOKEN)],
+        )
+        .await
+    }
+
+    /// Starts a simulator demanding `auth`, with `env` given to every CLI run.
+    pub async fn start_with(mut config: SimConfig, auth: SimAuth, env: &[(&str, &str)]) -> Env {
+        config.auth = auth;
         let history_days = config.history_days;
         let sim = SimServer::start(config).await.expect("simulator starts");
         let env = Env {
             dir: tempfile::tempdir().expect("temp dir"),
             sim,
-            env: vec![("CLOUD_SDK_TOKEN".to_owned(), TOKEN.to_owned())],
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             history_days,
         };
         env.write_config(&env.default_config());
