@@ -5,5 +5,6 @@
 mod util;
 
 mod auth;
+mod incremental;
 mod sources;
 mod sync_nosql;

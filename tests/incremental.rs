@@ -1,0 +1,222 @@
+//! Incremental syncs from cron: cheap, complete, never doubled, safe when two
+//! run at once or one is killed mid-run.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use jobtrail::sim::SimConfig;
+
+use crate::util::{Env, utc_ms};
+
+async fn scalar(env: &Env, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&env.pool().await)
+        .await
+        .expect("scalar")
+}
+
+/// The simulator's truth as (job_id, raw status, fail_reason) for NoSQL, sorted.
+fn nosql_truth(env: &Env) -> Vec<(String, String, Option<String>)> {
+    let mut v: Vec<_> = env
+        .world()
+        .projects
+        .values()
+        .flat_map(|p| p.nosql.iter())
+        .map(|j| (j.id.clone(), j.status.clone(), Some(j.fail_reason.clone()).filter(|r| !r.is_empty())))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn nosql_stored(env: &Env) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as("SELECT job_id, raw_status, fail_reason FROM jobs WHERE source = 'nosql' ORDER BY job_id")
+        .fetch_all(&env.pool().await)
+        .await
+        .expect("rows")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
+    let env = Env::start(SimConfig {
+        nosql_jobs: 900,
+        history_days: 95,
+        ..SimConfig::new(51)
+    })
+    .await;
+    let world = env.world();
+    let project = world.projects.keys().next().cloned().expect("project");
+    let old = world.projects[&project]
+        .nosql
+        .iter()
+        .find(|j| {
+            let age = Utc::now() - j.start;
+            age > chrono::Duration::days(44) && age < chrono::Duration::days(46)
+        })
+        .expect("a job from 45 days ago")
+        .clone();
+    assert!(env.sim.set_nosql_job(&project, &old.id, "Running", "", None));
+    env.jobtrail(&["sync", "--source", "nosql"]).await.assert_code(0);
+    assert_eq!(scalar(&env, &format!("SELECT COUNT(*) FROM jobs WHERE job_id = '{}' AND status = 'running'", old.id)).await, 1);
+
+    // Running jobs older than the incremental range, grouped into 30-day spans.
+    let watermark: String = sqlx::query_scalar("SELECT value FROM sync_state WHERE key = 'watermark'")
+        .fetch_one(&env.pool().await)
+        .await
+        .expect("watermark");
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT started_at FROM jobs WHERE source = 'nosql' AND status IN ('running', 'unknown') AND started_at < ? ORDER BY started_at",
+    )
+    .bind(&watermark)
+    .fetch_all(&env.pool().await)
+    .await
+    .expect("stale");
+    let mut spans = 0;
+    let mut span_start: Option<chrono::DateTime<Utc>> = None;
+    for s in &stale {
+        let t = chrono::DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
+        if span_start.is_none_or(|start| t - start > chrono::Duration::days(30)) {
+            spans += 1;
+            span_start = Some(t);
+        }
+    }
+
+    let ended = Utc::now() - chrono::Duration::days(44);
+    assert!(env.sim.set_nosql_job(&project, &old.id, "Failed", "Disk full on node 2", Some(ended)));
+    let added = env.sim.add_nosql_jobs(&project, 30);
+    env.sim.clear_requests();
+    let run = env.jobtrail(&["sync", "--source", "nosql"]).await;
+    run.assert_code(0);
+
+    let requests = env.sim.request_count();
+    let new_pages = 1; // 30 new jobs fit one page of 50
+    assert!(
+        requests <= new_pages + spans + 3,
+        "{requests} requests for {new_pages} new page(s) and {spans} span(s) of running jobs ({} stale)",
+        stale.len()
+    );
+    let (status, reason, ended_at): (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT status, fail_reason, ended_at FROM jobs WHERE job_id = ?")
+            .bind(&old.id)
+            .fetch_one(&env.pool().await)
+            .await
+            .expect("old job");
+    assert_eq!((status.as_str(), reason.as_deref()), ("failed", Some("Disk full on node 2")));
+    assert!(ended_at.is_some_and(|e| e.starts_with(&utc_ms(ended)[..16])));
+    let change: (Option<String>, String, Option<String>) = sqlx::query_as(
+        "SELECT old_status, new_status, fail_reason FROM job_status_changes WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&old.id)
+    .fetch_one(&env.pool().await)
+    .await
+    .expect("transition");
+    assert_eq!(change, (Some("running".into()), "failed".into(), Some("Disk full on node 2".into())));
+    for id in &added {
+        assert_eq!(scalar(&env, &format!("SELECT COUNT(*) FROM jobs WHERE job_id = '{id}'")).await, 1);
+    }
+    assert!(run.stdout.contains("30 new"), "{}", run.stdout);
+    assert_eq!(nosql_stored(&env).await, nosql_truth(&env));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_identical_sync_finds_nothing_new_and_skips_final_image_jobs() {
+    let env = Env::start(SimConfig::new(52)).await;
+    env.jobtrail(&["sync"]).await.assert_code(0);
+    env.sim.clear_requests();
+    let run = env.jobtrail(&["sync"]).await;
+    run.assert_code(0);
+    assert!(run.stdout.contains("(0 new, 0 changed)"), "{}", run.stdout);
+    let final_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT job_id FROM jobs j WHERE source = 'image' AND parent_job_id IS NULL AND status IN ('succeeded', 'failed') \
+         AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.parent_job_id = j.job_id AND s.status NOT IN ('succeeded', 'failed'))",
+    )
+    .fetch_all(&env.pool().await)
+    .await
+    .expect("final jobs");
+    assert!(!final_ids.is_empty());
+    for r in env.sim.requests() {
+        assert!(!final_ids.iter().any(|id| r.path.ends_with(&format!("/image-server-jobs/{id}"))), "{r:?}");
+    }
+    let (new, changed): (i64, i64) =
+        sqlx::query_as("SELECT jobs_new, jobs_changed FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&env.pool().await)
+            .await
+            .expect("run");
+    assert_eq!((new, changed), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_syncs_at_once_never_interleave_and_the_data_is_complete() {
+    let env = Env::start(SimConfig {
+        nosql_jobs: 1500,
+        latency: Duration::from_millis(40),
+        ..SimConfig::new(53)
+    })
+    .await;
+    let (a, b) = tokio::join!(env.jobtrail(&["sync", "--source", "nosql"]), env.jobtrail(&["sync", "--source", "nosql"]));
+    let mut finished = 0;
+    for run in [&a, &b] {
+        match run.code {
+            0 => finished += 1,
+            1 => assert!(run.stderr.contains("another sync is running") && run.stderr.contains("pid "), "{}", run.stderr),
+            other => panic!("unexpected exit {other}: {}", run.stderr),
+        }
+    }
+    assert!(finished >= 1);
+    assert_eq!(scalar(&env, "SELECT COUNT(*) FROM sync_runs").await, finished);
+    assert_eq!(scalar(&env, "SELECT COUNT(*) FROM sync_runs WHERE status = 'succeeded'").await, finished);
+    assert_eq!(nosql_stored(&env).await, nosql_truth(&env));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_mid_run_leaves_a_sound_database_that_the_next_sync_completes() {
+    let env = Env::start(SimConfig {
+        nosql_jobs: 3000,
+        image_jobs: 40,
+        latency: Duration::from_millis(15),
+        ..SimConfig::new(54)
+    })
+    .await;
+    let db = env.db().display().to_string();
+    let config = env.config_path().display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jobtrail"))
+        .args(["--db", &db, "--config", &config, "sync"])
+        .env("CLOUD_SDK_TOKEN", crate::util::TOKEN)
+        .env("HOME", env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Kill once some rows have landed, but long before the sync can finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let landed = std::fs::metadata(env.db()).map(|m| m.len()).unwrap_or(0) > 0
+            && env.sim.request_count() > 20;
+        if landed || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "killed before it finished");
+
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&env.pool().await)
+        .await
+        .expect("integrity");
+    assert_eq!(check, "ok");
+    let run = env.jobtrail(&["sync"]).await;
+    run.assert_code(0);
+    assert_eq!(nosql_stored(&env).await, nosql_truth(&env));
+    let interrupted: (String, Option<String>) = sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id LIMIT 1")
+        .fetch_one(&env.pool().await)
+        .await
+        .expect("first run");
+    assert_eq!(interrupted.0, "failed");
+    assert!(interrupted.1.is_some_and(|e| e.contains("interrupted")));
+    let image: i64 = scalar(&env, "SELECT COUNT(*) FROM jobs WHERE source = 'image' AND parent_job_id IS NULL").await;
+    let listed = env.world().projects.values().flat_map(|p| &p.image_jobs).filter(|j| j.listed).count();
+    assert_eq!(image as usize, listed);
+    let dupes = scalar(&env, "SELECT COUNT(*) FROM (SELECT job_id FROM job_status_changes WHERE old_status IS NULL GROUP BY source, project_id, job_id HAVING COUNT(*) > 1)").await;
+    assert_eq!(dupes, 0, "each job first seen once");
+}
