@@ -158,12 +158,14 @@ impl<'r> Query<'r> {
                 "Invalid parameters start_time and end_time: the time range cannot exceed {MAX_SPAN_DAYS} days."
             ));
         }
+        // An empty filter value filters nothing (assumed; the docs are silent).
+        let filter = |name: &str| req.param(name).filter(|v| !v.is_empty());
         Ok(Query {
             start,
             end,
-            id: req.param("id"),
-            status: req.param("status"),
-            name: req.param("name"),
+            id: filter("id"),
+            status: filter("status"),
+            name: filter("name"),
             offset,
             limit,
         })

@@ -585,8 +585,10 @@ impl Gen {
                 } else {
                     rng.random_range(1..=2 * jobs_each - 1)
                 };
-                let created_ms = self.now.timestamp_millis()
-                    - rng.random_range(1..=self.history.num_milliseconds().max(2));
+                // Created at least an hour ago, so every job fits before now.
+                let hour_ms = 3_600_000;
+                let created_ms = now_ms
+                    - rng.random_range(hour_ms..=self.history.num_milliseconds().max(hour_ms));
                 let mut begin = created_ms;
                 let gap = ((now_ms - created_ms) / (count as i64 + 1)).max(1000);
                 let mut jobs = Vec::with_capacity(count);
@@ -617,7 +619,10 @@ impl Gen {
                             .then(|| pick(rng, DBSS_JOB_TYPES).to_string()),
                         server_id: rng.random_bool(0.9).then(|| server_id.clone()),
                         server_name: rng.random_bool(0.9).then(|| name.clone()),
-                        resource_id: rng.random_bool(0.8).then(|| resource_id.clone()),
+                        // The oldest job of the first instance always shows a null
+                        // resource_id, so every world has one.
+                        resource_id: (!(i == 0 && j == 0) && rng.random_bool(0.8))
+                            .then(|| resource_id.clone()),
                         begin_time: (status != "INIT").then_some(begin),
                         end_time: (!running).then_some(end.min(now_ms - 1000)),
                         charge_mode: charge_mode.to_owned(),
@@ -688,7 +693,9 @@ impl Gen {
                 .into_iter()
                 .enumerate()
                 .map(|(k, sub_id)| {
-                    let delay = Duration::milliseconds(rng.random_range(50..=5_000));
+                    // At least a second later, so restyling the fraction keeps it after
+                    // the job's own begin.
+                    let delay = Duration::milliseconds(rng.random_range(1_000..=5_000));
                     let sub_begin = styled_millis(rng, begin + delay);
                     let sub_status = match status {
                         "SUCCESS" => "SUCCESS",
@@ -733,7 +740,8 @@ impl Gen {
                     if is_final_sub_status(sub_status) {
                         let limit = end.unwrap_or(now).max(sub_begin);
                         let d = Duration::milliseconds(rng.random_range(1_000..=600_000));
-                        sub.end_time = Some(styled_millis(rng, (sub_begin + d).min(limit)));
+                        let sub_end = styled_millis(rng, sub_begin + d).min(limit);
+                        sub.end_time = Some(sub_end.max(sub_begin));
                     }
                     if matches!(sub_status, "FAILED" | "ABNORMAL") {
                         set_sub_failure(&mut sub, rng, sub_status);
@@ -914,9 +922,19 @@ mod tests {
                 }));
             }
             assert_eq!(j.is_running(), j.end_time.is_none());
+            assert!(j.end_time.is_none_or(|e| e > j.begin_time && e <= now));
+            for s in &j.sub_jobs {
+                assert!(s.begin_time > j.begin_time);
+                assert!(s.end_time.is_none_or(|e| e >= s.begin_time));
+            }
         }
         let dbss: Vec<&DbssJob> = p.audit_instances.iter().flat_map(|i| &i.jobs).collect();
         assert!(dbss.iter().any(|j| j.resource_id.is_none()));
+        for j in &dbss {
+            if let (Some(b), Some(e)) = (j.begin_time, j.end_time) {
+                assert!(b <= e && e <= now.timestamp_millis(), "{j:?}");
+            }
+        }
         assert!(
             dbss.iter()
                 .all(|j| (j.status == "SUCCESS") == j.error_code.is_none() || j.is_running())
