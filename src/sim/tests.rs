@@ -991,7 +991,6 @@ async fn aksk_refuses_bad_signatures() {
 }
 
 #[tokio::test]
-#[ignore = "needs the signer branch"]
 async fn aksk_accepts_good_signatures_and_checks_skew_and_security_token() {
     let mut config = SimConfig::new(20);
     config.auth = aksk(None);
