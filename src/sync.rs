@@ -399,26 +399,25 @@ async fn recheck_nosql(
     if stale.is_empty() {
         return Ok(());
     }
+    let mut known: Vec<(String, DateTime<Utc>)> = stale
+        .iter()
+        .filter_map(|(id, at)| at.map(|t| (id.clone(), t)))
+        .collect();
+    known.sort_by_key(|(_, t)| *t);
     let mut plans = Vec::new();
-    for cluster in cluster_by_span(&stale) {
-        let (first, last) = (cluster[0].1, cluster[cluster.len() - 1].1);
-        let stored = store
-            .count_started_between(
+    if let (Some(first), Some(last)) = (known.first(), known.last()) {
+        let stored: Vec<DateTime<Utc>> = store
+            .start_times_between(
                 Source::Nosql,
                 &project.id,
-                &format_utc(first),
-                &format_utc(last),
+                &format_utc(first.1 - chrono::Duration::seconds(1)),
+                &format_utc(last.1 + chrono::Duration::seconds(1)),
             )
-            .await?;
-        let pages = (stored.max(1) as u64).div_ceil(nosql::PAGE_LIMIT) as usize;
-        if cluster.len() > 1 && pages < cluster.len() {
-            plans.push(Recheck::Span(Window {
-                start: first - chrono::Duration::seconds(1),
-                end: (last + chrono::Duration::seconds(1)).min(now),
-            }));
-        } else {
-            plans.extend(cluster.iter().map(|(id, at)| Recheck::Id(id.clone(), *at)));
-        }
+            .await?
+            .iter()
+            .filter_map(|s| parse_api_time(s))
+            .collect();
+        plans = plan_rechecks(&known, &stored, now);
     }
     plans.extend(
         stale
@@ -466,24 +465,68 @@ enum Recheck {
     Span(Window),
 }
 
-/// Groups jobs with known start times (sorted) into clusters spanning at most
-/// one API window (30 days).
-fn cluster_by_span(jobs: &[(String, Option<DateTime<Utc>>)]) -> Vec<Vec<(String, DateTime<Utc>)>> {
-    let mut known: Vec<(String, DateTime<Utc>)> = jobs
-        .iter()
-        .filter_map(|(id, at)| at.map(|t| (id.clone(), t)))
-        .collect();
-    known.sort_by_key(|(_, t)| *t);
-    let mut clusters: Vec<Vec<(String, DateTime<Utc>)>> = Vec::new();
-    for job in known {
-        match clusters.last_mut() {
-            Some(c) if job.1 - c[0].1 <= nosql::MAX_WINDOW - chrono::Duration::seconds(2) => {
-                c.push(job)
+/// Above this many stale jobs the quadratic planner gives way to one ID
+/// lookup each (still correct, just not minimal).
+const MAX_PLANNED_RECHECKS: usize = 3_000;
+
+/// Chooses, for stale unfinished jobs sorted by start time, the cheapest mix of
+/// ID lookups (one request each) and re-reads of a span of consecutive jobs
+/// (at most one 30-day window, costing one request per 50 stored jobs in it).
+/// `stored` holds the sorted start times of the stored jobs around them.
+/// Dynamic programming over prefixes: `best[i]` is the fewest requests that
+/// cover the first `i` jobs.
+fn plan_rechecks(
+    jobs: &[(String, DateTime<Utc>)],
+    stored: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Vec<Recheck> {
+    let one_second = chrono::Duration::seconds(1);
+    let span_of = |from: DateTime<Utc>, to: DateTime<Utc>| Window {
+        start: from - one_second,
+        end: (to + one_second).min(now),
+    };
+    let by_id = |range: &[(String, DateTime<Utc>)]| {
+        range
+            .iter()
+            .map(|(id, at)| Recheck::Id(id.clone(), *at))
+            .collect()
+    };
+    if jobs.len() > MAX_PLANNED_RECHECKS {
+        return by_id(jobs);
+    }
+    let pages = |w: Window| {
+        let lo = stored.partition_point(|t| *t < w.start);
+        let hi = stored.partition_point(|t| *t <= w.end);
+        ((hi - lo).max(1) as u64).div_ceil(nosql::PAGE_LIMIT) as usize
+    };
+    let n = jobs.len();
+    // best[i]: (cost, start index of the last step, whether that step is a span)
+    let mut best: Vec<(usize, usize, bool)> = vec![(0, 0, false); n + 1];
+    for i in 1..=n {
+        best[i] = (best[i - 1].0 + 1, i - 1, false);
+        for j in (0..i - 1).rev() {
+            if jobs[i - 1].1 - jobs[j].1 > nosql::MAX_WINDOW - one_second * 2 {
+                break;
             }
-            _ => clusters.push(vec![job]),
+            let cost = best[j].0 + pages(span_of(jobs[j].1, jobs[i - 1].1));
+            if cost < best[i].0 {
+                best[i] = (cost, j, true);
+            }
         }
     }
-    clusters
+    let mut plans = Vec::new();
+    let mut i = n;
+    while i > 0 {
+        let (_, j, span) = best[i];
+        if span {
+            plans.push(Recheck::Span(span_of(jobs[j].1, jobs[i - 1].1)));
+        } else {
+            plans.extend(by_id(&jobs[j..i]));
+        }
+        i = j;
+    }
+    plans.reverse();
+    plans
 }
 
 async fn sync_dbss(
@@ -688,20 +731,89 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rechecks_cluster_within_one_window() {
-        let jobs = vec![
-            ("c".to_owned(), Some(t("2024-03-20T00:00:00Z"))),
-            ("a".to_owned(), Some(t("2024-01-01T00:00:00Z"))),
-            ("b".to_owned(), Some(t("2024-01-20T00:00:00Z"))),
-            ("x".to_owned(), None),
-        ];
-        let clusters = cluster_by_span(&jobs);
-        let ids: Vec<Vec<&str>> = clusters
+    fn plan(
+        jobs: &[(&str, &str)],
+        stored_every_minutes: i64,
+        from: &str,
+        to: &str,
+    ) -> Vec<Recheck> {
+        let jobs: Vec<(String, DateTime<Utc>)> = jobs
             .iter()
-            .map(|c| c.iter().map(|(id, _)| id.as_str()).collect())
+            .map(|(id, at)| ((*id).to_owned(), t(at)))
             .collect();
-        assert_eq!(ids, vec![vec!["a", "b"], vec!["c"]]);
+        let mut stored = Vec::new();
+        let mut cursor = t(from);
+        while cursor <= t(to) {
+            stored.push(cursor);
+            cursor += chrono::Duration::minutes(stored_every_minutes);
+        }
+        plan_rechecks(&jobs, &stored, t("2024-06-01T00:00:00Z"))
+    }
+
+    #[test]
+    fn close_jobs_in_a_sparse_span_are_read_in_one_request() {
+        // 3 jobs within a day, 24 stored jobs in that span: one page beats three lookups.
+        let p = plan(
+            &[
+                ("a", "2024-01-01T01:00:00Z"),
+                ("b", "2024-01-01T05:00:00Z"),
+                ("c", "2024-01-01T20:00:00Z"),
+            ],
+            60,
+            "2023-12-31T00:00:00Z",
+            "2024-01-03T00:00:00Z",
+        );
+        assert_eq!(p.len(), 1);
+        assert!(
+            matches!(p[0], Recheck::Span(w) if w.start == t("2024-01-01T00:59:59Z") && w.end == t("2024-01-01T20:00:01Z"))
+        );
+    }
+
+    #[test]
+    fn jobs_far_apart_in_a_busy_history_are_looked_up_by_id() {
+        // A job every minute: re-reading 10 days would cost ~290 pages.
+        let p = plan(
+            &[("a", "2024-01-01T00:00:00Z"), ("b", "2024-01-11T00:00:00Z")],
+            1,
+            "2023-12-31T00:00:00Z",
+            "2024-01-12T00:00:00Z",
+        );
+        assert_eq!(
+            p,
+            vec![
+                Recheck::Id("a".into(), t("2024-01-01T00:00:00Z")),
+                Recheck::Id("b".into(), t("2024-01-11T00:00:00Z"))
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_never_exceed_one_api_window() {
+        let p = plan(
+            &[
+                ("a", "2024-01-01T00:00:00Z"),
+                ("b", "2024-01-20T00:00:00Z"),
+                ("c", "2024-02-25T00:00:00Z"),
+                ("d", "2024-02-26T00:00:00Z"),
+            ],
+            24 * 60,
+            "2023-12-01T00:00:00Z",
+            "2024-03-01T00:00:00Z",
+        );
+        for plan in &p {
+            if let Recheck::Span(w) = plan {
+                assert!(w.end - w.start <= nosql::MAX_WINDOW);
+            }
+        }
+        let covered = |id: &str, at: &str| {
+            p.iter().any(|plan| match plan {
+                Recheck::Id(i, _) => i == id,
+                Recheck::Span(w) => w.start <= t(at) && t(at) <= w.end,
+            })
+        };
+        assert!(covered("a", "2024-01-01T00:00:00Z") && covered("b", "2024-01-20T00:00:00Z"));
+        assert!(covered("c", "2024-02-25T00:00:00Z") && covered("d", "2024-02-26T00:00:00Z"));
+        assert_eq!(p.len(), 2, "two sparse spans: {p:?}");
     }
 
     #[test]

@@ -112,23 +112,23 @@ impl Store {
 }
 
 impl Store {
-    /// How many jobs of a source and project started within `[from, to]`: the
-    /// cost estimate for re-reading that span page by page.
-    pub async fn count_started_between(
+    /// Start times (sorted) of a source and project's jobs within `[from, to]`:
+    /// what the re-check planner counts to price re-reading a span.
+    pub async fn start_times_between(
         &self,
         source: Source,
         project_id: &str,
         from: &str,
         to: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE source = ? AND project_id = ? AND started_at BETWEEN ? AND ?",
+            "SELECT started_at FROM jobs WHERE source = ? AND project_id = ? AND started_at BETWEEN ? AND ? ORDER BY started_at",
         )
         .bind(source.as_str())
         .bind(project_id)
         .bind(from)
         .bind(to)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?)
     }
 
