@@ -1,7 +1,7 @@
 //! Turning the three APIs' field formats into one: times to fixed-width UTC,
 //! raw statuses to [`Status`], NoSQL's "60%" progress to a number.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc};
 
 use crate::model::{Source, Status};
 
@@ -11,39 +11,50 @@ pub fn format_utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// What a parsed instant is stored as: whole milliseconds, the resolution of
+/// [`format_utc`] (so a duration computed from it equals the one between the
+/// stored texts), and only within the UTC years 0000–9999 (chrono writes other
+/// years with a sign and more digits, breaking the fixed width and so the text
+/// order of stored times).
+fn storable(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let t = t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)?;
+    (0..=9999).contains(&t.year()).then_some(t)
+}
+
 /// Parses any time string the three APIs send: NoSQL's `2023-09-12T06:44:01+0800`
 /// (offset without colon), RFC 3339 (`Z` or `+08:00`, any fraction digits, as
 /// Workspace sends `…49.61Z`), and a bare `YYYY-MM-DDTHH:MM:SS` taken as UTC.
-/// Returns `None` for anything else, including the empty string.
+/// Sub-millisecond digits are dropped. Returns `None` for anything else,
+/// including the empty string and instants outside the years 0000–9999 (UTC).
 pub fn parse_api_time(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+        return storable(t.with_timezone(&Utc));
     }
     // `%z` accepts `+0800` and `+08:00`; `%.f` accepts zero or more fraction digits.
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
         if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.with_timezone(&Utc));
+            return storable(t.with_timezone(&Utc));
         }
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc());
+            return storable(t.and_utc());
         }
     }
     None
 }
 
 /// Converts DBSS epoch milliseconds. DBSS reports an unset time as null or 0;
-/// both (and anything out of chrono's range) become `None`.
+/// both (and anything after the year 9999) become `None`.
 pub fn from_epoch_ms(ms: i64) -> Option<DateTime<Utc>> {
     if ms <= 0 {
         return None;
     }
-    Utc.timestamp_millis_opt(ms).single()
+    Utc.timestamp_millis_opt(ms).single().and_then(storable)
 }
 
 /// `ended − started` in milliseconds when both are known and in order.
