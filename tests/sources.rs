@@ -5,6 +5,14 @@ use jobtrail::sim::{Fault, FaultRule, SimConfig};
 
 use crate::util::{Env, expected_status, utc_ms};
 
+type SubJobRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 type DbssRow = (
     String,
     String,
@@ -112,7 +120,7 @@ async fn a_retired_legacy_dbss_path_switches_to_its_successor_with_the_same_rows
         .filter(|r| r.path.contains("/audit/") && r.path.ends_with("/jobs"))
         .count();
     assert!(
-        legacy >= 1 && legacy <= 16,
+        (1..=16).contains(&legacy),
         "the legacy path is abandoned after its first refusals ({legacy})"
     );
     let listed = env
@@ -200,13 +208,7 @@ async fn image_jobs_and_sub_jobs_are_stored_with_their_parent() {
         assert_eq!(status, expected_status("image", &job.status, false));
         assert_eq!(started, Some(utc_ms(job.begin_time)));
         assert_eq!(ended, job.end_time.map(utc_ms));
-        let subs: Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        )> = sqlx::query_as(
+        let subs: Vec<SubJobRow> = sqlx::query_as(
             "SELECT job_id, status, resource_name, error_code, fail_reason FROM jobs \
              WHERE source = 'image' AND parent_job_id = ? ORDER BY job_id",
         )

@@ -3,6 +3,10 @@
 //! retries with exponential backoff and jitter honouring `Retry-After`, a bound
 //! on requests in flight, a body size limit and a count of requests made.
 
+// Errors carry the whole call site so every message names source, project and
+// path; they are rare, so their size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 mod error;
 
 use std::sync::Arc;
