@@ -5,4 +5,7 @@
 
 pub mod model;
 pub mod normalize;
+pub mod output;
+pub mod query;
+pub mod status;
 pub mod store;
