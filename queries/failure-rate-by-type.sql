@@ -1,5 +1,6 @@
 -- Failure rate per source and job type: failed as a % of finished jobs, optional :since
 -- :since = NULL   first day to count, e.g. 2024-01-01 (UTC); all history when omitted
+--                 (a job counts at its start, else its end, else when jobtrail first saw it)
 --
 -- total counts every job; failure_rate_pct = failed / (succeeded + failed), so jobs
 -- still running do not dilute it (NULL when none has finished).
@@ -13,6 +14,6 @@ SELECT source,
              / NULLIF(SUM(CASE WHEN status IN ('succeeded', 'failed') THEN 1 ELSE 0 END), 0), 1)
            AS failure_rate_pct
 FROM jobs
-WHERE (:since IS NULL OR COALESCE(started_at, first_seen_at) >= CAST(:since AS TEXT))
+WHERE (:since IS NULL OR COALESCE(started_at, ended_at, first_seen_at) >= CAST(:since AS TEXT))
 GROUP BY source, job_type
 ORDER BY failure_rate_pct DESC, failed DESC, source, job_type;

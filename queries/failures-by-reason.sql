@@ -1,5 +1,6 @@
 -- Failures by reason per ISO week (a job counts in the week it started, UTC), optional :since
 -- :since = NULL   first day to count, e.g. 2024-01-01 (UTC); all history when omitted
+--                 (a job counts at its start, else its end, else when jobtrail first saw it)
 --
 -- The reason is the failure text the API gave, else its error code.
 SELECT strftime('%G-W%V', COALESCE(started_at, ended_at, first_seen_at)) AS week,

@@ -1,5 +1,6 @@
 -- Slowest job types: p50 and p95 duration per source and job type (nearest rank), optional :since
 -- :since = NULL   first day to count, e.g. 2024-01-01 (UTC); all history when omitted
+--                 (a job counts at its start, else its end, else when jobtrail first saw it)
 --
 -- Percentiles by nearest rank: the value at rank ceil(p% x n) of the sorted durations.
 WITH timed AS (
@@ -10,7 +11,7 @@ WITH timed AS (
            COUNT(*) OVER (PARTITION BY source, job_type) AS n
     FROM jobs
     WHERE duration_ms IS NOT NULL
-      AND (:since IS NULL OR COALESCE(started_at, first_seen_at) >= CAST(:since AS TEXT))
+      AND (:since IS NULL OR COALESCE(started_at, ended_at, first_seen_at) >= CAST(:since AS TEXT))
 )
 SELECT source,
        job_type,

@@ -7,5 +7,6 @@ pub mod model;
 pub mod normalize;
 pub mod output;
 pub mod query;
+pub mod report;
 pub mod status;
 pub mod store;

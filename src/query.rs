@@ -1078,9 +1078,12 @@ mod tests {
         let rs = run_saved(&read_only(&db).await, "failure-rate-by-week", &[]).await;
         let mut groups: BTreeMap<(String, String, Option<String>), Vec<&JobRow>> = BTreeMap::new();
         for r in &rows {
-            let t = r.started_at.clone().unwrap_or_else(|| seen_at(0));
             groups
-                .entry((iso_week(&t), r.source.to_string(), r.job_type.clone()))
+                .entry((
+                    iso_week(&job_time(r)),
+                    r.source.to_string(),
+                    r.job_type.clone(),
+                ))
                 .or_default()
                 .push(r);
         }
