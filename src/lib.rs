@@ -11,9 +11,13 @@ pub mod http;
 pub mod lock;
 pub mod model;
 pub mod normalize;
+pub mod output;
 pub mod progress;
+pub mod query;
+pub mod report;
 pub mod sim;
 pub mod sources;
+pub mod status;
 pub mod store;
 pub mod sync;
 

@@ -1,0 +1,21 @@
+-- Jobs running (or in an unknown state) for longer than :hours, measured from now; oldest first
+-- :hours = 24   how many hours a job may run before it counts as stuck (0 lists every running job)
+--
+-- A job with no start time is measured from when jobtrail first saw it.
+SELECT source,
+       project_id,
+       job_id,
+       parent_job_id,
+       job_type,
+       status,
+       raw_status,
+       progress,
+       started_at,
+       ROUND((julianday('now') - julianday(COALESCE(started_at, first_seen_at))) * 24, 1)
+           AS running_hours,
+       resource_name,
+       last_seen_at
+FROM jobs
+WHERE status IN ('running', 'unknown')
+  AND (julianday('now') - julianday(COALESCE(started_at, first_seen_at))) * 24 > :hours
+ORDER BY COALESCE(started_at, first_seen_at), source, job_id;

@@ -1,0 +1,571 @@
+//! `jobtrail status`: the last sync runs, per-source watermarks, job counts by
+//! source and status, jobs still running, and where the database is and how big.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{Source, Status};
+use crate::normalize::{format_utc, parse_api_time};
+use crate::output::{Cell, Format, ResultSet, render_table};
+use crate::store::{Store, StoreError};
+
+/// How many sync runs the status shows.
+pub const RECENT_RUNS: i64 = 5;
+
+/// Everything `jobtrail status` shows; its JSON form is this struct.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    /// When the status was taken (UTC).
+    pub generated_at: String,
+    pub database: DatabaseInfo,
+    /// All sync runs ever recorded.
+    pub total_runs: i64,
+    /// The last [`RECENT_RUNS`] runs, newest first.
+    pub recent_runs: Vec<RunSummary>,
+    /// Every `sync_state` entry (watermarks and bookkeeping), by project, source, key.
+    pub watermarks: Vec<Watermark>,
+    /// Jobs per source and normalized status (all three sources, even when empty).
+    pub jobs_by_source: Vec<SourceCounts>,
+    pub total_jobs: i64,
+    /// Jobs not final yet (running or unknown).
+    pub still_running: StillRunning,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatabaseInfo {
+    pub path: String,
+    /// Size of the database file in bytes.
+    pub file_bytes: u64,
+    /// Size of the write-ahead log beside it (0 when there is none).
+    pub wal_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `succeeded`, `partial` or `failed`.
+    pub outcome: String,
+    pub sources: String,
+    pub requests: i64,
+    pub jobs_seen: i64,
+    pub jobs_new: i64,
+    pub jobs_changed: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Watermark {
+    pub project_id: String,
+    pub source: String,
+    pub key: String,
+    pub value: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceCounts {
+    pub source: String,
+    pub running: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StillRunning {
+    /// Jobs running or in an unknown state.
+    pub count: i64,
+    /// The one that started longest ago (by start time, else first seen).
+    pub oldest: Option<OldestJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OldestJob {
+    pub source: String,
+    pub project_id: String,
+    pub job_id: String,
+    pub job_type: Option<String>,
+    pub status: String,
+    /// Start time, else when jobtrail first saw it (UTC).
+    pub since: String,
+    /// Seconds from `since` to `generated_at`.
+    pub age_seconds: i64,
+}
+
+/// Gathers the status now.
+pub async fn gather(store: &Store) -> Result<StatusReport, StoreError> {
+    gather_at(store, Utc::now()).await
+}
+
+/// Gathers the status as of `now` (ages are measured to it).
+pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
+    let pool = store.pool();
+    let total_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_runs")
+        .fetch_one(pool)
+        .await?;
+
+    type RunRow = (
+        i64,
+        String,
+        Option<String>,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+    );
+    let runs: Vec<RunRow> = sqlx::query_as(
+        "SELECT id, started_at, finished_at, status, sources, requests, jobs_seen, jobs_new, \
+         jobs_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
+    )
+    .bind(RECENT_RUNS)
+    .fetch_all(pool)
+    .await?;
+    let recent_runs = runs
+        .into_iter()
+        .map(
+            |(
+                id,
+                started_at,
+                finished_at,
+                outcome,
+                sources,
+                requests,
+                seen,
+                new,
+                changed,
+                error,
+            )| {
+                RunSummary {
+                    id,
+                    started_at,
+                    finished_at,
+                    outcome,
+                    sources,
+                    requests,
+                    jobs_seen: seen,
+                    jobs_new: new,
+                    jobs_changed: changed,
+                    error,
+                }
+            },
+        )
+        .collect();
+
+    let watermarks: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT project_id, source, key, value, updated_at FROM sync_state \
+         ORDER BY project_id, source, key",
+    )
+    .fetch_all(pool)
+    .await?;
+    let watermarks = watermarks
+        .into_iter()
+        .map(|(project_id, source, key, value, updated_at)| Watermark {
+            project_id,
+            source,
+            key,
+            value,
+            updated_at,
+        })
+        .collect();
+
+    let counts: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT source, status, COUNT(*) FROM jobs GROUP BY source, status ORDER BY source, status",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut jobs_by_source: Vec<SourceCounts> = Source::ALL
+        .iter()
+        .map(|s| SourceCounts {
+            source: s.as_str().to_owned(),
+            ..SourceCounts::default()
+        })
+        .collect();
+    for (source, status, n) in counts {
+        let entry = match jobs_by_source.iter_mut().find(|c| c.source == source) {
+            Some(entry) => entry,
+            None => {
+                jobs_by_source.push(SourceCounts {
+                    source: source.clone(),
+                    ..SourceCounts::default()
+                });
+                let last = jobs_by_source.len() - 1;
+                &mut jobs_by_source[last]
+            }
+        };
+        match status.parse::<Status>() {
+            Ok(Status::Running) => entry.running += n,
+            Ok(Status::Succeeded) => entry.succeeded += n,
+            Ok(Status::Failed) => entry.failed += n,
+            Ok(Status::Unknown) | Err(_) => entry.unknown += n,
+        }
+        entry.total += n;
+    }
+    let total_jobs = jobs_by_source.iter().map(|c| c.total).sum();
+
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('running', 'unknown')")
+            .fetch_one(pool)
+            .await?;
+    let oldest: Option<(String, String, String, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT source, project_id, job_id, job_type, status, \
+             COALESCE(started_at, first_seen_at) AS since FROM jobs \
+             WHERE status IN ('running', 'unknown') ORDER BY since, source, job_id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let oldest = oldest.map(
+        |(source, project_id, job_id, job_type, status, since)| OldestJob {
+            age_seconds: parse_api_time(&since)
+                .map(|t| (now - t).num_seconds())
+                .unwrap_or(0),
+            source,
+            project_id,
+            job_id,
+            job_type,
+            status,
+            since,
+        },
+    );
+
+    Ok(StatusReport {
+        generated_at: format_utc(now),
+        database: database_info(store.path()),
+        total_runs,
+        recent_runs,
+        watermarks,
+        jobs_by_source,
+        total_jobs,
+        still_running: StillRunning { count, oldest },
+    })
+}
+
+fn database_info(path: &Path) -> DatabaseInfo {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    DatabaseInfo {
+        path: path.display().to_string(),
+        file_bytes: size(path),
+        wal_bytes: size(Path::new(&wal)),
+    }
+}
+
+/// Prints the status as titled tables (`Table`) or one JSON object (any other format).
+pub fn write_status(out: &mut dyn Write, report: &StatusReport, format: Format) -> io::Result<()> {
+    match format {
+        Format::Table => write_status_tables(out, report),
+        Format::Json | Format::Ndjson | Format::Csv => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            writeln!(out)
+        }
+    }
+}
+
+fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "Database: {} ({}, write-ahead log {})",
+        r.database.path,
+        human_bytes(r.database.file_bytes),
+        human_bytes(r.database.wal_bytes)
+    )?;
+    writeln!(out, "Status taken at {} (UTC)", r.generated_at)?;
+    writeln!(out)?;
+
+    if r.recent_runs.is_empty() {
+        writeln!(out, "Sync runs: none yet (run `jobtrail sync`)")?;
+    } else {
+        writeln!(
+            out,
+            "Sync runs: last {} of {}, newest first (times UTC)",
+            r.recent_runs.len(),
+            r.total_runs
+        )?;
+        let rs = ResultSet {
+            columns: [
+                "id", "started", "finished", "outcome", "sources", "requests", "seen", "new",
+                "changed", "error",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: r
+                .recent_runs
+                .iter()
+                .map(|run| {
+                    vec![
+                        Cell::Integer(run.id),
+                        Cell::Text(run.started_at.clone()),
+                        Cell::from(run.finished_at.clone()),
+                        Cell::Text(run.outcome.clone()),
+                        Cell::Text(run.sources.clone()),
+                        Cell::Integer(run.requests),
+                        Cell::Integer(run.jobs_seen),
+                        Cell::Integer(run.jobs_new),
+                        Cell::Integer(run.jobs_changed),
+                        Cell::from(run.error.clone()),
+                    ]
+                })
+                .collect(),
+        };
+        writeln!(out, "{}", render_table(&rs, None))?;
+    }
+    writeln!(out)?;
+
+    writeln!(out, "Jobs by source and status ({} in all)", r.total_jobs)?;
+    let rs = ResultSet {
+        columns: [
+            "source",
+            "running",
+            "succeeded",
+            "failed",
+            "unknown",
+            "total",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: r
+            .jobs_by_source
+            .iter()
+            .map(|c| {
+                vec![
+                    Cell::Text(c.source.clone()),
+                    Cell::Integer(c.running),
+                    Cell::Integer(c.succeeded),
+                    Cell::Integer(c.failed),
+                    Cell::Integer(c.unknown),
+                    Cell::Integer(c.total),
+                ]
+            })
+            .collect(),
+    };
+    writeln!(out, "{}", render_table(&rs, None))?;
+    writeln!(out)?;
+
+    match &r.still_running.oldest {
+        None => writeln!(out, "Still running: none")?,
+        Some(o) => writeln!(
+            out,
+            "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
+            r.still_running.count,
+            o.source,
+            o.job_id,
+            o.job_type.as_deref().unwrap_or("(no type)"),
+            if o.project_id.is_empty() {
+                String::new()
+            } else {
+                format!(" in project {}", o.project_id)
+            },
+            o.status,
+            o.since,
+            human_age(o.age_seconds)
+        )?,
+    }
+    writeln!(out)?;
+
+    if r.watermarks.is_empty() {
+        writeln!(out, "Watermarks: none yet")?;
+    } else {
+        writeln!(out, "Watermarks and sync state (times UTC)")?;
+        let rs = ResultSet {
+            columns: ["project", "source", "key", "value", "updated"]
+                .map(String::from)
+                .to_vec(),
+            rows: r
+                .watermarks
+                .iter()
+                .map(|w| {
+                    vec![
+                        Cell::Text(w.project_id.clone()),
+                        Cell::Text(w.source.clone()),
+                        Cell::Text(w.key.clone()),
+                        Cell::Text(w.value.clone()),
+                        Cell::Text(w.updated_at.clone()),
+                    ]
+                })
+                .collect(),
+        };
+        // Bookkeeping values can be long lists: keep the table readable.
+        writeln!(out, "{}", render_table(&rs, Some(160)))?;
+    }
+    Ok(())
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `3d 4h`, `2h 5m`, `40s`-style ages.
+pub fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::model::JobRow;
+    use crate::query::test_support::{db_with, job, sample_jobs, seen_at};
+    use crate::store::{StateUpdate, set_state};
+
+    #[tokio::test]
+    async fn status_counts_a_known_database() {
+        let rows = sample_jobs();
+        let now = parse_api_time("2024-04-01T00:00:00Z").expect("time");
+        let t = parse_api_time("2023-12-25T06:00:00Z").expect("time");
+        let mut extra = job(
+            Source::Nosql,
+            "oldest",
+            Some("Backup"),
+            Status::Running,
+            Some(t),
+            None,
+        );
+        extra.project_id = "p9".into();
+        let db = db_with(&[rows.clone(), vec![extra.clone()], vec![]]).await;
+        set_state(
+            &db.store,
+            &StateUpdate {
+                project_id: "p1".into(),
+                source: Source::Nosql,
+                key: "watermark",
+                value: "2024-03-01T00:00:00.000Z".into(),
+            },
+            &seen_at(5),
+        )
+        .await
+        .expect("state");
+        let store = Store::open_read_only(&db.path).await.expect("read-only");
+        let report = gather_at(&store, now).await.expect("gather");
+
+        let all: Vec<&JobRow> = rows.iter().chain(std::iter::once(&extra)).collect();
+        for source in Source::ALL {
+            let of = |st: Status| {
+                all.iter()
+                    .filter(|r| r.source == source && r.status == st)
+                    .count() as i64
+            };
+            let c = report
+                .jobs_by_source
+                .iter()
+                .find(|c| c.source == source.as_str())
+                .expect("every source listed");
+            assert_eq!(
+                (c.running, c.succeeded, c.failed, c.unknown),
+                (
+                    of(Status::Running),
+                    of(Status::Succeeded),
+                    of(Status::Failed),
+                    of(Status::Unknown)
+                ),
+                "{source}"
+            );
+            assert_eq!(
+                c.total,
+                all.iter().filter(|r| r.source == source).count() as i64
+            );
+        }
+        assert_eq!(report.total_jobs, all.len() as i64);
+
+        let unfinished = all.iter().filter(|r| !r.status.is_terminal()).count() as i64;
+        assert_eq!(report.still_running.count, unfinished);
+        let oldest = report.still_running.oldest.as_ref().expect("oldest");
+        assert_eq!(oldest.job_id, "oldest");
+        assert_eq!(oldest.since, "2023-12-25T06:00:00.000Z");
+        assert_eq!(oldest.age_seconds, (now - t).num_seconds());
+
+        assert_eq!(report.total_runs, 3);
+        let ids: Vec<i64> = report.recent_runs.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+        let first = report.recent_runs.last().expect("first run");
+        assert_eq!(first.outcome, "succeeded");
+        assert_eq!(first.requests, 10);
+        assert_eq!(first.jobs_seen, rows.len() as i64);
+        assert_eq!(first.jobs_new, rows.len() as i64);
+        assert_eq!(report.recent_runs[1].jobs_new, 1);
+
+        assert_eq!(report.watermarks.len(), 1);
+        assert_eq!(report.watermarks[0].value, "2024-03-01T00:00:00.000Z");
+        assert!(report.database.file_bytes > 0);
+        assert!(report.database.path.ends_with("jobtrail.db"));
+
+        // The JSON form parses and carries the same numbers.
+        let mut buf = Vec::new();
+        write_status(&mut buf, &report, Format::Json).expect("json");
+        let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
+        assert_eq!(v["total_jobs"], serde_json::json!(all.len()));
+        assert_eq!(v["still_running"]["count"], serde_json::json!(unfinished));
+        assert_eq!(v["recent_runs"][0]["error"], serde_json::Value::Null);
+        assert_eq!(v["jobs_by_source"].as_array().map(Vec::len), Some(3));
+
+        // The table form names every section.
+        let mut buf = Vec::new();
+        write_status(&mut buf, &report, Format::Table).expect("table");
+        let text = String::from_utf8(buf).expect("utf-8");
+        for needle in [
+            "Sync runs: last 3 of 3",
+            "Jobs by source and status",
+            "Still running:",
+            "oldest",
+            "Watermarks",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+        assert!(text.contains(&format!("{} in all", all.len())), "{text}");
+    }
+
+    #[tokio::test]
+    async fn status_of_an_empty_database_is_friendly() {
+        let db = db_with(&[]).await;
+        let report = gather_at(&db.store, Utc::now()).await.expect("gather");
+        assert_eq!(report.total_jobs, 0);
+        assert!(report.recent_runs.is_empty());
+        assert!(report.still_running.oldest.is_none());
+        let mut buf = Vec::new();
+        write_status(&mut buf, &report, Format::Table).expect("table");
+        let text = String::from_utf8(buf).expect("utf-8");
+        assert!(text.contains("none yet"), "{text}");
+    }
+
+    #[test]
+    fn sizes_and_ages_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(human_age(40), "40s");
+        assert_eq!(human_age(125), "2m 5s");
+        assert_eq!(human_age(Duration::hours(27).num_seconds()), "1d 3h");
+    }
+}
