@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::auth::Credentials;
-use crate::cli::{Cli, Command, DemoArgs, GlobalArgs, SimulateArgs, SyncArgs};
+use crate::cli::{
+    Cli, Command, DemoArgs, GlobalArgs, QueriesArgs, QueryArgs, ReportArgs, SimulateArgs,
+    StatusArgs, StatusFormat, SyncArgs,
+};
 use crate::config::{
     DbssSettings, Endpoints, ImageSettings, NosqlSettings, ProjectSettings, Settings,
 };
@@ -48,6 +51,10 @@ pub async fn run(cli: Cli) -> Result<Exit> {
     let global = &cli.global;
     match &cli.command {
         Command::Sync(args) => sync(global, args).await,
+        Command::Query(args) => query(global, args).await,
+        Command::Queries(args) => queries(global, args),
+        Command::Status(args) => status(global, args).await,
+        Command::Report(args) => report(global, args).await,
         Command::Demo(args) => demo(global, args).await,
         Command::Simulate(args) => simulate(args).await,
     }
@@ -163,6 +170,106 @@ fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
     })
 }
 
+/// The saved-query folder: `--queries-dir`, else the config's `queries_dir`.
+fn queries_dir(global: &GlobalArgs, flag: Option<&Path>) -> Result<Option<PathBuf>> {
+    match flag {
+        Some(dir) => Ok(Some(dir.to_path_buf())),
+        None => Ok(load_settings(global)?.queries_dir),
+    }
+}
+
+/// Opens the database read-only for the reporting commands.
+async fn open_for_reading(global: &GlobalArgs) -> Result<Store> {
+    let settings = load_settings(global)?;
+    Ok(Store::open_read_only(&database_path(global, &settings, "jobtrail.db")).await?)
+}
+
+async fn query(global: &GlobalArgs, args: &QueryArgs) -> Result<Exit> {
+    use crate::query::QueryError;
+    let dir = queries_dir(global, args.queries_dir.as_deref())?;
+    let store = open_for_reading(global).await?;
+    let result = crate::query::run(
+        &store,
+        args.sql.as_deref().unwrap_or_default(),
+        args.file.as_deref(),
+        dir.as_deref(),
+        &args.params,
+    )
+    .await;
+    store.close().await;
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(
+            e @ (QueryError::NoSuchQuery { .. }
+            | QueryError::MissingParam { .. }
+            | QueryError::UnknownParam { .. }
+            | QueryError::DuplicateParam { .. }),
+        ) => return Err(UsageError(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    let stdout = std::io::stdout();
+    let width = stdout
+        .is_terminal()
+        .then(|| terminal_size::terminal_size().map(|(w, _)| w.0))
+        .flatten();
+    let mut out = stdout.lock();
+    crate::output::write_results(&mut out, &rows, args.format, width)?;
+    out.flush()?;
+    Ok(Exit::Ok)
+}
+
+fn queries(global: &GlobalArgs, args: &QueriesArgs) -> Result<Exit> {
+    let dir = queries_dir(global, args.queries_dir.as_deref())?;
+    let list = crate::query::saved_queries(dir.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    crate::query::write_query_list(&mut out, &list)?;
+    Ok(Exit::Ok)
+}
+
+async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<Exit> {
+    let store = open_for_reading(global).await?;
+    let report = crate::status::gather(&store).await;
+    store.close().await;
+    let format = match args.format {
+        StatusFormat::Table => crate::output::Format::Table,
+        StatusFormat::Json => crate::output::Format::Json,
+    };
+    let mut out = std::io::stdout().lock();
+    crate::status::write_status(&mut out, &report?, format)?;
+    Ok(Exit::Ok)
+}
+
+async fn report(global: &GlobalArgs, args: &ReportArgs) -> Result<Exit> {
+    let filter = crate::report::ReportFilter {
+        since: args.since.clone(),
+        until: args.until.clone(),
+        sources: args.sources.clone(),
+    };
+    let store = open_for_reading(global).await?;
+    write_report(&store, &filter, &args.output).await?;
+    store.close().await;
+    if global.quiet == 0 {
+        println!("wrote {}", args.output.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Renders the HTML report to `path` (through a temporary file, so a failure
+/// never leaves half a page behind).
+async fn write_report(
+    store: &Store,
+    filter: &crate::report::ReportFilter,
+    path: &Path,
+) -> Result<()> {
+    let html = crate::report::render(store, filter, chrono::Utc::now()).await?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, html).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Project settings that point every source of a simulated project at `base`.
 pub fn simulated_project(id: &str, base: &reqwest::Url, history_days: u32) -> ProjectSettings {
     ProjectSettings {
@@ -238,10 +345,29 @@ async fn demo(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     .await?;
     server.shutdown().await;
     let exit = finish_sync(global, &report)?;
+    let report_path = demo_report_path(&db);
+    let store = Store::open_read_only(&db).await?;
+    write_report(
+        &store,
+        &crate::report::ReportFilter::default(),
+        &report_path,
+    )
+    .await?;
+    store.close().await;
     if global.quiet == 0 {
         print_demo_report(&db).await?;
+        println!("HTML report: {}", report_path.display());
     }
     Ok(exit)
+}
+
+/// `jobtrail-demo.db` → `jobtrail-demo-report.html`, beside the database.
+fn demo_report_path(db: &Path) -> PathBuf {
+    let stem = db.file_stem().map_or_else(
+        || "jobtrail-demo".into(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    db.with_file_name(format!("{stem}-report.html"))
 }
 
 /// A few lines that show what landed, and how to ask more.
@@ -268,7 +394,12 @@ async fn print_demo_report(db: &Path) -> Result<()> {
     }
     writeln!(
         out,
-        "\nnext: sqlite3 {} 'select * from recent_failures limit 10'",
+        "\nnext: jobtrail --db {} query recent-failures",
+        db.display()
+    )?;
+    writeln!(
+        out,
+        "      sqlite3 {} 'select * from recent_failures limit 10'",
         db.display()
     )?;
     Ok(())

@@ -55,6 +55,26 @@ pub enum Command {
         after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
     )]
     Sync(SyncArgs),
+    /// Run SQL, or a saved query by name, on the database (read-only)
+    #[command(
+        after_help = "Examples:\n  jobtrail query recent-failures --param limit=20\n  jobtrail query 'select source, status, count(*) from jobs group by 1, 2' --format csv\n  jobtrail query stuck-jobs -p hours=6 --format json\n  jobtrail query -f my-report.sql -p since=2024-01-01"
+    )]
+    Query(QueryArgs),
+    /// List the saved queries with their descriptions and parameters
+    #[command(
+        after_help = "Examples:\n  jobtrail queries\n  jobtrail queries --queries-dir ./my-queries"
+    )]
+    Queries(QueriesArgs),
+    /// Last sync runs, watermarks, job counts by source and status
+    #[command(
+        after_help = "Examples:\n  jobtrail status\n  jobtrail status --format json | jq .still_running"
+    )]
+    Status(StatusArgs),
+    /// Write a self-contained HTML report: failure trends, reasons, durations
+    #[command(
+        after_help = "Examples:\n  jobtrail report                                  # writes jobtrail-report.html\n  jobtrail report --since 2024-01-01 -o q1.html\n  jobtrail report --source nosql --source dbss"
+    )]
+    Report(ReportArgs),
     /// Start the simulated cloud on loopback, sync it into a database and print a short report
     #[command(
         after_help = "Examples:\n  jobtrail demo                       # writes ./jobtrail-demo.db\n  jobtrail demo --db /tmp/demo.db\n  sqlite3 jobtrail-demo.db 'select source, status, count(*) from jobs group by 1, 2'"
@@ -84,6 +104,65 @@ pub struct SyncArgs {
     /// Re-read everything in range, including jobs already final
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Inline SQL, or the name of a saved query (see `jobtrail queries`)
+    #[arg(value_name = "SQL|NAME", required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// Read the SQL from a file
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A named parameter for :NAME in the SQL (repeatable)
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", value_parser = crate::query::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Output format [default: table]
+    #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+    pub format: crate::output::Format,
+    /// Extra saved queries (*.sql), overriding built-in ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub queries_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueriesArgs {
+    /// Extra saved queries (*.sql), overriding built-in ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub queries_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Jobs from this date (YYYY-MM-DD or a date-time, UTC)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Jobs up to this date (a date includes that whole day)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only these sources (repeatable)
+    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
+    pub sources: Vec<Source>,
+    /// Where to write the page
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "jobtrail-report.html"
+    )]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

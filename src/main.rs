@@ -24,6 +24,8 @@ fn main() -> ExitCode {
     };
     let exit = match runtime.block_on(app::run(cli)) {
         Ok(exit) => exit,
+        // A closed pipe (`jobtrail query … | head`) is the reader's choice, not an error.
+        Err(e) if is_broken_pipe(&e) => Exit::Ok,
         Err(e) => {
             // `{:#}` shows the whole chain: what failed, and why.
             eprintln!("error: {e:#}");
@@ -35,6 +37,14 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Diagnostics go to stderr: `JOBTRAIL_LOG` if set, else warnings (-v info,
