@@ -40,11 +40,28 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|cause| broken_pipe(cause, 0))
+}
+
+/// Looks through wrapped io errors too (CSV and JSON writers wrap them).
+fn broken_pipe(e: &(dyn std::error::Error + 'static), depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return true;
+        }
+        if let Some(inner) = io.get_ref() {
+            return broken_pipe(inner, depth + 1);
+        }
+    }
+    if let Some(csv) = e.downcast_ref::<csv::Error>()
+        && let csv::ErrorKind::Io(io) = csv.kind()
+    {
+        return io.kind() == std::io::ErrorKind::BrokenPipe;
+    }
+    e.source().is_some_and(|s| broken_pipe(s, depth + 1))
 }
 
 /// Diagnostics go to stderr: `JOBTRAIL_LOG` if set, else warnings (-v info,

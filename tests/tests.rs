@@ -5,6 +5,9 @@
 mod util;
 
 mod auth;
+mod faults;
+mod first_run;
 mod incremental;
+mod reporting;
 mod sources;
 mod sync_nosql;
