@@ -85,6 +85,12 @@ struct Inner {
     /// Set by the first 401/403: every later call is refused without a request,
     /// since repeated bad signatures lock the key pair for five minutes.
     auth_refused: std::sync::atomic::AtomicBool,
+    /// Set by the first 2xx: the credentials work.
+    credentials_proven: std::sync::atomic::AtomicBool,
+    /// Until the credentials are proven, one request at a time: bad credentials
+    /// then cost exactly one refusal, not one per concurrent task (more than
+    /// five refusals in a row lock the key pair).
+    probe: tokio::sync::Mutex<()>,
     settings: HttpSettings,
 }
 
@@ -128,6 +134,8 @@ impl ApiClient {
                 limiter: Semaphore::new(settings.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
+                credentials_proven: std::sync::atomic::AtomicBool::new(false),
+                probe: tokio::sync::Mutex::new(()),
                 settings,
             }),
         })
@@ -168,11 +176,25 @@ impl ApiClient {
         let mut attempts = 0usize;
         let mut malformed = 0usize;
         loop {
-            if self.inner.auth_refused.load(Ordering::Relaxed) {
+            let probe = if self.inner.credentials_proven.load(Ordering::Acquire) {
+                None
+            } else {
+                Some(self.inner.probe.lock().await)
+            };
+            if self.inner.auth_refused.load(Ordering::Acquire) {
                 return Err(ApiError::Skipped { site });
             }
             attempts += 1;
-            let (failure, retry_after) = match self.attempt(&url, call.project_id).await {
+            let answer = self.attempt(&url, call.project_id).await;
+            if matches!(&answer, Ok(a) if a.status.is_success()) {
+                self.inner.credentials_proven.store(true, Ordering::Release);
+            }
+            if matches!(&answer, Ok(a) if a.status == StatusCode::UNAUTHORIZED || a.status == StatusCode::FORBIDDEN)
+            {
+                self.inner.auth_refused.store(true, Ordering::Release);
+            }
+            drop(probe);
+            let (failure, retry_after) = match answer {
                 Ok(answer) if answer.status.is_success() => match parse(&answer.body) {
                     Ok(value) => return Ok(value),
                     Err(detail) => {
@@ -195,9 +217,6 @@ impl ApiClient {
                         &answer.headers,
                         &self.credential_description(),
                     );
-                    if failure.is_auth() {
-                        self.inner.auth_refused.store(true, Ordering::Relaxed);
-                    }
                     if !is_retryable_status(answer.status) {
                         return Err(failure);
                     }
