@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod error;
+mod pacer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +92,8 @@ struct Inner {
     /// then cost exactly one refusal, not one per concurrent task (more than
     /// five refusals in a row lock the key pair).
     probe: tokio::sync::Mutex<()>,
+    /// Slows every call down together when the cloud throttles.
+    pacer: pacer::Pacer,
     settings: HttpSettings,
 }
 
@@ -136,6 +139,7 @@ impl ApiClient {
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
+                pacer: pacer::Pacer::new(),
                 settings,
             }),
         })
@@ -185,7 +189,18 @@ impl ApiClient {
                 return Err(ApiError::Skipped { site });
             }
             attempts += 1;
+            let wait = self.inner.pacer.wait_for_slot();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let answer = self.attempt(&url, call.project_id).await;
+            match &answer {
+                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
+                    self.inner.pacer.throttled(retry_after(&a.headers));
+                }
+                Ok(_) => self.inner.pacer.succeeded(),
+                Err(_) => {}
+            }
             if matches!(&answer, Ok(a) if a.status.is_success()) {
                 self.inner.credentials_proven.store(true, Ordering::Release);
             }
