@@ -566,22 +566,16 @@ async fn sync_dbss(
     let mut seen = HashSet::new();
     ids.retain(|id| seen.insert(id.clone()) && !settled.contains(id));
     let api = &api;
-    let mut fetches = futures::stream::iter(ids)
-        .map(|id| async move {
-            let outcome = match api.jobs(&id).await {
-                Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
-                Err(e) => Err(e),
-            };
-            (id, outcome)
-        })
-        .buffer_unordered(IDS_IN_FLIGHT);
-    while let Some((id, outcome)) = fetches.next().await {
-        progress.ids_done(1);
-        match outcome {
-            Ok(()) => result.succeeded += 1,
-            Err(e) => result.fail(&format!("dbss (project {}) resource {id}", project.id), &e),
-        }
-    }
+    let label = format!("dbss (project {}) resource", project.id);
+    fetch_each(
+        ids,
+        |id| async move { api.jobs(&id).await },
+        &label,
+        sink,
+        progress,
+        &mut result,
+    )
+    .await;
     Ok(result)
 }
 
@@ -628,9 +622,37 @@ async fn sync_image(
     let mut seen = HashSet::new();
     ids.retain(|id| seen.insert(id.clone()) && !finished.contains(id));
     let api = &api;
+    let label = format!("image (project {}) job", project.id);
+    fetch_each(
+        ids,
+        |id| async move { api.job(&id).await },
+        &label,
+        sink,
+        progress,
+        &mut result,
+    )
+    .await;
+    Ok(result)
+}
+
+/// Fetches every ID (a few at a time under the client's in-flight bound) and
+/// hands each one's rows to the writer; a failed ID is recorded by name and the
+/// rest go on.
+async fn fetch_each<F, Fut>(
+    ids: Vec<String>,
+    fetch: F,
+    label: &str,
+    sink: &Sink,
+    progress: &Progress,
+    result: &mut UnitResult,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<crate::model::JobRow>, FetchError>>,
+{
+    let fetch = &fetch;
     let mut fetches = futures::stream::iter(ids)
         .map(|id| async move {
-            let outcome = match api.job(&id).await {
+            let outcome = match fetch(id.clone()).await {
                 Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
                 Err(e) => Err(e),
             };
@@ -641,10 +663,9 @@ async fn sync_image(
         progress.ids_done(1);
         match outcome {
             Ok(()) => result.succeeded += 1,
-            Err(e) => result.fail(&format!("image (project {}) job {id}", project.id), &e),
+            Err(e) => result.fail(&format!("{label} {id}"), &e),
         }
     }
-    Ok(result)
 }
 
 /// The single writer: drains the channel, gathering whatever is waiting into one
