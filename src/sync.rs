@@ -241,7 +241,30 @@ struct UnitResult {
     auth_refused: bool,
 }
 
+/// Drops repeated IDs (keeping the first) and those in `skip`.
+fn unique_except(ids: &mut Vec<String>, skip: &HashSet<String>) {
+    let mut seen = HashSet::new();
+    ids.retain(|id| !skip.contains(id) && seen.insert(id.clone()));
+}
+
 impl UnitResult {
+    /// Adds what a discovery list found, or records why it could not be read
+    /// (the configured IDs are still fetched).
+    fn discovered(
+        &mut self,
+        ids: &mut Vec<String>,
+        found: Result<Vec<String>, FetchError>,
+        what: &str,
+    ) {
+        match found {
+            Ok(found) => {
+                self.succeeded += 1;
+                ids.extend(found);
+            }
+            Err(e) => self.fail(what, &e),
+        }
+    }
+
     fn fail(&mut self, what: &str, error: &FetchError) {
         if let FetchError::Api(e) = error {
             self.auth_refused |= e.is_auth() || matches!(e, crate::http::ApiError::Skipped { .. });
@@ -545,16 +568,8 @@ async fn sync_dbss(
     let api = DbssApi::new(client, &project.id, &project.endpoints.dbss);
     let mut ids: Vec<String> = config.resource_ids.clone();
     if config.discover {
-        match api.discover().await {
-            Ok(found) => {
-                result.succeeded += 1;
-                ids.extend(found);
-            }
-            Err(e) => result.fail(
-                &format!("dbss (project {}) audit instance list", project.id),
-                &e,
-            ),
-        }
+        let what = format!("dbss (project {}) audit instance list", project.id);
+        result.discovered(&mut ids, api.discover().await, &what);
     }
     let settled = if options.full {
         HashSet::new()
@@ -563,8 +578,7 @@ async fn sync_dbss(
             .settled_dbss_resources(&project.id, &format_utc(now - SETTLED_RECHECK))
             .await?
     };
-    let mut seen = HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()) && !settled.contains(id));
+    unique_except(&mut ids, &settled);
     let api = &api;
     let label = format!("dbss (project {}) resource", project.id);
     fetch_each(
@@ -598,13 +612,8 @@ async fn sync_image(
     };
     let mut ids: Vec<String> = config.job_ids.clone();
     if config.discover {
-        match api.discover().await {
-            Ok(found) => {
-                result.succeeded += 1;
-                ids.extend(found);
-            }
-            Err(e) => result.fail(&format!("image (project {}) job list", project.id), &e),
-        }
+        let what = format!("image (project {}) job list", project.id);
+        result.discovered(&mut ids, api.discover().await, &what);
     }
     // Jobs stored unfinished are re-checked even when the list no longer shows them.
     ids.extend(
@@ -619,8 +628,7 @@ async fn sync_image(
     } else {
         store.finished_image_jobs(&project.id).await?
     };
-    let mut seen = HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()) && !finished.contains(id));
+    unique_except(&mut ids, &finished);
     let api = &api;
     let label = format!("image (project {}) job", project.id);
     fetch_each(
