@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::auth::Credentials;
 use crate::cli::{
-    Cli, Command, DemoArgs, GlobalArgs, QueriesArgs, QueryArgs, ReportArgs, SimulateArgs,
-    StatusArgs, StatusFormat, SyncArgs,
+    CheckArgs, Cli, Command, CompletionsArgs, DemoArgs, GlobalArgs, InitArgs, QueriesArgs,
+    QueryArgs, ReportArgs, Shell, SimulateArgs, StatusArgs, StatusFormat, SyncArgs,
 };
 use crate::config::{
     DbssSettings, Endpoints, ImageSettings, NosqlSettings, ProjectSettings, Settings,
@@ -57,7 +57,95 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Report(args) => report(global, args).await,
         Command::Demo(args) => demo(global, args).await,
         Command::Simulate(args) => simulate(args).await,
+        Command::Init(args) => init(global, args),
+        Command::Check(args) => check(global, args).await,
+        Command::Completions(args) => completions(args),
     }
+}
+
+/// The file `init` writes and `check` reads: `--config`, else `./jobtrail.toml`.
+fn config_path(global: &GlobalArgs) -> PathBuf {
+    global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("jobtrail.toml"))
+}
+
+fn init(global: &GlobalArgs, args: &InitArgs) -> Result<Exit> {
+    use crate::init::{InitError, InitOptions};
+    let path = args.output.clone().unwrap_or_else(|| config_path(global));
+    let mut sources = Vec::new();
+    for source in &args.sources {
+        if !sources.contains(source) {
+            sources.push(*source);
+        }
+    }
+    let options = InitOptions {
+        project: args.project.clone(),
+        region: args.region.clone(),
+        sources,
+        endpoint: args.endpoint.clone(),
+    };
+    let written =
+        crate::init::render(&options).and_then(|text| crate::init::write(&path, &text, args.force));
+    match written {
+        Ok(()) => {}
+        Err(InitError::Usage(text)) => return Err(UsageError(text).into()),
+        Err(e) => return Err(e.into()),
+    }
+    if global.quiet == 0 {
+        println!("wrote {}", path.display());
+        let placeholders = args.project.is_none() || args.region.is_none();
+        if placeholders {
+            println!(
+                "next: fill in the project ID and region marked FILL IN, then run `jobtrail check`"
+            );
+        } else {
+            println!(
+                "next: set credentials (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK), then run `jobtrail check`"
+            );
+        }
+        if global.config.is_none() && args.output.is_some() {
+            println!(
+                "      (pass --config {} to every command, or set JOBTRAIL_CONFIG)",
+                path.display()
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<Exit> {
+    let path = config_path(global);
+    let report = crate::check::run(
+        &path,
+        global.db.as_deref(),
+        Duration::from_secs(args.timeout),
+    )
+    .await;
+    let mut out = std::io::stdout().lock();
+    out.write_all(crate::check::render(&report).as_bytes())?;
+    out.flush()?;
+    Ok(if report.is_ready() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
+
+fn completions(args: &CompletionsArgs) -> Result<Exit> {
+    use clap::CommandFactory;
+    use clap_complete::{Shell as Target, generate};
+    let shell = match args.shell {
+        Shell::Bash => Target::Bash,
+        Shell::Zsh => Target::Zsh,
+        Shell::Fish => Target::Fish,
+    };
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    generate(shell, &mut command, "jobtrail", &mut out);
+    out.flush()?;
+    Ok(Exit::Ok)
 }
 
 /// Loads `--config`, or `./jobtrail.toml` when present, or nothing.

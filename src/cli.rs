@@ -14,7 +14,7 @@ use crate::model::Source;
     about = "A local, queryable SQLite history of Huawei Cloud asynchronous jobs",
     long_about = "jobtrail pulls the GaussDB(for NoSQL) task list, DBSS audit-instance jobs and Workspace \
 image-server jobs into one SQLite database, so job history and failure reasons can be answered with SQL.",
-    after_help = "Examples:\n  jobtrail demo                      # try it against the built-in simulated cloud\n  jobtrail sync                      # pull new jobs (reads ./jobtrail.toml)\n  jobtrail query recent-failures     # a saved report"
+    after_help = "Examples:\n  jobtrail demo                      # try it against the built-in simulated cloud\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4 && jobtrail check\n  jobtrail sync                      # pull new jobs (reads ./jobtrail.toml)\n  jobtrail query recent-failures     # a saved report"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -24,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// SQLite database file [default: from the config file, else ./jobtrail.db]
     #[arg(long, global = true, env = "JOBTRAIL_DB", value_name = "PATH")]
@@ -85,6 +86,64 @@ pub enum Command {
         after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7"
     )]
     Simulate(SimulateArgs),
+    /// Write a commented jobtrail.toml to start from
+    #[command(
+        after_help = "Examples:\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in ID and region\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4 \\\n      --endpoint http://127.0.0.1:8080                 # all APIs at `jobtrail simulate`\n\nWithout --project or --region the file gets a marked placeholder that `jobtrail check` flags.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
+    )]
+    Init(InitArgs),
+    /// Check the configuration, the credentials and one request per source, without syncing
+    #[command(
+        after_help = "Examples:\n  jobtrail check\n  jobtrail --config /etc/jobtrail/jobtrail.toml check\n  jobtrail check --timeout 30 && jobtrail sync\n\nExit codes: 0 everything is ready to sync, 1 something needs fixing (see the FAIL lines), 2 usage error."
+    )]
+    Check(CheckArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  jobtrail completions bash > ~/.local/share/bash-completion/completions/jobtrail\n  jobtrail completions zsh > ~/.zfunc/_jobtrail     # with fpath+=~/.zfunc before compinit\n  jobtrail completions fish > ~/.config/fish/completions/jobtrail.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project ID (console: My Credentials → API Credentials → Projects) [default: a placeholder to fill in]
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+    /// Region of the project, e.g. cn-north-4 [default: a placeholder to fill in]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Sources to turn on (repeatable); the others are written commented out [default: all three]
+    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
+    pub sources: Vec<Source>,
+    /// Point every API at this base URL instead of the region's public endpoints (a VPC endpoint, a proxy, `jobtrail simulate`)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Replace the file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Where to write [default: --config if given, else ./jobtrail.toml]
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Seconds to wait for each test request
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for
+    #[arg(value_enum)]
+    pub shell: Shell,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +199,7 @@ pub enum StatusFormat {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Output format
     #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
     pub format: StatusFormat,
 }
@@ -177,6 +237,7 @@ pub struct SimulateArgs {
     /// Address to listen on (loopback only)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
+    /// Seed of the simulated history (same seed, same jobs)
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// NoSQL jobs per project

@@ -5,9 +5,11 @@
 
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod init;
 pub mod lock;
 pub mod model;
 pub mod normalize;
