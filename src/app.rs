@@ -517,6 +517,14 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
     config.rate_limit = args.rate_limit;
     config.fault_rate = args.fault_rate;
     config.legacy_dbss_retired = args.retire_legacy_dbss;
+    if !(0.0..=1.0).contains(&args.flip_rate) {
+        return Err(UsageError(format!(
+            "--flip-rate {} must be between 0 and 1",
+            args.flip_rate
+        ))
+        .into());
+    }
+    config.running_flip_rate = args.flip_rate;
     if args.require_auth {
         config.auth = match Credentials::from_environment()? {
             Credentials::AkSk {
@@ -537,6 +545,9 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let server = SimServer::start_on(config, listener).await?;
+    for rule in &args.faults {
+        server.add_fault(rule.clone());
+    }
     let base = server.base_url();
     println!("simulated cloud listening on {base} (Ctrl-C to stop)\n\n# a jobtrail.toml for it:");
     for project in &projects {

@@ -258,9 +258,74 @@ pub struct SimulateArgs {
     /// Answer the legacy DBSS jobs path as the gateway does for a removed API
     #[arg(long)]
     pub retire_legacy_dbss: bool,
+    /// Probability (0–1) that a running job becomes final each time it is served
+    #[arg(long, default_value_t = 0.0)]
+    pub flip_rate: f64,
+    /// Inject a fault (repeatable): KIND[,path=TEXT][,query=TEXT][,times=N].
+    /// KIND: 429, 429-no-retry-after, 500, 502, 503, 504, reset, hang=SECS, truncated,
+    /// invalid-json, wrong-shape, html, wrong-content-type, oversized=BYTES, latency=MS,
+    /// changing-total. path/query match substrings of the request path / raw query.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
+    pub faults: Vec<crate::sim::FaultRule>,
     /// Require the credentials found in the environment (AK/SK signatures or token), as the cloud does
     #[arg(long)]
     pub require_auth: bool,
+}
+
+/// Parses `--fault KIND[,path=TEXT][,query=TEXT][,times=N]`.
+fn parse_fault(spec: &str) -> Result<crate::sim::FaultRule, String> {
+    use std::time::Duration;
+
+    use crate::sim::{Fault, FaultRule};
+    let mut parts = spec.split(',');
+    let kind = parts.next().unwrap_or_default().trim();
+    let (name, value) = kind
+        .split_once('=')
+        .map_or((kind, None), |(k, v)| (k, Some(v)));
+    let number = |what: &str| -> Result<u64, String> {
+        value
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("fault `{name}` needs a number: {name}={what}"))
+    };
+    let fault = match name {
+        "429" => Fault::TooManyRequests {
+            retry_after_secs: Some(1),
+        },
+        "429-no-retry-after" => Fault::TooManyRequests {
+            retry_after_secs: None,
+        },
+        "500" | "502" | "503" | "504" => {
+            Fault::Status(name.parse().map_err(|_| "bad status".to_owned())?)
+        }
+        "reset" => Fault::ConnectionReset,
+        "hang" => Fault::Hang(Duration::from_secs(number("SECS")?)),
+        "truncated" => Fault::Truncated,
+        "invalid-json" => Fault::InvalidJson,
+        "wrong-shape" => Fault::WrongShape,
+        "html" => Fault::HtmlPage,
+        "wrong-content-type" => Fault::WrongContentType,
+        "oversized" => {
+            Fault::Oversized(usize::try_from(number("BYTES")?).map_err(|e| e.to_string())?)
+        }
+        "latency" => Fault::Latency(Duration::from_millis(number("MS")?)),
+        "changing-total" => Fault::ChangingTotal,
+        other => return Err(format!("unknown fault kind `{other}` (see --help)")),
+    };
+    let mut rule = FaultRule::new("", fault);
+    for part in parts {
+        match part.trim().split_once('=') {
+            Some(("path", v)) => rule.path_contains = v.to_owned(),
+            Some(("query", v)) => rule.query_contains = Some(v.to_owned()),
+            Some(("times", v)) => {
+                rule = rule.times(
+                    v.parse()
+                        .map_err(|_| format!("times={v} is not a number"))?,
+                );
+            }
+            _ => return Err(format!("`{part}` is not path=…, query=… or times=…")),
+        }
+    }
+    Ok(rule)
 }
 
 fn parse_source(s: &str) -> Result<Source, String> {
@@ -269,4 +334,52 @@ fn parse_source(s: &str) -> Result<Source, String> {
 
 fn parse_when(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     crate::config::parse_date_or_datetime(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_fault;
+    use crate::sim::Fault;
+
+    #[test]
+    fn fault_specs_parse_with_their_matchers() {
+        let rule = parse_fault("503,path=/jobs,query=offset=50,times=3").expect("parses");
+        assert_eq!(rule.fault, Fault::Status(503));
+        assert_eq!(rule.path_contains, "/jobs");
+        assert_eq!(rule.query_contains.as_deref(), Some("offset=50"));
+        assert_eq!(rule.times, Some(3));
+        let rule = parse_fault("hang=40").expect("hang");
+        assert_eq!(
+            (rule.fault, rule.times),
+            (Fault::Hang(Duration::from_secs(40)), None)
+        );
+        assert_eq!(
+            parse_fault("429-no-retry-after").expect("429").fault,
+            Fault::TooManyRequests {
+                retry_after_secs: None
+            }
+        );
+    }
+
+    #[test]
+    fn bad_fault_specs_say_what_is_wrong() {
+        assert!(
+            parse_fault("teapot")
+                .expect_err("kind")
+                .contains("unknown fault kind `teapot`")
+        );
+        assert!(parse_fault("hang").expect_err("secs").contains("hang=SECS"));
+        assert!(
+            parse_fault("500,times=x")
+                .expect_err("times")
+                .contains("times=x")
+        );
+        assert!(
+            parse_fault("500,colour=red")
+                .expect_err("key")
+                .contains("colour=red")
+        );
+    }
 }
