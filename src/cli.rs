@@ -83,7 +83,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the simulated cloud on an address until stopped (Ctrl-C)
     #[command(
-        after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7"
+        after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7\n  jobtrail simulate --fault 503,path=/jobs,query=offset=50,times=3 --fault invalid-json,path=/audit/"
     )]
     Simulate(SimulateArgs),
     /// Write a commented jobtrail.toml to start from
