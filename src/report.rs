@@ -4,6 +4,7 @@
 //! capped, so the page stays small for a database of 100k jobs. Every value
 //! that comes from the database is HTML-escaped.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -42,6 +43,9 @@ pub const MAX_WEEKS: usize = 104;
 pub const MAX_TYPE_ROWS: usize = 30;
 /// Bars in the failure-rate and duration charts.
 const MAX_CHART_BARS: usize = 15;
+/// Job types with fewer finished jobs get no bar in the failure-rate chart (one
+/// failure out of one would top it); the table still lists them.
+const MIN_FINISHED_FOR_BAR: i64 = 5;
 /// Rows in the failure-reason table.
 pub const MAX_REASONS: usize = 20;
 /// Rows in the running-jobs and recent-failures tables.
@@ -141,6 +145,7 @@ fn parse_bound(value: &str, flag: &'static str, end_of_day: bool) -> Result<Stri
 struct ReportData {
     jobs_in_database: i64,
     totals: Totals,
+    sources: Vec<SourceTotals>,
     /// (Monday of the week, status, jobs)
     weeks: Vec<(String, String, i64)>,
     types: Vec<TypeRate>,
@@ -163,6 +168,17 @@ struct Totals {
     unknown: i64,
     first: Option<String>,
     last: Option<String>,
+}
+
+/// Jobs of one source, by status.
+#[derive(Debug)]
+struct SourceTotals {
+    source: String,
+    jobs: i64,
+    succeeded: i64,
+    failed: i64,
+    /// Running or unknown.
+    unfinished: i64,
 }
 
 #[derive(Debug)]
@@ -249,60 +265,95 @@ async fn gather(store: &Store, b: &Bounds, now: DateTime<Utc>) -> Result<ReportD
         return Ok(d);
     }
 
-    let totals: (i64, i64, i64, i64, i64, Option<String>, Option<String>) = bind_filter!(
+    // One pass over the selected jobs gives the totals, the per-source and
+    // per-type counts, the weeks and every duration; the rest is folded here.
+    // (Each extra full scan costs about as much as this whole query on 100k jobs.)
+    type GroupRow = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let groups: Vec<GroupRow> = bind_filter!(
         sqlx::query_as(filtered!(
-            "SELECT COUNT(*), \
-               COALESCE(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0), \
-               COALESCE(SUM(CASE WHEN status = 'unknown' THEN 1 ELSE 0 END), 0), \
-               MIN(t), MAX(t) FROM f"
-        )),
-        b
-    )
-    .fetch_one(pool)
-    .await?;
-    d.totals = Totals {
-        jobs: totals.0,
-        succeeded: totals.1,
-        failed: totals.2,
-        running: totals.3,
-        unknown: totals.4,
-        first: totals.5,
-        last: totals.6,
-    };
-
-    d.weeks = bind_filter!(
-        sqlx::query_as(filtered!(
-            "SELECT date(t, 'weekday 0', '-6 days') AS week_start, status, COUNT(*) FROM f \
-         WHERE t IS NOT NULL GROUP BY week_start, status ORDER BY week_start, status"
+            "SELECT source, job_type, status, date(t, 'weekday 0', '-6 days') AS week_start, \
+               COUNT(*), MIN(t), MAX(t), group_concat(duration_ms) \
+             FROM f GROUP BY source, job_type, status, week_start"
         )),
         b
     )
     .fetch_all(pool)
     .await?;
-
-    let types: Vec<(String, Option<String>, i64, i64, i64)> = bind_filter!(
-        sqlx::query_as(filtered!(
-            "SELECT source, job_type, COUNT(*), \
-           COALESCE(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), 0), \
-           COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) \
-         FROM f GROUP BY source, job_type"
-        )),
-        b
-    )
-    .fetch_all(pool)
-    .await?;
-    d.types = types
+    let mut sources: BTreeMap<String, SourceTotals> = BTreeMap::new();
+    let mut types: BTreeMap<(String, Option<String>), TypeRate> = BTreeMap::new();
+    let mut weeks: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut durations: BTreeMap<(String, Option<String>), Vec<i64>> = BTreeMap::new();
+    for (source, job_type, status, week, n, first, last, timed) in groups {
+        let (succeeded, failed) = match status.as_str() {
+            "succeeded" => (n, 0),
+            "failed" => (0, n),
+            _ => (0, 0),
+        };
+        let t = &mut d.totals;
+        t.jobs += n;
+        t.succeeded += succeeded;
+        t.failed += failed;
+        match status.as_str() {
+            "running" => t.running += n,
+            "unknown" => t.unknown += n,
+            _ => {}
+        }
+        t.first = min_text(t.first.take(), first);
+        t.last = max_text(t.last.take(), last);
+        let s = sources
+            .entry(source.clone())
+            .or_insert_with(|| SourceTotals {
+                source: source.clone(),
+                jobs: 0,
+                succeeded: 0,
+                failed: 0,
+                unfinished: 0,
+            });
+        s.jobs += n;
+        s.succeeded += succeeded;
+        s.failed += failed;
+        s.unfinished += n - succeeded - failed;
+        let key = (source, job_type);
+        let r = types.entry(key.clone()).or_insert_with(|| TypeRate {
+            source: key.0.clone(),
+            job_type: key.1.clone(),
+            total: 0,
+            succeeded: 0,
+            failed: 0,
+        });
+        r.total += n;
+        r.succeeded += succeeded;
+        r.failed += failed;
+        if let Some(week) = week {
+            *weeks.entry((week, status)).or_default() += n;
+        }
+        if let Some(timed) = timed {
+            let list = durations.entry(key).or_default();
+            list.extend(timed.split(',').filter_map(|v| v.parse::<i64>().ok()));
+        }
+    }
+    d.sources = sources.into_values().collect();
+    // In the order `jobtrail status` uses.
+    d.sources.sort_by_key(|s| {
+        Source::ALL
+            .iter()
+            .position(|k| k.as_str() == s.source)
+            .unwrap_or(Source::ALL.len())
+    });
+    d.weeks = weeks
         .into_iter()
-        .map(|(source, job_type, total, succeeded, failed)| TypeRate {
-            source,
-            job_type,
-            total,
-            succeeded,
-            failed,
-        })
+        .map(|((week, status), n)| (week, status, n))
         .collect();
+    d.types = types.into_values().collect();
     // Highest failure rate first; types with nothing finished last.
     d.types.sort_by(|a, b| {
         b.rate()
@@ -312,74 +363,62 @@ async fn gather(store: &Store, b: &Bounds, now: DateTime<Utc>) -> Result<ReportD
             .then(a.source.cmp(&b.source))
             .then(a.job_type.cmp(&b.job_type))
     });
-
-    d.reason_count = bind_filter!(
-        sqlx::query_scalar(filtered!(
-            "SELECT COUNT(DISTINCT COALESCE(fail_reason, error_code, '(no reason given)')) \
-         FROM f WHERE status = 'failed'"
-        )),
-        b
-    )
-    .fetch_one(pool)
-    .await?;
-    let reasons: Vec<(String, i64, i64, String, String)> = bind_filter!(sqlx::query_as(filtered!(
-        "SELECT COALESCE(fail_reason, error_code, '(no reason given)') AS reason, COUNT(*) AS n, \
-           COUNT(DISTINCT source || '/' || COALESCE(job_type, '')), MIN(t), MAX(t) \
-         FROM f WHERE status = 'failed' \
-         GROUP BY COALESCE(fail_reason, error_code, '(no reason given)') \
-         ORDER BY n DESC, reason LIMIT ?4"
-    )), b)
-    .bind(MAX_REASONS as i64)
-    .fetch_all(pool)
-    .await?;
-    d.reasons = reasons
-        .into_iter()
-        .map(
-            |(reason, failures, job_types, first_seen, last_seen)| Reason {
-                reason,
-                failures,
-                job_types,
-                first_seen,
-                last_seen,
-            },
-        )
-        .collect();
-
-    d.duration_type_count = bind_filter!(sqlx::query_scalar(filtered!(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT source, job_type FROM f WHERE duration_ms IS NOT NULL)"
-    )), b)
-    .fetch_one(pool)
-    .await?;
+    d.duration_type_count = durations.len() as i64;
     // Nearest-rank percentiles: the value at rank ceil(p% × n).
-    let durations: Vec<(String, Option<String>, i64, i64, i64, i64)> = bind_filter!(
-        sqlx::query_as(filtered!(
-            ", timed AS (SELECT source, job_type, duration_ms, \
-                 ROW_NUMBER() OVER (PARTITION BY source, job_type ORDER BY duration_ms) AS rn, \
-                 COUNT(*) OVER (PARTITION BY source, job_type) AS n \
-               FROM f WHERE duration_ms IS NOT NULL) \
-             SELECT source, job_type, MAX(n), \
-               MIN(CASE WHEN rn * 100 >= n * 50 THEN duration_ms END) AS p50, \
-               MIN(CASE WHEN rn * 100 >= n * 95 THEN duration_ms END) AS p95, \
-               MAX(duration_ms) \
-             FROM timed GROUP BY source, job_type \
-             ORDER BY p95 DESC, p50 DESC, source, job_type LIMIT ?4"
-        )),
-        b
-    )
-    .bind(MAX_TYPE_ROWS as i64)
-    .fetch_all(pool)
-    .await?;
     d.durations = durations
         .into_iter()
-        .map(|(source, job_type, jobs, p50, p95, max)| TypeDuration {
-            source,
-            job_type,
-            jobs,
-            p50,
-            p95,
-            max,
+        .map(|((source, job_type), mut v)| {
+            v.sort_unstable();
+            let rank = |p: usize| v[(v.len() * p).div_ceil(100).max(1) - 1];
+            TypeDuration {
+                source,
+                job_type,
+                jobs: v.len() as i64,
+                p50: rank(50),
+                p95: rank(95),
+                max: v[v.len() - 1],
+            }
         })
         .collect();
+    d.durations.sort_by(|a, b| {
+        b.p95
+            .cmp(&a.p95)
+            .then(b.p50.cmp(&a.p50))
+            .then(a.source.cmp(&b.source))
+            .then(a.job_type.cmp(&b.job_type))
+    });
+    d.durations.truncate(MAX_TYPE_ROWS);
+
+    // Failures by reason and job type (the status index finds them).
+    let failed: Vec<(String, String, Option<String>, i64, String, String)> = bind_filter!(
+        sqlx::query_as(filtered!(
+            "SELECT COALESCE(fail_reason, error_code, '(no reason given)') AS reason, source, job_type, \
+               COUNT(*), MIN(t), MAX(t) \
+             FROM f WHERE status = 'failed' GROUP BY reason, source, job_type"
+        )),
+        b
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut reasons: BTreeMap<String, Reason> = BTreeMap::new();
+    for (reason, _, _, n, first, last) in failed {
+        let r = reasons.entry(reason.clone()).or_insert_with(|| Reason {
+            reason,
+            failures: 0,
+            job_types: 0,
+            first_seen: first.clone(),
+            last_seen: last.clone(),
+        });
+        r.failures += n;
+        r.job_types += 1;
+        r.first_seen = r.first_seen.clone().min(first);
+        r.last_seen = r.last_seen.clone().max(last);
+    }
+    d.reason_count = reasons.len() as i64;
+    d.reasons = reasons.into_values().collect();
+    d.reasons
+        .sort_by(|a, b| b.failures.cmp(&a.failures).then(a.reason.cmp(&b.reason)));
+    d.reasons.truncate(MAX_REASONS);
 
     // Running jobs are shown whatever the time window: a job stuck since
     // before --since is exactly what the reader needs to see.
@@ -486,6 +525,20 @@ async fn gather(store: &Store, b: &Bounds, now: DateTime<Utc>) -> Result<ReportD
     Ok(d)
 }
 
+fn min_text(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn max_text(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Writes into a `String`, which cannot fail.
 macro_rules! w {
     ($dst:expr, $($arg:tt)*) => {{
@@ -515,6 +568,20 @@ fn opt(s: &Option<String>) -> String {
         Some(v) => escape(v),
         None => "<span class=\"none\">—</span>".to_owned(),
     }
+}
+
+/// A table cell for a stored time: `2024-01-31 08:15` (UTC, to the minute), the
+/// exact stored value on hover.
+fn time_cell(t: &str) -> String {
+    let shown = match (t.get(..10), t.get(11..16)) {
+        (Some(day), Some(hm)) if t.len() == 24 && t.as_bytes()[10] == b'T' => format!("{day} {hm}"),
+        _ => t.to_owned(),
+    };
+    format!(
+        "<td class=\"time\" title=\"{}\">{}</td>",
+        escape(t),
+        escape(&shown)
+    )
 }
 
 /// "source · job type" for labels (escaped).
@@ -572,7 +639,8 @@ const STATUSES: [(&str, &str); 4] = [
 
 const CSS: &str = "
 :root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1f2328;
+body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans CJK SC',
+       'PingFang SC', 'Microsoft YaHei', sans-serif; color: #1f2328;
        margin: 0 auto; max-width: 1100px; padding: 24px; background: #fff; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
@@ -594,7 +662,10 @@ tr.stuck td { background: #fff4e5; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
 .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
 svg { display: block; max-width: 100%; height: auto; }
-svg text { font: 11px system-ui, sans-serif; fill: #57606a; }
+svg text { font: 11px system-ui, 'Noto Sans', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif;
+           fill: #57606a; }
+table.sources { width: auto; min-width: 60%; }
+.wide { overflow-x: auto; }
 .empty { border: 1px dashed #d0d7de; border-radius: 6px; padding: 32px; text-align: center; color: #57606a; }
 @media print { body { padding: 0; } h2 { break-after: avoid; } }
 ";
@@ -687,6 +758,25 @@ fn summary_section(h: &mut String, d: &ReportData) {
             escape(last)
         );
     }
+    h.push_str(
+        "<table class=\"sources\"><thead><tr><th>source</th><th class=\"num\">jobs</th><th class=\"num\">succeeded</th>\
+         <th class=\"num\">failed</th><th class=\"num\">running or unknown</th><th class=\"num\">failure rate</th></tr></thead><tbody>\n",
+    );
+    for s in &d.sources {
+        let finished = s.succeeded + s.failed;
+        let rate = (finished > 0).then(|| 100.0 * s.failed as f64 / finished as f64);
+        w!(
+            h,
+            "<tr data-source=\"{source}\"><td>{source}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            s.jobs,
+            s.succeeded,
+            s.failed,
+            s.unfinished,
+            pct(rate),
+            source = escape(&s.source),
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 /// Monday of the week of a `YYYY-MM-DD` date.
@@ -883,12 +973,27 @@ fn hbars(h: &mut String, aria: &str, rows: &[Bar], max: f64, colors: (&str, &str
 
 fn rates_section(h: &mut String, d: &ReportData) {
     h.push_str("<h2>Failure rate by job type</h2>\n");
-    h.push_str(
-        "<p class=\"note\">Failure rate = failed ÷ finished (succeeded + failed); jobs still running do not count.</p>\n",
+    let few = d
+        .types
+        .iter()
+        .filter(|t| t.finished() > 0 && t.finished() < MIN_FINISHED_FOR_BAR)
+        .count();
+    w!(
+        h,
+        "<p class=\"note\">Failure rate = failed ÷ finished (succeeded + failed); jobs still running do not count.{}</p>\n",
+        if few > 0 {
+            format!(
+                " The chart leaves out {few} job type{} with fewer than {MIN_FINISHED_FOR_BAR} finished jobs; the table lists them.",
+                if few == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
     );
     let bars: Vec<Bar> = d
         .types
         .iter()
+        .filter(|t| t.finished() >= MIN_FINISHED_FOR_BAR)
         .filter_map(|t| {
             t.rate().map(|r| Bar {
                 label: type_label(&t.source, &t.job_type),
@@ -952,12 +1057,12 @@ fn reasons_section(h: &mut String, d: &ReportData) {
     for r in &d.reasons {
         w!(
             h,
-            "<tr><td class=\"reason\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td></tr>\n",
+            "<tr><td class=\"reason\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{}{}</tr>\n",
             escape(&cut(&r.reason, MAX_REASON_CHARS)),
             r.failures,
             r.job_types,
-            escape(&r.first_seen),
-            escape(&r.last_seen)
+            time_cell(&r.first_seen),
+            time_cell(&r.last_seen)
         );
     }
     h.push_str("</tbody></table>\n");
@@ -1041,33 +1146,34 @@ fn running_section(h: &mut String, d: &ReportData, now: DateTime<Utc>) {
         d.stuck_count
     );
     h.push_str(
-        "<table><thead><tr><th>since (UTC)</th><th class=\"num\">running for</th><th>source</th><th>job type</th>\
-         <th>job id</th><th>project</th><th>status</th><th class=\"num\">progress</th><th>resource</th></tr></thead><tbody>\n",
+        "<div class=\"wide\"><table><thead><tr><th>since (UTC)</th><th class=\"num\">running for</th><th>source</th><th>job type</th>\
+         <th>job id</th><th>status</th><th>resource</th></tr></thead><tbody>\n",
     );
     for j in &d.running {
         let age = parse_api_time(&j.since).map(|t| (now - t).num_milliseconds());
         let stuck = age.is_some_and(|a| a > STUCK_AFTER_HOURS * 3_600_000);
+        // The raw status only when it says more than the normalized one.
         let status = match &j.raw_status {
-            Some(raw) => format!("{} ({})", escape(&j.status), escape(raw)),
-            None => escape(&j.status),
+            Some(raw) if !raw.eq_ignore_ascii_case(&j.status) => {
+                format!("{} ({})", escape(&j.status), escape(raw))
+            }
+            _ => escape(&j.status),
         };
+        let progress = j.progress.map_or_else(String::new, |p| format!(" · {p}%"));
         w!(
             h,
-            "<tr{}><td class=\"time\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td><td class=\"id\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+            "<tr{}>{}<td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"id\" title=\"project {}\">{}</td><td>{status}{progress}</td><td>{}</td></tr>\n",
             if stuck { " class=\"stuck\"" } else { "" },
-            escape(&j.since),
+            time_cell(&j.since),
             age.map_or_else(|| "—".to_owned(), human_duration),
             escape(&j.source),
             opt(&j.job_type),
-            escape(&j.job_id),
             escape(&j.project_id),
-            status,
-            j.progress
-                .map_or_else(|| "—".to_owned(), |p| format!("{p}%")),
+            escape(&j.job_id),
             opt(&j.resource_name)
         );
     }
-    h.push_str("</tbody></table>\n");
+    h.push_str("</tbody></table></div>\n");
     more_note(
         h,
         d.running_count as usize,
@@ -1083,14 +1189,14 @@ fn failures_section(h: &mut String, d: &ReportData) {
         return;
     }
     h.push_str(
-        "<table><thead><tr><th>failed at (UTC)</th><th>source</th><th>job type</th><th>job id</th>\
+        "<div class=\"wide\"><table><thead><tr><th>failed at (UTC)</th><th>source</th><th>job type</th><th>job id</th>\
          <th>resource</th><th>error code</th><th>reason</th></tr></thead><tbody>\n",
     );
     for f in &d.failures {
         w!(
             h,
-            "<tr><td class=\"time\">{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>\n",
-            escape(&f.failed_at),
+            "<tr>{}<td>{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>\n",
+            time_cell(&f.failed_at),
             escape(&f.source),
             opt(&f.job_type),
             escape(&f.job_id),
@@ -1099,14 +1205,12 @@ fn failures_section(h: &mut String, d: &ReportData) {
             opt(&f.fail_reason.as_deref().map(|r| cut(r, MAX_REASON_CHARS)))
         );
     }
-    h.push_str("</tbody></table>\n");
+    h.push_str("</tbody></table></div>\n");
     more_note(h, d.totals.failed as usize, d.failures.len(), "failures");
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::model::{JobRow, Status};
     use crate::query::test_support::{db_with, job, sample_jobs, seen_at};
@@ -1191,6 +1295,24 @@ mod tests {
             tile(&html, "running or unknown"),
             count(&|r| !r.status.is_terminal()).to_string()
         );
+
+        // Jobs per source, by status.
+        for source in ["nosql", "dbss", "image"] {
+            let of = |f: &dyn Fn(&JobRow) -> bool| {
+                count(&|r| r.source.as_str() == source && f(r)).to_string()
+            };
+            let cells = row_cells(&html, "data-source", source);
+            assert_eq!(
+                cells[1..5],
+                [
+                    of(&|_| true),
+                    of(&|r| r.status == Status::Succeeded),
+                    of(&|r| r.status == Status::Failed),
+                    of(&|r| !r.status.is_terminal()),
+                ],
+                "{source}"
+            );
+        }
 
         // Failure rate per type.
         let mut types: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
@@ -1467,6 +1589,14 @@ mod tests {
 
     #[test]
     fn bounds_and_durations_read_well() {
+        assert_eq!(
+            time_cell("2024-01-31T08:15:59.999Z"),
+            "<td class=\"time\" title=\"2024-01-31T08:15:59.999Z\">2024-01-31 08:15</td>"
+        );
+        assert_eq!(
+            time_cell("<b>"),
+            "<td class=\"time\" title=\"&lt;b&gt;\">&lt;b&gt;</td>"
+        );
         let b = resolve_bounds(&ReportFilter {
             since: Some("2024-01-01".into()),
             until: Some("2024-01-31".into()),
