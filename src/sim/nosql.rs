@@ -180,6 +180,17 @@ impl<'r> Query<'r> {
     }
 }
 
+/// Indexes of the jobs (kept newest start first) whose start lies in `[start, end]`.
+fn window_range(
+    jobs: &[NosqlJob],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> std::ops::Range<usize> {
+    let first = jobs.partition_point(|j| j.start > end);
+    let last = jobs.partition_point(|j| j.start >= start);
+    first..last.max(first)
+}
+
 /// Lists jobs whose start lies in the window, newest first, one page; running jobs
 /// on the page may then finish (seen as finished by the next call).
 pub(crate) fn list_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
@@ -199,20 +210,30 @@ pub(crate) fn list_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
             return Reply::json_value(400, &json!({"error_code": "DBS.200022", "error_msg": msg}));
         }
     };
-    // `data.nosql` is kept newest-first (ties by id), the order the API serves.
-    let matching: Vec<usize> = data
-        .nosql
-        .iter()
-        .enumerate()
-        .filter(|(_, job)| query.matches(job))
-        .map(|(i, _)| i)
-        .collect();
-    let total_count = matching.len();
-    let page: Vec<usize> = matching
-        .into_iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .collect();
+    // `data.nosql` is kept newest-first (ties by id), the order the API serves, so
+    // the window is one contiguous run found by binary search.
+    let in_window = window_range(&data.nosql, query.start, query.end);
+    let filtered = query.id.is_some() || query.status.is_some() || query.name.is_some();
+    let (page, total_count): (Vec<usize>, usize) = if filtered {
+        let matching: Vec<usize> = in_window
+            .filter(|&i| query.matches(&data.nosql[i]))
+            .collect();
+        let total = matching.len();
+        (
+            matching
+                .into_iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .collect(),
+            total,
+        )
+    } else {
+        let total = in_window.len();
+        (
+            in_window.skip(query.offset).take(query.limit).collect(),
+            total,
+        )
+    };
     let reply = Reply::json(
         200,
         &WireList {
@@ -253,6 +274,28 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_query_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn window_range_finds_exactly_the_jobs_a_scan_finds() {
+        use crate::sim::{SimConfig, World};
+        let mut config = SimConfig::new(9);
+        config.nosql_jobs = 500;
+        config.history_days = 40;
+        let now = Utc::now();
+        let world = World::generate(&config, now);
+        let jobs = &world.projects[crate::sim::DEFAULT_PROJECT].nosql;
+        let mut bounds: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.start).step_by(37).collect();
+        bounds.extend([now - Duration::days(50), now, now - Duration::days(3)]);
+        for &start in &bounds {
+            for &end in &bounds {
+                let scan: Vec<usize> = (0..jobs.len())
+                    .filter(|&i| jobs[i].start >= start && jobs[i].start <= end)
+                    .collect();
+                let found: Vec<usize> = window_range(jobs, start, end).collect();
+                assert_eq!(found, scan, "{start} … {end}");
+            }
         }
     }
 

@@ -393,6 +393,9 @@ fn set_sub_failure(sub: &mut ImageSubJob, rng: &mut StdRng, status: &str) {
     sub.error_message = Some(message.to_owned());
 }
 
+/// How far back the generator leaves recent NoSQL jobs running (see `nosql_jobs`).
+const RECENT_RUNNING_DAYS: i64 = 10;
+
 /// Documented NoSQL task names, weighted by how often such tasks plausibly run.
 const NOSQL_JOB_NAMES: &[(&str, u32)] = &[
     ("CreateInstance", 12),
@@ -518,8 +521,11 @@ impl Gen {
     fn nosql_jobs(&mut self, n: usize, instances: &[(String, String)]) -> Vec<NosqlJob> {
         let mut starts: Vec<DateTime<Utc>> = (0..n).map(|_| self.past_instant()).collect();
         starts.sort_by(|a, b| b.cmp(a));
-        // The newest ~6% are mostly still running; a few older ones are stuck.
+        // The newest ~6% are mostly still running, but only those started in the
+        // last week (so a long history does not hold months of running jobs); a few
+        // older ones are stuck.
         let recent = (n * 6).div_ceil(100);
+        let recent_since = self.now - Duration::days(RECENT_RUNNING_DAYS);
         let last_end = truncate_secs(self.now) - Duration::seconds(1);
         let mut jobs: Vec<NosqlJob> = starts
             .into_iter()
@@ -543,7 +549,7 @@ impl Gen {
                     instance_name,
                     fail_reason: String::new(),
                 };
-                if (i < recent && roll < 900) || roll < 20 {
+                if (i < recent && start >= recent_since && roll < 900) || roll < 20 {
                     job.status = "Running".to_owned();
                     job.end = None;
                     job.progress = format!("{}%", rng.random_range(1..=99));

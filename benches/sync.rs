@@ -1,0 +1,652 @@
+//! `cargo bench --bench sync`: how close a sync comes to the limits of the API and
+//! of SQLite. Starts the simulated cloud in-process on loopback, runs each scenario
+//! and prints it next to a lower bound measured in the same run (see BENCHMARKS.md).
+//!
+//! `JOBTRAIL_BENCH_QUICK=1` scales every size down ten times for a fast check.
+//! The memory rows re-run this binary as a child (selected by `JOBTRAIL_BENCH_CHILD`)
+//! so its peak RSS holds the sync alone, not the simulator's world.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use jobtrail::app::{locked_sync, simulated_project};
+use jobtrail::config::Settings;
+use jobtrail::http::{ApiClient, Call, HttpSettings};
+use jobtrail::model::{JobRow, Source};
+use jobtrail::sim::{DEFAULT_PROJECT, RequestRecord, SimConfig, SimServer};
+use jobtrail::sources::{dbss, image, nosql};
+use jobtrail::store::{JobBatch, Store};
+use jobtrail::sync::{SyncOptions, SyncReport};
+use reqwest::Url;
+
+const SEED: u64 = 20_240_520;
+/// Four years of NoSQL history.
+const HISTORY_DAYS: u32 = 1460;
+const LATENCY: Duration = Duration::from_millis(50);
+const RATE_LIMIT: u32 = 50;
+/// No scenario may run longer than this (a stuck sync fails the bench instead of hanging it).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(300);
+/// The million-job child sync is bounded separately: it is SQLite-bound and slow.
+const CHILD_LIMIT: Duration = Duration::from_secs(900);
+
+const CHILD_ENV: &str = "JOBTRAIL_BENCH_CHILD";
+
+fn quick() -> bool {
+    std::env::var("JOBTRAIL_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+/// Whether a scenario runs: all of them, unless `JOBTRAIL_BENCH_ONLY` lists some
+/// (comma-separated: throughput, latency, rate, memory).
+fn selected(scenario: &str) -> bool {
+    std::env::var("JOBTRAIL_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|s| s.trim() == scenario))
+}
+
+/// A size, divided by ten in quick mode.
+fn scaled(n: usize) -> usize {
+    if quick() { n / 10 } else { n }
+}
+
+fn main() -> Result<()> {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return child_main();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(parent_main())
+}
+
+/// One line of the final table.
+struct Row {
+    scenario: String,
+    figure: String,
+    bound: String,
+    ratio: String,
+    target: String,
+}
+
+impl Row {
+    fn new(scenario: &str, figure: String, bound: String, ratio: String, target: String) -> Row {
+        Row {
+            scenario: scenario.to_owned(),
+            figure,
+            bound,
+            ratio,
+            target,
+        }
+    }
+}
+
+async fn parent_main() -> Result<()> {
+    let started = Instant::now();
+    let dir = tempfile::tempdir()?;
+    println!(
+        "jobtrail sync benchmark{} — {} CPU(s), max_in_flight {}",
+        if quick() { " (quick: sizes ÷ 10)" } else { "" },
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        HttpSettings::default().max_in_flight
+    );
+    let mut rows = Vec::new();
+    if selected("throughput") {
+        bounded(throughput(dir.path(), &mut rows)).await?;
+    }
+    if selected("latency") {
+        bounded(latency(dir.path(), &mut rows)).await?;
+    }
+    if selected("rate") {
+        bounded(rate_limit(dir.path(), &mut rows)).await?;
+    }
+    if selected("memory") {
+        memory(dir.path(), &mut rows).await?;
+    }
+
+    println!("\n| scenario | measured | lower bound | ratio | target |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.scenario, r.figure, r.bound, r.ratio, r.target
+        );
+    }
+    println!(
+        "\nwhole benchmark: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(SCENARIO_LIMIT, f)
+        .await
+        .context("a scenario ran past its time limit")?
+}
+
+fn sim_config(nosql_jobs: usize, dbss: usize, image_jobs: usize) -> SimConfig {
+    SimConfig {
+        nosql_jobs,
+        history_days: HISTORY_DAYS,
+        dbss_resources: dbss,
+        dbss_jobs_per_resource: 3,
+        image_jobs,
+        ..SimConfig::new(SEED)
+    }
+}
+
+async fn start(config: SimConfig) -> Result<(SimServer, Duration)> {
+    let t = Instant::now();
+    let server = SimServer::start(config).await?;
+    Ok((server, t.elapsed()))
+}
+
+fn settings_for(server: &SimServer, nosql_only: bool) -> Result<Settings> {
+    let base = Url::parse(&server.base_url())?;
+    let mut project = simulated_project(DEFAULT_PROJECT, &base, HISTORY_DAYS);
+    if nosql_only {
+        project.dbss = None;
+        project.image = None;
+    }
+    Ok(Settings {
+        projects: vec![project],
+        ..Settings::default()
+    })
+}
+
+/// One sync with a fresh client (so its request count is this sync's alone).
+async fn sync(db: &Path, settings: &Settings) -> Result<(SyncReport, Duration)> {
+    let client = ApiClient::new(None, HttpSettings::default())?;
+    let t = Instant::now();
+    let report = locked_sync(db, settings, &client, &SyncOptions::default(), false).await?;
+    let elapsed = t.elapsed();
+    for e in report.errors.iter().take(3) {
+        eprintln!("  sync error: {e}");
+    }
+    Ok((report, elapsed))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn ratio(measured: Duration, bound: Duration) -> f64 {
+    measured.as_secs_f64() / bound.as_secs_f64().max(1e-9)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (nosql_n, dbss_n, image_n) = (scaled(100_000), scaled(2_000), scaled(2_000));
+    println!(
+        "\n## throughput: {nosql_n} NoSQL jobs over {HISTORY_DAYS} days, {dbss_n} DBSS resources, {image_n} image jobs"
+    );
+    let (server, generated) = start(sim_config(nosql_n, dbss_n, image_n)).await?;
+    println!("  simulator world generated in {}", secs(generated));
+    let settings = settings_for(&server, false)?;
+    let db = dir.join("throughput.db");
+    let (report, elapsed) = sync(&db, &settings).await?;
+    let records = server.requests();
+    server.clear_requests();
+    println!(
+        "  sync: {} ({} jobs seen, {} requests, outcome {}) in {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        report.requests,
+        report.outcome.as_str(),
+        secs(elapsed)
+    );
+
+    // (a) the same requests, same client settings, bodies discarded.
+    let base = Url::parse(&server.base_url())?;
+    let client = ApiClient::new(None, HttpSettings::default())?;
+    let t = Instant::now();
+    let bytes = replay(&client, &base, &records, |_, body| Ok(body.len())).await?;
+    let fetch = t.elapsed();
+    let total_bytes: usize = bytes.iter().sum();
+    println!(
+        "  (a) fetch only: {} requests, {:.1} MB in {}",
+        records.len(),
+        total_bytes as f64 / 1e6,
+        secs(fetch)
+    );
+    // The same again, parsed into rows (for the insert bound, and to show parse cost).
+    let t = Instant::now();
+    let parsed = replay(&client, &base, &records, parse_rows).await?;
+    let fetch_parse = t.elapsed();
+    let job_rows: Vec<JobRow> = parsed.into_iter().flatten().collect();
+    println!(
+        "      fetch + parse: {} rows in {}",
+        job_rows.len(),
+        secs(fetch_parse)
+    );
+    server.clear_requests();
+
+    // (b) the same rows into an empty database, one transaction.
+    let store = Store::open(&dir.join("insert-bound.db")).await?;
+    let run = store
+        .begin_run("nosql,dbss,image", "2024-01-01T00:00:00.000Z")
+        .await?;
+    let batch = JobBatch {
+        rows: job_rows,
+        state: Vec::new(),
+    };
+    let t = Instant::now();
+    store
+        .write_batch(run.id, "2024-01-01T00:00:00.000Z", &batch)
+        .await?;
+    let insert = t.elapsed();
+    store.close().await;
+    println!(
+        "  (b) insert {} rows, one transaction: {}",
+        batch.rows.len(),
+        secs(insert)
+    );
+    drop(batch);
+
+    let bound = fetch.max(insert);
+    let r = ratio(elapsed, bound);
+    let limiter = if fetch >= insert { "fetch" } else { "insert" };
+    rows.push(Row::new(
+        "Throughput (all sources)",
+        format!(
+            "{} ({} jobs, {} req)",
+            secs(elapsed),
+            report.totals.seen,
+            report.requests
+        ),
+        format!(
+            "{} = max(fetch {}, insert {}) → {limiter}",
+            secs(bound),
+            secs(fetch),
+            secs(insert)
+        ),
+        format!("{r:.2}×"),
+        format!("≤ 1.5×: {}", verdict(r <= 1.5)),
+    ));
+
+    incremental(&server, &settings, &db, rows).await
+}
+
+/// Replays recorded requests with `client`, `max_in_flight` at a time, through `parse`.
+async fn replay<T: Send + 'static>(
+    client: &ApiClient,
+    base: &Url,
+    records: &[RequestRecord],
+    parse: fn(&str, &[u8]) -> Result<T, String>,
+) -> Result<Vec<T>> {
+    let in_flight = HttpSettings::default().max_in_flight;
+    let results: Vec<Result<T, jobtrail::http::ApiError>> =
+        futures::stream::iter(records.iter().filter(|r| r.status == 200))
+            .map(|r| {
+                let call = Call {
+                    source: Source::Nosql,
+                    project_id: DEFAULT_PROJECT,
+                    base,
+                    path: r.path.clone(),
+                    query: r.query.clone(),
+                };
+                let path = r.path.clone();
+                async move { client.get(&call, |body| parse(&path, body)).await }
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+    results
+        .into_iter()
+        .map(|r| r.map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The rows a recorded request's body holds, parsed by jobtrail's own parsers;
+/// discovery lists give none.
+fn parse_rows(path: &str, body: &[u8]) -> Result<Vec<JobRow>, String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v3", p, "jobs"] => Ok(nosql::parse_page(body, p)?.rows),
+        ["v1", p, "dbss", "audit", "jobs", r] | ["v1", p, "audit", r, "jobs"] => {
+            dbss::parse_jobs(body, p, r)
+        }
+        ["v1", p, "image-server-jobs", _] => image::parse_job(body, p),
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn incremental(
+    server: &SimServer,
+    settings: &Settings,
+    db: &Path,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    println!("\n## incremental: a second sync, nothing new");
+    let world = server.world();
+    let project = world
+        .project(DEFAULT_PROJECT)
+        .context("the default project exists")?;
+    server.clear_requests();
+    let (report, elapsed) = sync(db, settings).await?;
+    let records = server.requests();
+    let (mut windows, mut recheck_ids, mut recheck_spans) = (0, 0, 0);
+    let (mut dbss_list, mut dbss_jobs, mut image_list, mut image_terminal, mut image_open) =
+        (0, 0, 0, 0, 0);
+    let recent = chrono::Utc::now() - chrono::Duration::hours(2);
+    for r in &records {
+        let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+        let param = |k: &str| {
+            r.query
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        match segments.as_slice() {
+            ["v3", _, "jobs"] if param("id").is_some() => recheck_ids += 1,
+            ["v3", _, "jobs"] => {
+                let start = param("start_time").and_then(jobtrail::normalize::parse_api_time);
+                if start.is_some_and(|s| s > recent) {
+                    windows += 1;
+                } else {
+                    recheck_spans += 1;
+                }
+            }
+            ["v2", _, "audit", "instances"] => dbss_list += 1,
+            [_, _, "dbss", ..] | [_, _, "audit", _, "jobs"] => dbss_jobs += 1,
+            [_, _, "image-server-jobs"] => image_list += 1,
+            [_, _, "image-server-jobs", id] => {
+                let terminal = project.image_jobs.iter().any(|j| {
+                    j.id == *id
+                        && matches!(j.status.as_str(), "SUCCESS" | "FAILED")
+                        && j.sub_jobs
+                            .iter()
+                            .all(|s| matches!(s.status.as_str(), "SUCCESS" | "FAILED" | "ABNORMAL"))
+                });
+                if terminal {
+                    image_terminal += 1;
+                } else {
+                    image_open += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let open_nosql = project
+        .nosql
+        .iter()
+        .filter(|j| !matches!(j.status.as_str(), "Completed" | "Failed"))
+        .count();
+    let open_image = project
+        .image_jobs
+        .iter()
+        .filter(|j| j.status == "WAITING" || j.status == "RUNNING")
+        .count();
+    println!(
+        "  {} requests in {} (outcome {}): NoSQL window {windows}, NoSQL re-check spans {recheck_spans}, \
+         NoSQL re-checks by id {recheck_ids}; DBSS list {dbss_list}, DBSS resources {dbss_jobs}; \
+         image list {image_list}, image open jobs {image_open}, image terminal jobs {image_terminal}",
+        records.len(),
+        secs(elapsed),
+        report.outcome.as_str(),
+    );
+    println!(
+        "  the world holds {open_nosql} NoSQL jobs that never finish (running or undocumented status) \
+         and {open_image} unfinished image jobs"
+    );
+    server.clear_requests();
+    rows.push(Row::new(
+        "Incremental, nothing new",
+        format!("{} requests in {}", records.len(), secs(elapsed)),
+        format!(
+            "NoSQL window {windows}; re-checks: NoSQL {} ({recheck_spans} span pages + {recheck_ids} by id, {open_nosql} open jobs), DBSS {dbss_list}+{dbss_jobs}, image list {image_list} + {image_open} open jobs",
+            recheck_spans + recheck_ids
+        ),
+        format!("terminal image jobs: {image_terminal}"),
+        format!(
+            "≤ 1 window req/project + re-checks, 0 terminal image: {}",
+            verdict(windows <= 1 && image_terminal == 0)
+        ),
+    ));
+    Ok(())
+}
+
+async fn latency(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (n, d, i) = (scaled(10_000), scaled(200), scaled(200));
+    println!(
+        "\n## latency: {n} NoSQL jobs, {d} DBSS resources, {i} image jobs, +50 ms per response"
+    );
+    let mut config = sim_config(n, d, i);
+    config.latency = LATENCY;
+    let (server, _) = start(config).await?;
+    let settings = settings_for(&server, false)?;
+    let (report, elapsed) = sync(&dir.join("latency.db"), &settings).await?;
+    let requests = server.request_count();
+    let concurrency = HttpSettings::default().max_in_flight;
+    let bound = LATENCY * requests as u32 / concurrency as u32;
+    let serial = LATENCY * requests as u32;
+    let speedup = ratio(serial, elapsed);
+    println!(
+        "  sync {} ({} jobs, {requests} requests) in {}; bound {}, one at a time {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        secs(elapsed),
+        secs(bound),
+        secs(serial)
+    );
+    rows.push(Row::new(
+        "Latency 50 ms (1/10 size)",
+        format!(
+            "{} ({} jobs, {requests} req)",
+            secs(elapsed),
+            report.totals.seen
+        ),
+        format!(
+            "{} = req × 50 ms / {concurrency}; one at a time {}",
+            secs(bound),
+            secs(serial)
+        ),
+        format!(
+            "{:.2}× bound; {speedup:.1}× faster than serial",
+            ratio(elapsed, bound)
+        ),
+        format!("≥ 10× faster than serial: {}", verdict(speedup >= 10.0)),
+    ));
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn rate_limit(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (n, d, i) = (scaled(10_000), scaled(200), scaled(200));
+    println!(
+        "\n## rate limit: {n} NoSQL jobs, {d} DBSS resources, {i} image jobs, 429 above {RATE_LIMIT}/s"
+    );
+    let mut config = sim_config(n, d, i);
+    config.rate_limit = Some(RATE_LIMIT);
+    let (server, _) = start(config).await?;
+    let settings = settings_for(&server, false)?;
+    let (report, elapsed) = sync(&dir.join("rate-limit.db"), &settings).await?;
+    let records = server.requests();
+    let throttled = records.iter().filter(|r| r.status == 429).count();
+    let answered = records.len() - throttled;
+    let bound = Duration::from_secs_f64(answered as f64 / f64::from(RATE_LIMIT));
+    let share = 100.0 * throttled as f64 / records.len().max(1) as f64;
+    let r = ratio(elapsed, bound);
+    println!(
+        "  sync {} ({} jobs) in {}: {} requests, {throttled} answered 429 ({share:.1} %), bound {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        secs(elapsed),
+        records.len(),
+        secs(bound)
+    );
+    rows.push(Row::new(
+        "Rate limit 50/s (1/10 size)",
+        format!(
+            "{} ({} jobs, outcome {}); 429: {throttled} of {} req = {share:.1} %",
+            secs(elapsed),
+            report.totals.seen,
+            report.outcome.as_str(),
+            records.len()
+        ),
+        format!("{} = {answered} useful req / 50 per s", secs(bound)),
+        format!("{r:.2}×"),
+        format!(
+            "≤ 1.25× and 429 ≤ 5 %: {}",
+            verdict(r <= 1.25 && share <= 5.0)
+        ),
+    ));
+    server.shutdown().await;
+    Ok(())
+}
+
+/// What a child sync reports on stdout.
+struct ChildResult {
+    jobs: i64,
+    requests: u64,
+    elapsed: Duration,
+    baseline_kb: u64,
+    peak_kb: u64,
+}
+
+async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let sizes = [scaled(10_000), scaled(100_000), scaled(1_000_000)];
+    println!("\n## memory: NoSQL-only sync in a child process, the simulator in this one");
+    let mut peaks = Vec::new();
+    for n in sizes {
+        let (server, generated) = start(sim_config(n, 0, 0)).await?;
+        let db = dir.join(format!("memory-{n}.db"));
+        let url = server.base_url();
+        let db_arg = db.clone();
+        let child = tokio::task::spawn_blocking(move || run_child(&url, &db_arg)).await??;
+        println!(
+            "  {n} jobs (world generated in {}): sync {} jobs, {} requests in {}; VmRSS at start {:.1} MB, peak VmHWM {:.1} MB",
+            secs(generated),
+            child.jobs,
+            child.requests,
+            secs(child.elapsed),
+            child.baseline_kb as f64 / 1024.0,
+            child.peak_kb as f64 / 1024.0,
+        );
+        server.shutdown().await;
+        let _ = std::fs::remove_file(&db);
+        peaks.push((n, child));
+    }
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let mid = &peaks[1].1;
+    let big = &peaks[2].1;
+    let growth = big.peak_kb as f64 / mid.peak_kb.max(1) as f64;
+    rows.push(Row::new(
+        "Memory, peak RSS (NoSQL)",
+        peaks
+            .iter()
+            .map(|(n, c)| format!("{n}: {:.1} MB", mb(c.peak_kb)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        format!("RSS at start {:.1} MB", mb(mid.baseline_kb)),
+        format!("{growth:.2}× from {} to {}", peaks[1].0, peaks[2].0),
+        format!(
+            "≤ 64 MB at {}, ≤ 1.3× at {}: {}",
+            peaks[1].0,
+            peaks[2].0,
+            verdict(mb(mid.peak_kb) <= 64.0 && growth <= 1.3)
+        ),
+    ));
+    rows.push(Row::new(
+        "NoSQL only, stored",
+        format!("{} jobs in {}", mid.jobs, secs(mid.elapsed)),
+        format!(
+            "{} jobs/s",
+            (mid.jobs as f64 / mid.elapsed.as_secs_f64()) as u64
+        ),
+        String::from("—"),
+        format!(
+            "{} jobs < 3 s: {}",
+            peaks[1].0,
+            verdict(mid.elapsed < Duration::from_secs(3))
+        ),
+    ));
+    Ok(())
+}
+
+/// Runs this binary as a child that syncs from `url` into `db` and reports.
+fn run_child(url: &str, db: &Path) -> Result<ChildResult> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .env(CHILD_ENV, "1")
+        .env("JOBTRAIL_BENCH_URL", url)
+        .env("JOBTRAIL_BENCH_DB", db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let deadline = Instant::now() + CHILD_LIMIT;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the child sync ran past {CHILD_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("the child sync failed: {}", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> Result<u64> {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .with_context(|| format!("the child did not report {name}: {text}"))?
+            .parse()
+            .with_context(|| format!("bad {name} from the child"))
+    };
+    Ok(ChildResult {
+        jobs: i64::try_from(field("jobs")?)?,
+        requests: field("requests")?,
+        elapsed: Duration::from_micros(field("elapsed_us")?),
+        baseline_kb: field("start_rss_kb")?,
+        peak_kb: field("peak_rss_kb")?,
+    })
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
+fn proc_status_kb(field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/self/status"))
+}
+
+fn child_main() -> Result<()> {
+    let start_rss = proc_status_kb("VmRSS")?;
+    let url = std::env::var("JOBTRAIL_BENCH_URL")?;
+    let db = PathBuf::from(std::env::var_os("JOBTRAIL_BENCH_DB").context("no db")?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (report, elapsed) = runtime.block_on(async {
+        let base = Url::parse(&url)?;
+        let mut project = simulated_project(DEFAULT_PROJECT, &base, HISTORY_DAYS);
+        project.dbss = None;
+        project.image = None;
+        let settings = Settings {
+            projects: vec![project],
+            ..Settings::default()
+        };
+        sync(&db, &settings).await
+    })?;
+    drop(runtime);
+    let peak = proc_status_kb("VmHWM")?;
+    println!(
+        "jobs={} requests={} elapsed_us={} start_rss_kb={start_rss} peak_rss_kb={peak}",
+        report.totals.seen,
+        report.requests,
+        elapsed.as_micros()
+    );
+    Ok(())
+}
