@@ -22,6 +22,15 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a writer waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The writer's page cache (KiB): big enough to hold the key indexes of a few
+/// hundred thousand jobs, so a batch does not re-read what it just wrote.
+/// SQLite allocates it only as pages are used.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// WAL pages before an automatic checkpoint: fewer checkpoints while a sync
+/// writes in bulk, so hot index pages are copied into the database less often.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+
 /// Errors opening or writing the database, each naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -83,6 +92,8 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .optimize_on_close(true, None);
         // One connection: SQLite has one writer anyway, and a single connection
         // keeps every write of a sync strictly ordered.
