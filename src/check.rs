@@ -722,6 +722,16 @@ pub fn explain(
                 ),
             )
         }
+        // A 403 from the service itself (not the gateway): the credentials work,
+        // but may not read this API here.
+        ApiError::Status { status: 403, .. } => fail(
+            format!("access denied ({})", answer(403)),
+            format!(
+                "the credentials are valid but may not read this API in project {}: give the IAM user read permission for {} there, and check the project belongs to this account",
+                project.id,
+                service_name(source)
+            ),
+        ),
         ApiError::Status { status: 429, .. } => fail(
             format!("throttled ({})", answer(429)),
             "the API is rate-limiting this account right now: wait a minute and run check again".into(),

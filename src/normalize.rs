@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc};
 
-use crate::model::{Source, Status};
+use crate::model::Status;
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SS.sssZ`: fixed width, so text
 /// order in SQLite is time order.
@@ -84,16 +84,6 @@ pub enum JobKind {
     Dbss,
     ImageJob,
     ImageSubJob,
-}
-
-impl JobKind {
-    pub fn source(self) -> Source {
-        match self {
-            JobKind::Nosql => Source::Nosql,
-            JobKind::Dbss => Source::Dbss,
-            JobKind::ImageJob | JobKind::ImageSubJob => Source::Image,
-        }
-    }
 }
 
 /// The status table of SPEC §4, in one place. Raw values compare case-insensitively.

@@ -24,8 +24,10 @@ use crate::store::{
 };
 
 /// Incremental NoSQL syncs start this long before the watermark, so a job whose
-/// start time the API reports a little late is still caught.
-pub const WATERMARK_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
+/// start time the API reports a little late is still caught. The watermark is
+/// this machine's clock, which the gateway accepts up to 15 minutes off; the
+/// overlap covers that.
+pub const WATERMARK_OVERLAP: chrono::Duration = chrono::Duration::minutes(20);
 
 /// Default first-sync backfill when the config gives no `since`.
 pub const DEFAULT_BACKFILL: chrono::Duration = chrono::Duration::days(30);
@@ -241,6 +243,8 @@ struct UnitResult {
     succeeded: usize,
     errors: Vec<String>,
     auth_refused: bool,
+    /// Some calls were not sent because the credentials were refused.
+    skipped: bool,
 }
 
 /// Drops repeated IDs (keeping the first) and those in `skip`.
@@ -269,9 +273,11 @@ impl UnitResult {
 
     fn fail(&mut self, what: &str, error: &FetchError) {
         if let FetchError::Api(e) = error {
-            self.auth_refused |= e.is_auth() || matches!(e, crate::http::ApiError::Skipped { .. });
-            // Calls skipped after an auth refusal add nothing to the first message.
-            if matches!(e, crate::http::ApiError::Skipped { .. }) {
+            let skipped = matches!(e, crate::http::ApiError::Skipped { .. });
+            self.auth_refused |= e.is_auth() || skipped;
+            // Calls skipped after an auth refusal are summed up once per unit.
+            if skipped {
+                self.skipped = true;
                 return;
             }
         }
@@ -295,14 +301,17 @@ async fn sync_unit(
         Source::Dbss => sync_dbss(store, client, project, options, now, sink, progress).await,
         Source::Image => sync_image(store, client, project, options, sink, progress).await,
     };
-    match result {
-        Ok(r) => r,
-        Err(e) => UnitResult {
-            succeeded: 0,
-            errors: vec![format!("{source} (project {}): database: {e}", project.id)],
-            auth_refused: false,
-        },
+    let mut result = result.unwrap_or_else(|e| UnitResult {
+        errors: vec![format!("{source} (project {}): database: {e}", project.id)],
+        ..UnitResult::default()
+    });
+    if result.skipped {
+        result.errors.push(format!(
+            "{source} (project {}): not synced (or only in part), because a request was refused authentication",
+            project.id
+        ));
     }
+    result
 }
 
 /// The NoSQL time range of this sync: explicit flags, else the watermark minus
@@ -573,6 +582,15 @@ async fn sync_dbss(
         let what = format!("dbss (project {}) audit instance list", project.id);
         result.discovered(&mut ids, api.discover().await, &what);
     }
+    // Resources with jobs stored unfinished are re-read even when neither the
+    // config nor discovery lists them any more.
+    ids.extend(
+        store
+            .unfinished_jobs(Source::Dbss, &project.id)
+            .await?
+            .into_iter()
+            .filter_map(|j| j.resource_id),
+    );
     let settled = if options.full {
         HashSet::new()
     } else {
@@ -679,8 +697,9 @@ async fn fetch_each<F, Fut>(
 }
 
 /// The single writer: drains the channel, gathering whatever is waiting into one
-/// transaction (up to [`ROWS_PER_TRANSACTION`] rows), so fetching never waits on
-/// SQLite and SQLite never waits on the network.
+/// transaction (up to [`ROWS_PER_TRANSACTION`] rows). Fetchers run ahead of it
+/// until the bounded channel is full (back-pressure keeps memory flat), and it
+/// never waits on the network.
 async fn write_all(
     store: Store,
     sync_id: i64,
@@ -696,10 +715,10 @@ async fn write_all(
                 Err(_) => break,
             }
         }
-        let counts = store
+        store
             .write_batch(sync_id, &format_utc(Utc::now()), &batch)
             .await?;
-        progress.jobs_stored(counts.written);
+        progress.jobs_stored(batch.rows.len() as u64);
     }
     Ok(())
 }

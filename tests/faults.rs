@@ -166,8 +166,11 @@ async fn permanent(seed: u64, rule: FaultRule, error_says: &[&str]) {
     }
     let truth = case.truth();
     let stored = case.stored().await;
+    // A total that keeps changing withholds nothing: every job arrived, but the
+    // window is still failed, so the watermark cannot pass it.
+    let withholds = !fault.starts_with("ChangingTotal");
     assert!(
-        !stored.is_empty() && stored.len() < truth.len(),
+        !stored.is_empty() && (stored.len() < truth.len() || !withholds),
         "{fault}: some stored, some missing"
     );
     for (key, raw) in &stored {
@@ -532,5 +535,149 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         run.stderr.contains("line "),
         "names the line: {}",
         run.stderr
+    );
+}
+
+// ---- regressions found in review ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_that_keeps_changing_or_claims_an_absurd_total_fails_its_window_only() {
+    permanent(
+        501,
+        nosql_page(Fault::ChangingTotal),
+        &["changed while it was paged"],
+    )
+    .await;
+    // Once crashed the process allocating every offset up to the claimed total.
+    permanent(
+        502,
+        FaultRule::new("/jobs", Fault::TotalCount(100_000_000_000_000)).with_query("offset=0"),
+        &["total_count 100000000000000 is not plausible"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_that_changes_once_is_read_again_and_complete() {
+    let case = Case::start(503).await;
+    case.sim
+        .add_fault(nosql_page(Fault::ChangingTotal).times(1));
+    let report = case.sync().await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{:?}", report.errors);
+    assert_eq!(case.stored().await, case.truth());
+    let watermark_rows: i64 = {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(case.db())
+            .read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        sqlx::query_scalar("SELECT COUNT(*) FROM sync_state WHERE key = 'watermark'")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(watermark_rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_403_on_one_resource_fails_only_that_resource() {
+    let case = Case::start(504).await;
+    let world = case.sim.world();
+    let bad = world
+        .projects
+        .values()
+        .next()
+        .expect("p")
+        .audit_instances
+        .iter()
+        .find(|i| i.listed)
+        .expect("listed");
+    case.sim.add_fault(FaultRule::new(
+        format!("{}/jobs", bad.resource_id),
+        Fault::Status(403),
+    ));
+    case.sim.add_fault(FaultRule::new(
+        format!("jobs/{}", bad.resource_id),
+        Fault::Status(403),
+    ));
+    let report = case.sync().await;
+    assert_eq!(report.outcome, RunOutcome::Partial, "{:?}", report.errors);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(report.errors[0].contains(&bad.resource_id) && report.errors[0].contains("HTTP 403"));
+    let stored = case.stored().await;
+    let missing: Vec<_> = case
+        .truth()
+        .into_keys()
+        .filter(|k| !stored.contains_key(k))
+        .collect();
+    let bad_jobs: Vec<(String, String)> = bad
+        .jobs
+        .iter()
+        .map(|j| ("dbss".to_owned(), j.job_id.clone()))
+        .collect();
+    assert_eq!(
+        missing, bad_jobs,
+        "everything but that resource's jobs is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_never_answers_costs_one_retry_budget_not_one_per_call() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Accepts connections and never answers; counts them. Bounded: it stops with the test.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+    let mut project = jobtrail::app::simulated_project("p1", &base, 10);
+    project.dbss = Some(jobtrail::config::DbssSettings {
+        resource_ids: (0..10).map(|i| format!("res-{i}")).collect(),
+        discover: false,
+    });
+    project.image = Some(jobtrail::config::ImageSettings {
+        job_ids: (0..10).map(|i| format!("job-{i}")).collect(),
+        discover: false,
+    });
+    let settings = Settings {
+        projects: vec![project],
+        ..Settings::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = HttpSettings {
+        timeout: Duration::from_millis(300),
+        retry_budget: Duration::from_secs(3),
+        ..fast_http()
+    };
+    let client = ApiClient::new(None, http.clone()).expect("client");
+    let report = jobtrail::app::locked_sync(
+        &dir.path().join("x.db"),
+        &settings,
+        &client,
+        &SyncOptions::default(),
+        false,
+    )
+    .await
+    .expect("sync runs");
+    server.abort();
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    let connections = accepted.load(Ordering::SeqCst);
+    assert!(
+        connections <= http.max_attempts,
+        "one call's attempts reach the dead endpoint, the other 20 calls fail at once ({connections} connections)"
+    );
+    let text = report.errors.join("\n");
+    assert!(
+        text.contains("timed out") && text.contains("did not answer earlier in this run"),
+        "{text}"
     );
 }

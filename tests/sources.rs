@@ -411,3 +411,61 @@ async fn one_sql_question_across_all_three_sources() {
     let want: Vec<_> = want.into_iter().filter(|(_, n)| *n > 0).collect();
     assert_eq!(rows, want);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unfinished_dbss_jobs_are_rechecked_after_their_resource_leaves_the_config() {
+    let env = Env::start(config(29)).await;
+    let world = env.world();
+    let (project, data) = world.projects.iter().next().expect("project");
+    let instance = data
+        .audit_instances
+        .iter()
+        .find(|i| i.listed)
+        .expect("listed")
+        .clone();
+    let job = instance.jobs[0].clone();
+    let with_resource = env.default_config().replace(
+        "[project.dbss]\ndiscover = true",
+        &format!(
+            "[project.dbss]\ndiscover = false\nresource_ids = [\"{}\"]",
+            instance.resource_id
+        ),
+    );
+    env.write_config(&with_resource);
+    env.jobtrail(&["sync", "--source", "dbss"])
+        .await
+        .assert_code(0);
+    // Force the stored job to look unfinished, then drop the resource from the config.
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db());
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        sqlx::query("UPDATE jobs SET status = 'running', raw_status = 'RUNNING' WHERE source = 'dbss' AND job_id = ?")
+            .bind(&job.job_id)
+            .execute(&pool)
+            .await
+            .expect("update");
+        pool.close().await;
+    }
+    env.write_config(&env.default_config().replace(
+        "[project.dbss]\ndiscover = true",
+        "[project.dbss]\ndiscover = false",
+    ));
+    env.sim.clear_requests();
+    env.jobtrail(&["sync", "--source", "dbss"])
+        .await
+        .assert_code(0);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|r| r.path.contains(&instance.resource_id)),
+        "the resource of the unfinished job is asked again (project {project})"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT raw_status FROM jobs WHERE source = 'dbss' AND job_id = ?")
+            .bind(&job.job_id)
+            .fetch_one(&env.pool().await)
+            .await
+            .expect("status");
+    assert_eq!(status, job.status);
+}

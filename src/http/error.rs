@@ -98,7 +98,7 @@ fn find_error(value: &serde_json::Value, depth: usize) -> Option<ErrorBody> {
 pub enum ApiError {
     /// 401/403: never retried (more than five bad signatures in a row lock the key pair).
     #[error(
-        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions (jobtrail does not retry this: repeated bad signatures lock the key pair for five minutes)"
+        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions (nothing more was sent: repeated refusals lock an access key pair for five minutes)"
     )]
     Auth {
         site: CallSite,
@@ -202,7 +202,14 @@ impl ApiError {
                 }
             })
         });
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // 401 is always the credentials. A 403 is the gateway refusing them only
+        // with an APIGW/APIG code; other 403s are the API's own answer about one
+        // resource (DBSS documents 403) and fail just that call.
+        let gateway_code = parsed.code.as_deref().is_some_and(|c| {
+            let c = c.to_ascii_uppercase();
+            c.starts_with("APIGW.") || c.starts_with("APIG.")
+        });
+        if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && gateway_code) {
             return ApiError::Auth {
                 site: site.clone(),
                 status: status.as_u16(),

@@ -94,6 +94,8 @@ struct Inner {
     probe: tokio::sync::Mutex<()>,
     /// Slows every call down together when the cloud throttles.
     pacer: pacer::Pacer,
+    /// Endpoints that never answered a whole call: origin → why.
+    unreachable: std::sync::Mutex<std::collections::HashMap<String, String>>,
     settings: HttpSettings,
 }
 
@@ -140,6 +142,7 @@ impl ApiClient {
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
                 pacer: pacer::Pacer::new(),
+                unreachable: std::sync::Mutex::default(),
                 settings,
             }),
         })
@@ -167,9 +170,19 @@ impl ApiClient {
         call: &Call<'_>,
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
-        let settings = &self.inner.settings;
+        let inner = &self.inner;
+        let settings = &inner.settings;
         let url = build_url(call.base, &call.path, &call.query);
         let site = CallSite::new(call.source, call.project_id, &url);
+        // Until some answer shows the credentials are not refused, one call at a
+        // time holds the probe, through its retries: bad credentials then cost one
+        // refusal, and a dead endpoint one retry budget, not one per queued call.
+        let mut probe = if inner.credentials_proven.load(Ordering::Acquire) {
+            None
+        } else {
+            let guard = inner.probe.lock().await;
+            (!inner.credentials_proven.load(Ordering::Acquire)).then_some(guard)
+        };
         let started = Instant::now();
         let mut delays = ExponentialBuilder::new()
             .with_min_delay(settings.min_backoff)
@@ -180,62 +193,65 @@ impl ApiClient {
         let mut attempts = 0usize;
         let mut malformed = 0usize;
         loop {
-            let probe = if self.inner.credentials_proven.load(Ordering::Acquire) {
-                None
-            } else {
-                Some(self.inner.probe.lock().await)
-            };
-            if self.inner.auth_refused.load(Ordering::Acquire) {
+            if inner.auth_refused.load(Ordering::Acquire) {
                 return Err(ApiError::Skipped { site });
             }
+            if let Some(detail) = self.unreachable(&site.endpoint) {
+                return Err(ApiError::Transport {
+                    site,
+                    detail: format!(
+                        "not requested: the endpoint did not answer earlier in this run ({detail})"
+                    ),
+                    attempts: 0,
+                });
+            }
             attempts += 1;
-            let wait = self.inner.pacer.wait_for_slot();
+            let wait = inner.pacer.wait_for_slot();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             let answer = self.attempt(&url, call.project_id).await;
-            match &answer {
-                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
-                    self.inner.pacer.throttled(retry_after(&a.headers));
-                }
-                Ok(_) => self.inner.pacer.succeeded(),
-                Err(_) => {}
-            }
-            if matches!(&answer, Ok(a) if a.status.is_success()) {
-                self.inner.credentials_proven.store(true, Ordering::Release);
-            }
-            if matches!(&answer, Ok(a) if a.status == StatusCode::UNAUTHORIZED || a.status == StatusCode::FORBIDDEN)
-            {
-                self.inner.auth_refused.store(true, Ordering::Release);
-            }
-            drop(probe);
             let (failure, retry_after) = match answer {
-                Ok(answer) if answer.status.is_success() => match parse(&answer.body) {
-                    Ok(value) => return Ok(value),
-                    Err(detail) => {
-                        malformed += 1;
-                        let failure = ApiError::Malformed {
-                            site: site.clone(),
-                            detail,
-                        };
-                        if malformed > settings.malformed_retries {
+                Ok(answer) => {
+                    if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                        inner.pacer.throttled(retry_after(&answer.headers));
+                    } else {
+                        inner.pacer.succeeded();
+                    }
+                    if answer.status.is_success() {
+                        self.credentials_work(&mut probe);
+                        match parse(&answer.body) {
+                            Ok(value) => return Ok(value),
+                            Err(detail) => {
+                                malformed += 1;
+                                let failure = ApiError::Malformed {
+                                    site: site.clone(),
+                                    detail,
+                                };
+                                if malformed > settings.malformed_retries {
+                                    return Err(failure);
+                                }
+                                (failure, None)
+                            }
+                        }
+                    } else {
+                        let failure = ApiError::from_status(
+                            &site,
+                            answer.status,
+                            &answer.body,
+                            &answer.headers,
+                            &self.credential_description(),
+                        );
+                        if failure.is_auth() {
+                            inner.auth_refused.store(true, Ordering::Release);
                             return Err(failure);
                         }
-                        (failure, None)
+                        self.credentials_work(&mut probe);
+                        if !is_retryable_status(answer.status) {
+                            return Err(failure);
+                        }
+                        (failure, retry_after(&answer.headers))
                     }
-                },
-                Ok(answer) => {
-                    let failure = ApiError::from_status(
-                        &site,
-                        answer.status,
-                        &answer.body,
-                        &answer.headers,
-                        &self.credential_description(),
-                    );
-                    if !is_retryable_status(answer.status) {
-                        return Err(failure);
-                    }
-                    (failure, retry_after(&answer.headers))
                 }
                 Err(AttemptError::TooLarge(limit)) => {
                     return Err(ApiError::Malformed {
@@ -252,15 +268,43 @@ impl ApiClient {
                     None,
                 ),
             };
-            let Some(backoff) = delays.next() else {
+            let give_up = match delays.next() {
+                None => None,
+                Some(backoff) => {
+                    let delay = retry_after.map_or(backoff, |ra| ra.max(backoff));
+                    (started.elapsed() + delay <= settings.retry_budget).then_some(delay)
+                }
+            };
+            let Some(delay) = give_up else {
+                if let ApiError::Transport { detail, .. } = &failure {
+                    self.mark_unreachable(&site.endpoint, detail);
+                }
                 return Err(failure.with_attempts(attempts));
             };
-            let delay = retry_after.map_or(backoff, |ra| ra.max(backoff));
-            if started.elapsed() + delay > settings.retry_budget {
-                return Err(failure.with_attempts(attempts));
-            }
             tracing::debug!(attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// An answer other than a refusal: the credentials are not the problem, so
+    /// calls may go out in parallel from now on.
+    fn credentials_work(&self, probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>) {
+        self.inner.credentials_proven.store(true, Ordering::Release);
+        *probe = None;
+    }
+
+    /// Why an endpoint was given up on earlier in this run, if it was.
+    fn unreachable(&self, endpoint: &str) -> Option<String> {
+        let map = self.inner.unreachable.lock().ok()?;
+        map.get(endpoint).cloned()
+    }
+
+    /// A call spent its whole retry budget without any answer: later calls to the
+    /// same endpoint fail at once instead of each waiting out the same budget.
+    fn mark_unreachable(&self, endpoint: &str, detail: &str) {
+        if let Ok(mut map) = self.inner.unreachable.lock() {
+            map.entry(endpoint.to_owned())
+                .or_insert_with(|| detail.to_owned());
         }
     }
 

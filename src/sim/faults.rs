@@ -81,6 +81,8 @@ pub enum Fault {
     Latency(Duration),
     /// NoSQL list: `total_count` 7 higher than the truth on this page.
     ChangingTotal,
+    /// NoSQL list: `total_count` replaced by this value (e.g. an absurd one).
+    TotalCount(u64),
 }
 
 /// Takes the first rule that matches (rules are checked in the order added) and
@@ -174,7 +176,8 @@ pub(crate) fn replacement(fault: &Fault, req: &Req, route: &Route, limit: u32) -
         | Fault::Truncated
         | Fault::WrongContentType
         | Fault::Oversized(_)
-        | Fault::ChangingTotal => return None,
+        | Fault::ChangingTotal
+        | Fault::TotalCount(_) => return None,
     })
 }
 
@@ -187,6 +190,12 @@ pub(crate) fn after_answer(fault: Option<&Fault>, mut reply: Reply, route: &Rout
         }
         Some(Fault::WrongContentType) => reply.content_type = "text/plain",
         Some(Fault::Oversized(size)) => reply.body = pad(&reply.body, *size),
+        Some(Fault::TotalCount(n)) if matches!(route, Route::NosqlJobs { .. }) => {
+            if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                value["total_count"] = json!(n);
+                reply.body = value.to_string().into_bytes();
+            }
+        }
         Some(Fault::ChangingTotal) if matches!(route, Route::NosqlJobs { .. }) => {
             if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.body)
                 && let Some(total) = value.get("total_count").and_then(|t| t.as_u64())

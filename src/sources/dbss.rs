@@ -172,37 +172,15 @@ impl<'a> DbssApi<'a> {
 
     /// Resource IDs of every audit instance in the project, paged to `total`.
     pub async fn discover(&self) -> Result<Vec<String>, FetchError> {
-        let mut ids = Vec::new();
-        let mut offset = 0u64;
-        loop {
-            let call = self.call(
-                format!("/v2/{}/audit/instances", self.project_id),
-                vec![
-                    ("offset".into(), offset.to_string()),
-                    ("limit".into(), DISCOVERY_LIMIT.to_string()),
-                ],
-            );
-            let page = self.client.get(&call, parse_instances).await?;
-            let count = page.resource_ids.len() as u64;
-            ids.extend(page.resource_ids);
-            offset += DISCOVERY_LIMIT;
-            // An empty page ends paging even if `total` claims more (no endless loop).
-            if offset >= page.total || count == 0 {
-                break;
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        let call = self.call(
+            format!("/v2/{}/audit/instances", self.project_id),
+            Vec::new(),
+        );
+        super::list_ids(self.client, call, DISCOVERY_LIMIT, parse_instances).await
     }
 }
 
-struct InstancePage {
-    resource_ids: Vec<String>,
-    total: u64,
-}
-
-fn parse_instances(body: &[u8]) -> Result<InstancePage, String> {
+fn parse_instances(body: &[u8]) -> super::ListPage {
     #[derive(Deserialize)]
     struct Page {
         instances: Vec<Instance>,
@@ -215,14 +193,12 @@ fn parse_instances(body: &[u8]) -> Result<InstancePage, String> {
         resource_id: Option<String>,
     }
     let page: Page = parse_json(body)?;
-    Ok(InstancePage {
-        resource_ids: page
-            .instances
-            .into_iter()
-            .filter_map(|i| non_empty(i.resource_id))
-            .collect(),
-        total: page.total,
-    })
+    let ids = page
+        .instances
+        .into_iter()
+        .filter_map(|i| non_empty(i.resource_id))
+        .collect();
+    Ok((ids, page.total))
 }
 
 #[cfg(test)]
@@ -282,6 +258,6 @@ mod tests {
             br#"{"instances":[{"id":"inst-1","resource_id":"res-1"},{"id":"inst-2"}],"total":2}"#,
         )
         .expect("parses");
-        assert_eq!(page.resource_ids, vec!["res-1".to_owned()]);
+        assert_eq!(page, (vec!["res-1".to_owned()], 2));
     }
 }

@@ -159,31 +159,15 @@ impl ImageApi<'_> {
 
     /// Every job ID in the list, paged to `count`. The list has no time filter.
     pub async fn discover(&self) -> Result<Vec<String>, FetchError> {
-        let mut ids = Vec::new();
-        let mut offset = 0u64;
-        loop {
-            let call = self.call(
-                format!("/v1/{}/image-server-jobs", self.project_id),
-                vec![
-                    ("offset".into(), offset.to_string()),
-                    ("limit".into(), LIST_LIMIT.to_string()),
-                ],
-            );
-            let (page_ids, count) = self.client.get(&call, parse_list).await?;
-            let got = page_ids.len();
-            ids.extend(page_ids);
-            offset += LIST_LIMIT;
-            if offset >= count || got == 0 {
-                break;
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        let call = self.call(
+            format!("/v1/{}/image-server-jobs", self.project_id),
+            Vec::new(),
+        );
+        super::list_ids(self.client, call, LIST_LIMIT, parse_list).await
     }
 }
 
-fn parse_list(body: &[u8]) -> Result<(Vec<String>, u64), String> {
+fn parse_list(body: &[u8]) -> super::ListPage {
     #[derive(Deserialize)]
     struct Page {
         count: u64,

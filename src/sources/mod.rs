@@ -57,6 +57,39 @@ impl Sink {
 #[error("the database writer stopped")]
 pub struct WriterGone;
 
+/// A discovery page's IDs and the list's total, or what was wrong with it.
+pub(crate) type ListPage = Result<(Vec<String>, u64), String>;
+
+/// Pages a discovery list (`offset`/`limit`) until `offset >= total`, or an
+/// empty page (so a total that lies cannot make it loop forever). `parse` gives
+/// a page's IDs and the list's total. Returns the IDs sorted, without repeats.
+pub(crate) async fn list_ids(
+    client: &crate::http::ApiClient,
+    call: crate::http::Call<'_>,
+    limit: u64,
+    parse: fn(&[u8]) -> ListPage,
+) -> Result<Vec<String>, FetchError> {
+    let mut ids = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let mut page_call = call.clone();
+        page_call.query = vec![
+            ("offset".into(), offset.to_string()),
+            ("limit".into(), limit.to_string()),
+        ];
+        let (page, total) = client.get(&page_call, parse).await?;
+        let got = page.len();
+        ids.extend(page);
+        offset += limit;
+        if offset >= total || got == 0 {
+            break;
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// Parses a JSON document, naming the field path of the first problem
 /// (`jobs[3].start_time: invalid type…`).
 pub(crate) fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
@@ -154,4 +187,8 @@ pub enum FetchError {
     Api(#[from] crate::http::ApiError),
     #[error(transparent)]
     Writer(#[from] WriterGone),
+    /// The answers were each well-formed but do not add up (a paged list that
+    /// changed under us, an implausible total).
+    #[error("{0}")]
+    Inconsistent(String),
 }

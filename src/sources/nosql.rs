@@ -181,36 +181,111 @@ fn window_query(window: Window, offset: u64) -> Vec<(String, String)> {
     ]
 }
 
+/// A larger `total_count` for one 30-day window is not believed: paging it
+/// would take tens of thousands of requests.
+pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
+
 /// Pages one window until `offset >= total_count`, handing each page's rows to
-/// the writer as it arrives. After the first page, the rest are fetched a few
-/// at a time; if a later page reports a larger total, paging goes on to it.
+/// the writer as it arrives. After the first page, the rest are fetched a few at
+/// a time. A list that changes while it is paged (a job deleted, totals that
+/// disagree between pages, an empty page before the end) can shift a job past a
+/// page boundary unseen: such a window is read once more, and if it is still
+/// inconsistent it fails, so the watermark stays before it.
 pub async fn fetch_window(
     target: Target<'_>,
     window: Window,
     sink: &Sink,
 ) -> Result<WindowStats, FetchError> {
-    let first = target.page(window_query(window, 0)).await?;
-    let mut stats = WindowStats {
-        pages: 1,
-        jobs: first.rows.len() as u64,
-    };
-    let mut total = first.total_count;
-    sink.rows(first.rows).await?;
-    let mut next_offset = PAGE_LIMIT;
-    while next_offset < total {
-        let offsets: Vec<u64> = (next_offset..total).step_by(PAGE_LIMIT as usize).collect();
-        next_offset = offsets.last().map_or(total, |last| last + PAGE_LIMIT);
-        let mut pages = futures::stream::iter(offsets)
-            .map(|offset| target.page(window_query(window, offset)))
-            .buffer_unordered(PAGES_IN_FLIGHT);
-        while let Some(page) = pages.try_next().await? {
-            stats.pages += 1;
-            stats.jobs += page.rows.len() as u64;
-            total = total.max(page.total_count);
-            sink.rows(page.rows).await?;
+    let first = read_window(target, window, sink).await?;
+    if first.is_whole() {
+        return Ok(first.stats);
+    }
+    tracing::info!(project = target.project_id, problem = %first.describe(), "window changed while paging; reading it again");
+    let second = read_window(target, window, sink).await?;
+    if second.is_whole() {
+        Ok(WindowStats {
+            pages: first.stats.pages + second.stats.pages,
+            jobs: second.stats.jobs,
+        })
+    } else {
+        Err(FetchError::Inconsistent(format!(
+            "the list changed while it was paged, twice ({}); the next sync reads this window again",
+            second.describe()
+        )))
+    }
+}
+
+/// What one pass over a window saw.
+struct WindowRead {
+    stats: WindowStats,
+    first_total: u64,
+    /// Another page reported a different total.
+    other_total: Option<u64>,
+    /// A page came back empty before `offset >= total_count`.
+    ended_early: bool,
+}
+
+impl WindowRead {
+    fn is_whole(&self) -> bool {
+        self.other_total.is_none() && !self.ended_early && self.stats.jobs == self.first_total
+    }
+
+    fn describe(&self) -> String {
+        match self.other_total {
+            Some(other) => format!(
+                "total_count {} on the first page, {other} on a later one; {} jobs received",
+                self.first_total, self.stats.jobs
+            ),
+            None => format!(
+                "total_count {}, {} jobs received",
+                self.first_total, self.stats.jobs
+            ),
         }
     }
-    Ok(stats)
+}
+
+async fn read_window(
+    target: Target<'_>,
+    window: Window,
+    sink: &Sink,
+) -> Result<WindowRead, FetchError> {
+    let first = target.page(window_query(window, 0)).await?;
+    let total = first.total_count;
+    if total > MAX_WINDOW_TOTAL {
+        return Err(FetchError::Inconsistent(format!(
+            "total_count {total} is not plausible for one window of at most 30 days (more than {MAX_WINDOW_TOTAL})"
+        )));
+    }
+    let mut read = WindowRead {
+        stats: WindowStats {
+            pages: 1,
+            jobs: first.rows.len() as u64,
+        },
+        first_total: total,
+        other_total: None,
+        ended_early: first.rows.is_empty() && total > 0,
+    };
+    sink.rows(first.rows).await?;
+    if read.ended_early {
+        return Ok(read);
+    }
+    // Offsets are produced lazily, never collected: the total bounds them.
+    let mut pages = futures::stream::iter((PAGE_LIMIT..total).step_by(PAGE_LIMIT as usize))
+        .map(|offset| target.page(window_query(window, offset)))
+        .buffer_unordered(PAGES_IN_FLIGHT);
+    while let Some(page) = pages.try_next().await? {
+        read.stats.pages += 1;
+        if page.total_count != total {
+            read.other_total = Some(page.total_count);
+        }
+        if page.rows.is_empty() {
+            read.ended_early = true;
+            break;
+        }
+        read.stats.jobs += page.rows.len() as u64;
+        sink.rows(page.rows).await?;
+    }
+    Ok(read)
 }
 
 /// Looks up jobs by ID. The list's default window (the last 30 days) applies

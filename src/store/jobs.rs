@@ -19,45 +19,25 @@ pub struct JobBatch {
     pub state: Vec<StateUpdate>,
 }
 
-/// How a batch changed the database.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UpsertCounts {
-    pub written: u64,
-    pub new: u64,
-    pub changed: u64,
-}
-
 impl Store {
-    /// Stores a batch atomically: either every row and state update lands, or none.
+    /// Stores a batch atomically: either every row and state update lands, or
+    /// none. New and changed jobs are counted per run from the history the
+    /// triggers write ([`Store::run_totals`]), so nothing is counted here.
     pub async fn write_batch(
         &self,
         sync_id: i64,
         seen_at: &str,
         batch: &JobBatch,
-    ) -> Result<UpsertCounts, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM job_status_changes")
-            .fetch_one(&mut *tx)
-            .await?;
         for chunk in batch.rows.chunks(ROWS_PER_STATEMENT) {
             upsert_rows(&mut tx, sync_id, seen_at, chunk).await?;
         }
         for update in &batch.state {
             super::state::set_state_tx(&mut tx, update, seen_at).await?;
         }
-        let (new, changed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(old_status IS NULL), 0), COALESCE(SUM(old_status IS NOT NULL), 0)
-             FROM job_status_changes WHERE id > ?",
-        )
-        .bind(before)
-        .fetch_one(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(UpsertCounts {
-            written: batch.rows.len() as u64,
-            new: new as u64,
-            changed: changed as u64,
-        })
+        Ok(())
     }
 
     /// Jobs of one project and source not final yet (running or unknown), with

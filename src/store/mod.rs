@@ -11,8 +11,8 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use jobs::JobBatch;
 pub use jobs::UnfinishedJob;
-pub use jobs::{JobBatch, UpsertCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, set_state};
 
