@@ -365,7 +365,7 @@ async fn sync_nosql(
             (
                 index,
                 window,
-                nosql::fetch_window(target, window, sink).await,
+                nosql::fetch_window(target, window, None, sink).await,
             )
         })
         .buffer_unordered(WINDOWS_IN_FLIGHT);
@@ -410,8 +410,11 @@ async fn sync_nosql(
 }
 
 /// Brings NoSQL jobs last stored unfinished, and older than this sync's range,
-/// to their current status: one ID lookup each, or one re-read of a short span
-/// when that costs fewer requests.
+/// to their current status with few requests. Jobs are grouped by the raw
+/// status they were stored with; a span of them is re-read with the API's
+/// `status` filter, which lists only the jobs still in that status (usually one
+/// page), and any job of the span missing from that answer has changed and is
+/// looked up by ID. Where that would cost more, each job is looked up by ID.
 async fn recheck_nosql(
     store: &Store,
     project: &ProjectSettings,
@@ -424,26 +427,41 @@ async fn recheck_nosql(
     if result.auth_refused {
         return Ok(());
     }
-    let unfinished = store.unfinished_jobs(Source::Nosql, &project.id).await?;
-    let stale: Vec<(String, Option<DateTime<Utc>>)> = unfinished
-        .into_iter()
-        .map(|j| (j.job_id, j.started_at.as_deref().and_then(parse_api_time)))
-        .filter(|(_, started)| started.is_none_or(|s| s < since))
-        .collect();
-    if stale.is_empty() {
-        return Ok(());
+    let mut groups: std::collections::BTreeMap<
+        Option<String>,
+        Vec<(String, Option<DateTime<Utc>>)>,
+    > = std::collections::BTreeMap::new();
+    for job in store.unfinished_jobs(Source::Nosql, &project.id).await? {
+        let started = job.started_at.as_deref().and_then(parse_api_time);
+        if started.is_none_or(|s| s < since) {
+            groups
+                .entry(job.raw_status)
+                .or_default()
+                .push((job.job_id, started));
+        }
     }
-    let mut known: Vec<(String, DateTime<Utc>)> = stale
-        .iter()
-        .filter_map(|(id, at)| at.map(|t| (id.clone(), t)))
-        .collect();
-    known.sort_by_key(|(_, t)| *t);
     let mut plans = Vec::new();
-    if let (Some(first), Some(last)) = (known.first(), known.last()) {
+    for (raw_status, jobs) in groups {
+        let mut known: Vec<(String, DateTime<Utc>)> = jobs
+            .iter()
+            .filter_map(|(id, at)| at.map(|t| (id.clone(), t)))
+            .collect();
+        known.sort_by_key(|(_, t)| *t);
+        plans.extend(
+            jobs.iter()
+                .filter(|(_, at)| at.is_none())
+                .map(|(id, _)| Recheck::Id(id.clone(), now)),
+        );
+        let (Some(raw_status), Some(first), Some(last)) = (raw_status, known.first(), known.last())
+        else {
+            plans.extend(known.into_iter().map(|(id, at)| Recheck::Id(id, at)));
+            continue;
+        };
         let stored: Vec<DateTime<Utc>> = store
             .start_times_between(
                 Source::Nosql,
                 &project.id,
+                &raw_status,
                 &format_utc(first.1 - chrono::Duration::seconds(1)),
                 &format_utc(last.1 + chrono::Duration::seconds(1)),
             )
@@ -451,26 +469,26 @@ async fn recheck_nosql(
             .iter()
             .filter_map(|s| parse_api_time(s))
             .collect();
-        plans = plan_rechecks(&known, &stored, now);
+        plans.extend(
+            plan_rechecks(&known, &stored, now)
+                .into_iter()
+                .map(|plan| match plan {
+                    Recheck::Span {
+                        window, members, ..
+                    } => Recheck::Span {
+                        window,
+                        status: raw_status.clone(),
+                        members,
+                    },
+                    id => id,
+                }),
+        );
     }
-    plans.extend(
-        stale
-            .iter()
-            .filter(|(_, at)| at.is_none())
-            .map(|(id, _)| Recheck::Id(id.clone(), now)),
-    );
     let mut checks = futures::stream::iter(plans)
         .map(|plan| async move {
-            let outcome: Result<(), FetchError> = match &plan {
-                Recheck::Span(window) => {
-                    nosql::fetch_window(target, *window, sink).await.map(|_| ())
-                }
-                Recheck::Id(id, at) => match nosql::fetch_by_id(target, id, *at, now).await {
-                    Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
-                    Err(e) => Err(e),
-                },
-            };
-            outcome.map_err(|e| (plan, e))
+            run_recheck(target, &plan, now, sink)
+                .await
+                .map_err(|e| (plan, e))
         })
         .buffer_unordered(IDS_IN_FLIGHT);
     while let Some(outcome) = checks.next().await {
@@ -479,12 +497,12 @@ async fn recheck_nosql(
             Err((Recheck::Id(id, _), e)) => {
                 result.fail(&format!("nosql (project {}) job {id}", project.id), &e)
             }
-            Err((Recheck::Span(w), e)) => result.fail(
+            Err((Recheck::Span { window, .. }, e)) => result.fail(
                 &format!(
                     "nosql (project {}) re-check of {} … {}",
                     project.id,
-                    format_utc(w.start),
-                    format_utc(w.end)
+                    format_utc(window.start),
+                    format_utc(window.end)
                 ),
                 &e,
             ),
@@ -493,10 +511,49 @@ async fn recheck_nosql(
     Ok(())
 }
 
+/// Carries out one re-check plan, handing what it finds to the writer.
+async fn run_recheck(
+    target: nosql::Target<'_>,
+    plan: &Recheck,
+    now: DateTime<Utc>,
+    sink: &Sink,
+) -> Result<(), FetchError> {
+    match plan {
+        Recheck::Id(id, at) => {
+            let rows = nosql::fetch_by_id(target, id, *at, now).await?;
+            Ok(sink.rows(rows).await?)
+        }
+        Recheck::Span {
+            window,
+            status,
+            members,
+        } => {
+            let still = nosql::fetch_window(target, *window, Some(status), sink)
+                .await?
+                .seen;
+            let still: HashSet<&str> = still.iter().map(String::as_str).collect();
+            for (id, at) in members
+                .iter()
+                .filter(|(id, _)| !still.contains(id.as_str()))
+            {
+                let rows = nosql::fetch_by_id(target, id, *at, now).await?;
+                sink.rows(rows).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Recheck {
+    /// Look one job up by ID (with a window around its start time).
     Id(String, DateTime<Utc>),
-    Span(Window),
+    /// List the span's jobs still in `status`; look up the `members` missing from it.
+    Span {
+        window: Window,
+        status: String,
+        members: Vec<(String, DateTime<Utc>)>,
+    },
 }
 
 /// Above this many stale jobs the quadratic planner gives way to one ID
@@ -553,7 +610,11 @@ fn plan_rechecks(
     while i > 0 {
         let (_, j, span) = best[i];
         if span {
-            plans.push(Recheck::Span(span_of(jobs[j].1, jobs[i - 1].1)));
+            plans.push(Recheck::Span {
+                window: span_of(jobs[j].1, jobs[i - 1].1),
+                status: String::new(),
+                members: jobs[j..i].to_vec(),
+            });
         } else {
             plans.extend(by_id(&jobs[j..i]));
         }
@@ -814,9 +875,8 @@ mod tests {
             "2024-01-03T00:00:00Z",
         );
         assert_eq!(p.len(), 1);
-        assert!(
-            matches!(p[0], Recheck::Span(w) if w.start == t("2024-01-01T00:59:59Z") && w.end == t("2024-01-01T20:00:01Z"))
-        );
+        assert!(matches!(&p[0], Recheck::Span { window, members, .. }
+                if window.start == t("2024-01-01T00:59:59Z") && window.end == t("2024-01-01T20:00:01Z") && members.len() == 3));
     }
 
     #[test]
@@ -851,14 +911,20 @@ mod tests {
             "2024-03-01T00:00:00Z",
         );
         for plan in &p {
-            if let Recheck::Span(w) = plan {
-                assert!(w.end - w.start <= nosql::MAX_WINDOW);
+            if let Recheck::Span { window, .. } = plan {
+                assert!(window.end - window.start <= nosql::MAX_WINDOW);
             }
         }
         let covered = |id: &str, at: &str| {
             p.iter().any(|plan| match plan {
                 Recheck::Id(i, _) => i == id,
-                Recheck::Span(w) => w.start <= t(at) && t(at) <= w.end,
+                Recheck::Span {
+                    window, members, ..
+                } => {
+                    window.start <= t(at)
+                        && t(at) <= window.end
+                        && members.iter().any(|(m, _)| m == id)
+                }
             })
         };
         assert!(covered("a", "2024-01-01T00:00:00Z") && covered("b", "2024-01-20T00:00:00Z"));

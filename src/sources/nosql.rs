@@ -141,10 +141,12 @@ fn to_row(job: JobDetail, raw: &RawValue, project_id: &str) -> Result<JobRow, &'
 }
 
 /// What fetching a window did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WindowStats {
     pub pages: u64,
     pub jobs: u64,
+    /// IDs of the jobs received, kept only for status-filtered reads (re-checks).
+    pub seen: Vec<String>,
 }
 
 /// Where to ask: the project and its NoSQL endpoint.
@@ -172,13 +174,17 @@ impl Target<'_> {
     }
 }
 
-fn window_query(window: Window, offset: u64) -> Vec<(String, String)> {
-    vec![
+fn window_query(window: Window, status: Option<&str>, offset: u64) -> Vec<(String, String)> {
+    let mut query = vec![
         ("start_time".into(), time_param(window.start)),
         ("end_time".into(), time_param(window.end)),
         ("offset".into(), offset.to_string()),
         ("limit".into(), PAGE_LIMIT.to_string()),
-    ]
+    ];
+    if let Some(status) = status {
+        query.push(("status".into(), status.to_owned()));
+    }
+    query
 }
 
 /// A larger `total_count` for one 30-day window is not believed: paging it
@@ -191,21 +197,25 @@ pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
 /// disagree between pages, an empty page before the end) can shift a job past a
 /// page boundary unseen: such a window is read once more, and if it is still
 /// inconsistent it fails, so the watermark stays before it.
+///
+/// With `status`, only jobs in that raw status are listed (the API's `status`
+/// filter), and their IDs are returned in [`WindowStats::seen`].
 pub async fn fetch_window(
     target: Target<'_>,
     window: Window,
+    status: Option<&str>,
     sink: &Sink,
 ) -> Result<WindowStats, FetchError> {
-    let first = read_window(target, window, sink).await?;
+    let first = read_window(target, window, status, sink).await?;
     if first.is_whole() {
         return Ok(first.stats);
     }
     tracing::info!(project = target.project_id, problem = %first.describe(), "window changed while paging; reading it again");
-    let second = read_window(target, window, sink).await?;
+    let second = read_window(target, window, status, sink).await?;
     if second.is_whole() {
         Ok(WindowStats {
             pages: first.stats.pages + second.stats.pages,
-            jobs: second.stats.jobs,
+            ..second.stats
         })
     } else {
         Err(FetchError::Inconsistent(format!(
@@ -247,9 +257,11 @@ impl WindowRead {
 async fn read_window(
     target: Target<'_>,
     window: Window,
+    status: Option<&str>,
     sink: &Sink,
 ) -> Result<WindowRead, FetchError> {
-    let first = target.page(window_query(window, 0)).await?;
+    let keep_ids = status.is_some();
+    let first = target.page(window_query(window, status, 0)).await?;
     let total = first.total_count;
     if total > MAX_WINDOW_TOTAL {
         return Err(FetchError::Inconsistent(format!(
@@ -260,18 +272,24 @@ async fn read_window(
         stats: WindowStats {
             pages: 1,
             jobs: first.rows.len() as u64,
+            seen: Vec::new(),
         },
         first_total: total,
         other_total: None,
         ended_early: first.rows.is_empty() && total > 0,
     };
+    if keep_ids {
+        read.stats
+            .seen
+            .extend(first.rows.iter().map(|r| r.job_id.clone()));
+    }
     sink.rows(first.rows).await?;
     if read.ended_early {
         return Ok(read);
     }
     // Offsets are produced lazily, never collected: the total bounds them.
     let mut pages = futures::stream::iter((PAGE_LIMIT..total).step_by(PAGE_LIMIT as usize))
-        .map(|offset| target.page(window_query(window, offset)))
+        .map(|offset| target.page(window_query(window, status, offset)))
         .buffer_unordered(PAGES_IN_FLIGHT);
     while let Some(page) = pages.try_next().await? {
         read.stats.pages += 1;
@@ -283,6 +301,11 @@ async fn read_window(
             break;
         }
         read.stats.jobs += page.rows.len() as u64;
+        if keep_ids {
+            read.stats
+                .seen
+                .extend(page.rows.iter().map(|r| r.job_id.clone()));
+        }
         sink.rows(page.rows).await?;
     }
     Ok(read)
@@ -302,7 +325,7 @@ pub async fn fetch_by_id(
         start: started_at - margin,
         end: (started_at + margin).min(now),
     };
-    let mut query = window_query(window, 0);
+    let mut query = window_query(window, None, 0);
     query.push(("id".into(), job_id.to_owned()));
     Ok(target.page(query).await?.rows)
 }

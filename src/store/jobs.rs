@@ -47,8 +47,17 @@ impl Store {
         source: Source,
         project_id: &str,
     ) -> Result<Vec<UnfinishedJob>, StoreError> {
-        let rows = sqlx::query_as::<_, (String, Option<String>, Option<String>, Option<String>)>(
-            "SELECT job_id, parent_job_id, started_at, resource_id FROM jobs
+        let rows = sqlx::query_as::<
+            _,
+            (
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            ),
+        >(
+            "SELECT job_id, parent_job_id, started_at, resource_id, raw_status FROM jobs
              WHERE source = ? AND project_id = ? AND status NOT IN ('succeeded', 'failed')
              ORDER BY started_at",
         )
@@ -59,11 +68,12 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(job_id, parent_job_id, started_at, resource_id)| UnfinishedJob {
+                |(job_id, parent_job_id, started_at, resource_id, raw_status)| UnfinishedJob {
                     job_id,
                     parent_job_id,
                     started_at,
                     resource_id,
+                    raw_status,
                 },
             )
             .collect())
@@ -92,20 +102,24 @@ impl Store {
 }
 
 impl Store {
-    /// Start times (sorted) of a source and project's jobs within `[from, to]`:
-    /// what the re-check planner counts to price re-reading a span.
+    /// Start times (sorted) of a source and project's jobs within `[from, to]`
+    /// in one raw status: what the re-check planner counts to price re-reading
+    /// a span with the API's `status` filter.
     pub async fn start_times_between(
         &self,
         source: Source,
         project_id: &str,
+        raw_status: &str,
         from: &str,
         to: &str,
     ) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT started_at FROM jobs WHERE source = ? AND project_id = ? AND started_at BETWEEN ? AND ? ORDER BY started_at",
+            "SELECT started_at FROM jobs WHERE source = ? AND project_id = ? AND raw_status = ? \
+             AND started_at BETWEEN ? AND ? ORDER BY started_at",
         )
         .bind(source.as_str())
         .bind(project_id)
+        .bind(raw_status)
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
@@ -140,6 +154,7 @@ pub struct UnfinishedJob {
     pub parent_job_id: Option<String>,
     pub started_at: Option<String>,
     pub resource_id: Option<String>,
+    pub raw_status: Option<String>,
 }
 
 async fn upsert_rows(
