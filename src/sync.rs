@@ -427,10 +427,8 @@ async fn recheck_nosql(
     if result.auth_refused {
         return Ok(());
     }
-    let mut groups: std::collections::BTreeMap<
-        Option<String>,
-        Vec<(String, Option<DateTime<Utc>>)>,
-    > = std::collections::BTreeMap::new();
+    let mut groups: std::collections::BTreeMap<Option<String>, Vec<StaleJob>> =
+        std::collections::BTreeMap::new();
     for job in store.unfinished_jobs(Source::Nosql, &project.id).await? {
         let started = job.started_at.as_deref().and_then(parse_api_time);
         if started.is_none_or(|s| s < since) {
@@ -543,6 +541,9 @@ async fn run_recheck(
         }
     }
 }
+
+/// A job to re-check: its ID and start time, if known.
+type StaleJob = (String, Option<DateTime<Utc>>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Recheck {
