@@ -224,7 +224,7 @@ pub async fn locked_sync(
 }
 
 fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
-    for error in &report.errors {
+    for error in report.errors.iter().chain(&report.warnings) {
         tracing::warn!("{error}");
     }
     tracing::info!(
@@ -240,7 +240,7 @@ fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
         // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
         if global.verbose == 0 {
             let mut err = std::io::stderr().lock();
-            for error in &report.errors {
+            for error in report.errors.iter().chain(&report.warnings) {
                 let _ = writeln!(err, "warning: {error}");
             }
         }

@@ -459,7 +459,7 @@ mod tests {
             &StateUpdate {
                 project_id: "p1".into(),
                 source: Source::Nosql,
-                key: "watermark",
+                key: "watermark".to_owned(),
                 value: "2024-03-01T00:00:00.000Z".into(),
             },
             &seen_at(5),

@@ -42,6 +42,11 @@ const IDS_IN_FLIGHT: usize = 16;
 /// (new jobs for an old audit instance are rare but possible).
 const SETTLED_RECHECK: chrono::Duration = chrono::Duration::hours(24);
 
+/// A job or resource known only from the database (no longer configured or
+/// listed) that answers 404 this many syncs in a row was deleted in the cloud:
+/// it is no longer asked for, and keeps its last stored state.
+const GONE_AFTER_MISSES: u32 = 3;
+
 /// Rows the writer gathers into one transaction at most. Each commit rewrites
 /// the index pages it touched, so bigger batches cost fewer bytes per job;
 /// a killed sync loses at most one batch, which the next sync fetches again.
@@ -69,6 +74,8 @@ pub struct SyncReport {
     pub requests: u64,
     /// One line per failed unit, naming source, project and what failed.
     pub errors: Vec<String>,
+    /// Things worth knowing that did not fail the run.
+    pub warnings: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -186,12 +193,17 @@ pub async fn run(
             &format_utc(Utc::now()),
         )
         .await?;
+    let warnings = results
+        .iter()
+        .flat_map(|r| r.warnings.iter().cloned())
+        .collect();
     Ok(SyncReport {
         run_id: run.id,
         outcome,
         totals,
         requests,
         errors,
+        warnings,
         elapsed: started.elapsed(),
     })
 }
@@ -242,6 +254,7 @@ struct UnitResult {
     /// Windows, resources or jobs fetched and handed to the writer.
     succeeded: usize,
     errors: Vec<String>,
+    warnings: Vec<String>,
     auth_refused: bool,
     /// Some calls were not sent because the credentials were refused.
     skipped: bool,
@@ -385,7 +398,7 @@ async fn sync_nosql(
                     let update = StateUpdate {
                         project_id: project.id.clone(),
                         source: Source::Nosql,
-                        key: NOSQL_WATERMARK,
+                        key: NOSQL_WATERMARK.to_owned(),
                         value: format_utc(reached),
                     };
                     if sink.state(update).await.is_err() {
@@ -646,13 +659,15 @@ async fn sync_dbss(
     }
     // Resources with jobs stored unfinished are re-read even when neither the
     // config nor discovery lists them any more.
-    ids.extend(
-        store
-            .unfinished_jobs(Source::Dbss, &project.id)
-            .await?
-            .into_iter()
-            .filter_map(|j| j.resource_id),
-    );
+    let from_store: Vec<String> = store
+        .unfinished_jobs(Source::Dbss, &project.id)
+        .await?
+        .into_iter()
+        .filter_map(|j| j.resource_id)
+        .collect();
+    let gone =
+        StoreOnly::load(store, project, Source::Dbss, &ids, from_store, options.full).await?;
+    gone.extend_ids(&mut ids);
     let settled = if options.full {
         HashSet::new()
     } else {
@@ -667,6 +682,7 @@ async fn sync_dbss(
         ids,
         |id| async move { api.jobs(&id).await },
         &label,
+        &gone,
         sink,
         progress,
         &mut result,
@@ -698,13 +714,22 @@ async fn sync_image(
         result.discovered(&mut ids, api.discover().await, &what);
     }
     // Jobs stored unfinished are re-checked even when the list no longer shows them.
-    ids.extend(
-        store
-            .unfinished_jobs(Source::Image, &project.id)
-            .await?
-            .into_iter()
-            .map(|j| j.parent_job_id.unwrap_or(j.job_id)),
-    );
+    let from_store: Vec<String> = store
+        .unfinished_jobs(Source::Image, &project.id)
+        .await?
+        .into_iter()
+        .map(|j| j.parent_job_id.unwrap_or(j.job_id))
+        .collect();
+    let gone = StoreOnly::load(
+        store,
+        project,
+        Source::Image,
+        &ids,
+        from_store,
+        options.full,
+    )
+    .await?;
+    gone.extend_ids(&mut ids);
     let finished = if options.full {
         HashSet::new()
     } else {
@@ -717,6 +742,7 @@ async fn sync_image(
         ids,
         |id| async move { api.job(&id).await },
         &label,
+        &gone,
         sink,
         progress,
         &mut result,
@@ -725,13 +751,82 @@ async fn sync_image(
     Ok(result)
 }
 
+/// IDs known only from the database (unfinished there, but no longer
+/// configured or listed), with how many syncs in a row answered 404 for each.
+#[derive(Debug, Default)]
+struct StoreOnly {
+    project_id: String,
+    source: Option<Source>,
+    ids: HashSet<String>,
+    misses: std::collections::HashMap<String, u32>,
+}
+
+impl StoreOnly {
+    /// Sorts `from_store` into those also `listed` (asked as usual) and those
+    /// known only from the store; the latter are dropped once they have
+    /// answered 404 [`GONE_AFTER_MISSES`] syncs in a row (unless `full`).
+    async fn load(
+        store: &Store,
+        project: &ProjectSettings,
+        source: Source,
+        listed: &[String],
+        from_store: Vec<String>,
+        full: bool,
+    ) -> Result<StoreOnly, StoreError> {
+        let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let misses = crate::store::miss_counts(store, &project.id, source).await?;
+        let ids = from_store
+            .into_iter()
+            .filter(|id| !listed.contains(id.as_str()))
+            .filter(|id| full || misses.get(id).is_none_or(|n| *n < GONE_AFTER_MISSES))
+            .collect();
+        Ok(StoreOnly {
+            project_id: project.id.clone(),
+            source: Some(source),
+            ids,
+            misses,
+        })
+    }
+
+    fn extend_ids(&self, ids: &mut Vec<String>) {
+        ids.extend(self.ids.iter().cloned());
+    }
+
+    /// The bookkeeping for one fetched ID: a 404 of a store-only ID counts a miss
+    /// (and after enough of them is only a warning); an answer resets the count.
+    fn after_fetch(
+        &self,
+        id: &str,
+        outcome: &Result<(), FetchError>,
+    ) -> (Option<StateUpdate>, Option<u32>) {
+        let Some(source) = self.source.filter(|_| self.ids.contains(id)) else {
+            return (None, None);
+        };
+        let previous = self.misses.get(id).copied().unwrap_or(0);
+        let not_found = matches!(outcome, Err(FetchError::Api(e)) if e.http_status() == Some(404));
+        let count = if not_found { previous + 1 } else { 0 };
+        if count == previous {
+            return (None, not_found.then_some(count));
+        }
+        let update = StateUpdate {
+            project_id: self.project_id.clone(),
+            source,
+            key: crate::store::missing_key(id),
+            value: count.to_string(),
+        };
+        (Some(update), not_found.then_some(count))
+    }
+}
+
 /// Fetches every ID (a few at a time under the client's in-flight bound) and
 /// hands each one's rows to the writer; a failed ID is recorded by name and the
 /// rest go on.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_each<F, Fut>(
     ids: Vec<String>,
     fetch: F,
     label: &str,
+    store_only: &StoreOnly,
     sink: &Sink,
     progress: &Progress,
     result: &mut UnitResult,
@@ -751,8 +846,16 @@ async fn fetch_each<F, Fut>(
         .buffer_unordered(IDS_IN_FLIGHT);
     while let Some((id, outcome)) = fetches.next().await {
         progress.ids_done(1);
+        let (update, misses) = store_only.after_fetch(&id, &outcome);
+        if let Some(update) = update {
+            // Bookkeeping only; if the writer is gone the run fails anyway.
+            let _ = sink.state(update).await;
+        }
         match outcome {
             Ok(()) => result.succeeded += 1,
+            Err(_) if misses.is_some_and(|n| n >= GONE_AFTER_MISSES) => result.warnings.push(format!(
+                "{label} {id}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)"
+            )),
             Err(e) => result.fail(&format!("{label} {id}"), &e),
         }
     }

@@ -469,3 +469,70 @@ async fn unfinished_dbss_jobs_are_rechecked_after_their_resource_leaves_the_conf
             .expect("status");
     assert_eq!(status, job.status);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_deleted_in_the_cloud_is_given_up_on_after_three_syncs() {
+    let env = Env::start(config(30)).await;
+    let world = env.world();
+    let jobs = &world.projects.values().next().expect("p").image_jobs;
+    let (job, other) = (jobs[0].clone(), jobs[1].clone());
+    let only = |ids: &str| {
+        env.default_config().replace(
+            "[project.image]\ndiscover = true",
+            &format!("[project.image]\ndiscover = false\njob_ids = [{ids}]"),
+        )
+    };
+    env.write_config(&only(&format!("\"{}\"", job.id)));
+    env.jobtrail(&["sync", "--source", "image"])
+        .await
+        .assert_code(0);
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db());
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        sqlx::query("UPDATE jobs SET status = 'running' WHERE source = 'image' AND job_id = ?")
+            .bind(&job.id)
+            .execute(&pool)
+            .await
+            .expect("update");
+        pool.close().await;
+    }
+    // The job leaves the config (another stays) and the cloud forgets it.
+    env.write_config(&only(&format!("\"{}\"", other.id)));
+    env.sim.add_fault(FaultRule::new(
+        format!("/image-server-jobs/{}", job.id),
+        Fault::Status(404),
+    ));
+    // NoSQL rides along, so each run has healthy work besides the lost job.
+    let sync = ["sync", "--source", "image", "--source", "nosql"];
+    for attempt in 1..=2 {
+        let run = env.jobtrail(&sync).await;
+        run.assert_code(3);
+        assert!(
+            run.stderr.contains(&format!("job {}", job.id)),
+            "sync {attempt}: {}",
+            run.stderr
+        );
+    }
+    let third = env.jobtrail(&sync).await;
+    third.assert_code(0);
+    assert!(
+        third.stderr.contains("answered 404 3 syncs in a row"),
+        "{}",
+        third.stderr
+    );
+    env.sim.clear_requests();
+    env.jobtrail(&["sync", "--source", "image"])
+        .await
+        .assert_code(0);
+    assert!(
+        !env.sim.requests().iter().any(|r| r.path.contains(&job.id)),
+        "no longer asked for"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM jobs WHERE source = 'image' AND job_id = ?")
+            .bind(&job.id)
+            .fetch_one(&env.pool().await)
+            .await
+            .expect("row kept");
+    assert_eq!(status, "running", "its last stored state is kept");
+}

@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use jobs::JobBatch;
 pub use jobs::UnfinishedJob;
 pub use runs::{RunOutcome, RunTotals, SyncRun};
-pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, set_state};
+pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
 
 /// The schema migrations, embedded in the binary (re-run on change by build.rs).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -13,8 +13,33 @@ pub const NOSQL_WATERMARK: &str = "watermark";
 pub struct StateUpdate {
     pub project_id: String,
     pub source: Source,
-    pub key: &'static str,
+    pub key: String,
     pub value: String,
+}
+
+/// The key under which misses of a job or resource known only from the store
+/// are counted (see `sync`).
+pub fn missing_key(id: &str) -> String {
+    format!("missing:{id}")
+}
+
+/// How many syncs in a row answered 404 for each ID known only from the store.
+pub async fn miss_counts(
+    store: &Store,
+    project_id: &str,
+    source: Source,
+) -> Result<std::collections::HashMap<String, u32>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT key, value FROM sync_state WHERE project_id = ? AND source = ? AND key LIKE 'missing:%'",
+    )
+    .bind(project_id)
+    .bind(source.as_str())
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("missing:")?.to_owned(), v.parse().ok()?)))
+        .collect())
 }
 
 /// Reads one state value.
@@ -53,7 +78,7 @@ pub(super) async fn set_state_tx(
     )
     .bind(&update.project_id)
     .bind(update.source.as_str())
-    .bind(update.key)
+    .bind(&update.key)
     .bind(&update.value)
     .bind(now)
     .execute(&mut **tx)
