@@ -676,11 +676,7 @@ pub fn explain(
             let code = code.as_deref().unwrap_or_default();
             let fix = match credentials {
                 None => "set credentials (see Credentials above), then run check again".to_owned(),
-                Some(_) if *status == 403 => format!(
-                    "the credentials are valid but may not read this API in project {}: give the IAM user read permission for {} there, and check the project belongs to this account",
-                    project.id,
-                    service_name(source)
-                ),
+                Some(_) if *status == 403 => no_permission_fix(project, source),
                 Some(_) if code.eq_ignore_ascii_case("APIGW.0303") => {
                     "this machine's clock differs from the cloud's by more than 15 minutes: set it right (NTP), since signatures carry the time".to_owned()
                 }
@@ -726,11 +722,7 @@ pub fn explain(
         // but may not read this API here.
         ApiError::Status { status: 403, .. } => fail(
             format!("access denied ({})", answer(403)),
-            format!(
-                "the credentials are valid but may not read this API in project {}: give the IAM user read permission for {} there, and check the project belongs to this account",
-                project.id,
-                service_name(source)
-            ),
+            no_permission_fix(project, source),
         ),
         ApiError::Status { status: 429, .. } => fail(
             format!("throttled ({})", answer(429)),
@@ -1049,6 +1041,15 @@ pub fn render(report: &Report) -> String {
 /// `scheme://host:port` of a URL, for the short ok lines.
 fn origin(url: &str) -> String {
     reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.origin().ascii_serialization())
+}
+
+/// What to do about a 403, whether the gateway or the service itself said it.
+fn no_permission_fix(project: &ProjectSettings, source: Source) -> String {
+    format!(
+        "the credentials are valid but may not read this API in project {}: give the IAM user read permission for {} there, and check the project belongs to this account",
+        project.id,
+        service_name(source)
+    )
 }
 
 #[cfg(test)]

@@ -647,48 +647,52 @@ async fn sync_dbss(
     sink: &Sink,
     progress: &Progress,
 ) -> Result<UnitResult, StoreError> {
-    let mut result = UnitResult::default();
     let Some(config) = &project.dbss else {
-        return Ok(result);
+        return Ok(UnitResult::default());
     };
-    let api = DbssApi::new(client, &project.id, &project.endpoints.dbss);
-    let mut ids: Vec<String> = config.resource_ids.clone();
-    if config.discover {
-        let what = format!("dbss (project {}) audit instance list", project.id);
-        result.discovered(&mut ids, api.discover().await, &what);
-    }
+    let api = &DbssApi::new(client, &project.id, &project.endpoints.dbss);
+    let discovered = if config.discover {
+        Some(api.discover().await)
+    } else {
+        None
+    };
     // Resources with jobs stored unfinished are re-read even when neither the
     // config nor discovery lists them any more.
-    let from_store: Vec<String> = store
+    let from_store = store
         .unfinished_jobs(Source::Dbss, &project.id)
         .await?
         .into_iter()
         .filter_map(|j| j.resource_id)
         .collect();
-    let gone =
-        StoreOnly::load(store, project, Source::Dbss, &ids, from_store, options.full).await?;
-    gone.extend_ids(&mut ids);
-    let settled = if options.full {
+    let skip = if options.full {
         HashSet::new()
     } else {
         store
             .settled_dbss_resources(&project.id, &format_utc(now - SETTLED_RECHECK))
             .await?
     };
-    unique_except(&mut ids, &settled);
-    let api = &api;
-    let label = format!("dbss (project {}) resource", project.id);
-    fetch_each(
+    let ids = IdList {
+        configured: &config.resource_ids,
+        discovered,
+        from_store,
+        skip,
+    };
+    let units = Units {
+        source: Source::Dbss,
+        list: "audit instance list",
+        item: "resource",
+    };
+    sync_ids(
+        store,
+        project,
+        options,
+        units,
         ids,
         |id| async move { api.jobs(&id).await },
-        &label,
-        &gone,
         sink,
         progress,
-        &mut result,
     )
-    .await;
-    Ok(result)
+    .await
 }
 
 async fn sync_image(
@@ -699,64 +703,120 @@ async fn sync_image(
     sink: &Sink,
     progress: &Progress,
 ) -> Result<UnitResult, StoreError> {
-    let mut result = UnitResult::default();
     let Some(config) = &project.image else {
-        return Ok(result);
+        return Ok(UnitResult::default());
     };
-    let api = ImageApi {
+    let api = &ImageApi {
         client,
         project_id: &project.id,
         base: &project.endpoints.image,
     };
-    let mut ids: Vec<String> = config.job_ids.clone();
-    if config.discover {
-        let what = format!("image (project {}) job list", project.id);
-        result.discovered(&mut ids, api.discover().await, &what);
-    }
+    let discovered = if config.discover {
+        Some(api.discover().await)
+    } else {
+        None
+    };
     // Jobs stored unfinished are re-checked even when the list no longer shows them.
-    let from_store: Vec<String> = store
+    let from_store = store
         .unfinished_jobs(Source::Image, &project.id)
         .await?
         .into_iter()
         .map(|j| j.parent_job_id.unwrap_or(j.job_id))
         .collect();
-    let gone = StoreOnly::load(
-        store,
-        project,
-        Source::Image,
-        &ids,
-        from_store,
-        options.full,
-    )
-    .await?;
-    gone.extend_ids(&mut ids);
-    let finished = if options.full {
+    let skip = if options.full {
         HashSet::new()
     } else {
         store.finished_image_jobs(&project.id).await?
     };
-    unique_except(&mut ids, &finished);
-    let api = &api;
-    let label = format!("image (project {}) job", project.id);
-    fetch_each(
+    let ids = IdList {
+        configured: &config.job_ids,
+        discovered,
+        from_store,
+        skip,
+    };
+    let units = Units {
+        source: Source::Image,
+        list: "job list",
+        item: "job",
+    };
+    sync_ids(
+        store,
+        project,
+        options,
+        units,
         ids,
         |id| async move { api.job(&id).await },
-        &label,
-        &gone,
         sink,
         progress,
-        &mut result,
     )
-    .await;
+    .await
+}
+
+/// Where the IDs of a by-ID source come from, and which to leave out.
+struct IdList<'a> {
+    configured: &'a [String],
+    /// The discovery list's answer, when discovery is on.
+    discovered: Option<Result<Vec<String>, FetchError>>,
+    /// IDs with jobs stored unfinished.
+    from_store: Vec<String>,
+    /// Final, not to be asked again (empty with `--full`).
+    skip: HashSet<String>,
+}
+
+/// How a by-ID source names things in messages.
+#[derive(Clone, Copy)]
+struct Units {
+    source: Source,
+    list: &'static str,
+    item: &'static str,
+}
+
+/// The shared flow of the by-ID sources (DBSS resources, image jobs): configured
+/// IDs, plus what discovery found, plus IDs with unfinished jobs in the store
+/// (given up on after repeated 404s), minus those to skip; then each one fetched.
+#[allow(clippy::too_many_arguments)]
+async fn sync_ids<F, Fut>(
+    store: &Store,
+    project: &ProjectSettings,
+    options: &SyncOptions,
+    units: Units,
+    list: IdList<'_>,
+    fetch: F,
+    sink: &Sink,
+    progress: &Progress,
+) -> Result<UnitResult, StoreError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<crate::model::JobRow>, FetchError>>,
+{
+    let mut result = UnitResult::default();
+    let mut ids: Vec<String> = list.configured.to_vec();
+    if let Some(found) = list.discovered {
+        let what = format!("{} (project {}) {}", units.source, project.id, units.list);
+        result.discovered(&mut ids, found, &what);
+    }
+    let gone = StoreOnly::load(
+        store,
+        project,
+        units.source,
+        &ids,
+        list.from_store,
+        options.full,
+    )
+    .await?;
+    gone.extend_ids(&mut ids);
+    unique_except(&mut ids, &list.skip);
+    let label = format!("{} (project {}) {}", units.source, project.id, units.item);
+    fetch_each(ids, fetch, &label, &gone, sink, progress, &mut result).await;
     Ok(result)
 }
 
 /// IDs known only from the database (unfinished there, but no longer
 /// configured or listed), with how many syncs in a row answered 404 for each.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StoreOnly {
     project_id: String,
-    source: Option<Source>,
+    source: Source,
     ids: HashSet<String>,
     misses: std::collections::HashMap<String, u32>,
 }
@@ -782,7 +842,7 @@ impl StoreOnly {
             .collect();
         Ok(StoreOnly {
             project_id: project.id.clone(),
-            source: Some(source),
+            source,
             ids,
             misses,
         })
@@ -799,9 +859,9 @@ impl StoreOnly {
         id: &str,
         outcome: &Result<(), FetchError>,
     ) -> (Option<StateUpdate>, Option<u32>) {
-        let Some(source) = self.source.filter(|_| self.ids.contains(id)) else {
+        if !self.ids.contains(id) {
             return (None, None);
-        };
+        }
         let previous = self.misses.get(id).copied().unwrap_or(0);
         let not_found = matches!(outcome, Err(FetchError::Api(e)) if e.http_status() == Some(404));
         let count = if not_found { previous + 1 } else { 0 };
@@ -810,7 +870,7 @@ impl StoreOnly {
         }
         let update = StateUpdate {
             project_id: self.project_id.clone(),
-            source,
+            source: self.source,
             key: crate::store::missing_key(id),
             value: count.to_string(),
         };

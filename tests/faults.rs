@@ -581,16 +581,7 @@ async fn a_list_that_changes_once_is_read_again_and_complete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_403_on_one_resource_fails_only_that_resource() {
     let case = Case::start(504).await;
-    let world = case.sim.world();
-    let bad = world
-        .projects
-        .values()
-        .next()
-        .expect("p")
-        .audit_instances
-        .iter()
-        .find(|i| i.listed)
-        .expect("listed");
+    let bad = crate::util::first_listed_instance(&case.sim.world());
     case.sim.add_fault(FaultRule::new(
         format!("{}/jobs", bad.resource_id),
         Fault::Status(403),

@@ -333,18 +333,7 @@ async fn a_second_sync_does_not_request_final_image_jobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_dbss_body_fails_only_that_resource() {
     let env = Env::start(config(27)).await;
-    let world = env.world();
-    let bad = world
-        .projects
-        .values()
-        .next()
-        .expect("p")
-        .audit_instances
-        .iter()
-        .find(|i| i.listed)
-        .expect("listed")
-        .resource_id
-        .clone();
+    let bad = crate::util::first_listed_instance(&env.world()).resource_id;
     env.sim
         .add_fault(FaultRule::new(bad.clone(), Fault::WrongShape));
     let run = env.jobtrail(&["sync", "--source", "dbss"]).await;
@@ -416,13 +405,8 @@ async fn one_sql_question_across_all_three_sources() {
 async fn unfinished_dbss_jobs_are_rechecked_after_their_resource_leaves_the_config() {
     let env = Env::start(config(29)).await;
     let world = env.world();
-    let (project, data) = world.projects.iter().next().expect("project");
-    let instance = data
-        .audit_instances
-        .iter()
-        .find(|i| i.listed)
-        .expect("listed")
-        .clone();
+    let project = world.projects.keys().next().expect("project");
+    let instance = crate::util::first_listed_instance(&world);
     let job = instance.jobs[0].clone();
     let with_resource = env.default_config().replace(
         "[project.dbss]\ndiscover = true",

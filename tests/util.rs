@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
-use jobtrail::sim::{SimAuth, SimConfig, SimServer, World};
+use jobtrail::sim::{AuditInstance, SimAuth, SimConfig, SimServer, World};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 use tempfile::TempDir;
@@ -189,4 +189,15 @@ pub fn expected_status(source: &str, raw: &str, sub_job: bool) -> &'static str {
 /// `Some(s)` unless empty.
 pub fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The first audit instance of the first project that discovery lists.
+pub fn first_listed_instance(world: &World) -> AuditInstance {
+    world
+        .projects
+        .values()
+        .flat_map(|p| &p.audit_instances)
+        .find(|i| i.listed)
+        .expect("a listed audit instance")
+        .clone()
 }
