@@ -230,22 +230,21 @@ async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let run = store
         .begin_run("nosql,dbss,image", "2024-01-01T00:00:00.000Z")
         .await?;
+    let inserted = job_rows.len();
     let batch = JobBatch {
         rows: job_rows,
         state: Vec::new(),
     };
     let t = Instant::now();
     store
-        .write_batch(run.id, "2024-01-01T00:00:00.000Z", &batch)
+        .write_batch(run.id, "2024-01-01T00:00:00.000Z", batch)
         .await?;
     let insert = t.elapsed();
     store.close().await;
     println!(
-        "  (b) insert {} rows, one transaction: {}",
-        batch.rows.len(),
+        "  (b) insert {inserted} rows, one transaction: {}",
         secs(insert)
     );
-    drop(batch);
 
     let bound = fetch.max(insert);
     let r = ratio(elapsed, bound);

@@ -775,7 +775,7 @@ pub(crate) mod test_support {
                 state: Vec::new(),
             };
             store
-                .write_batch(run.id, &at, &batch)
+                .write_batch(run.id, &at, batch)
                 .await
                 .expect("write batch");
             store

@@ -921,31 +921,33 @@ async fn fetch_each<F, Fut>(
     }
 }
 
-/// The single writer: drains the channel, gathering whatever is waiting into one
-/// transaction (up to [`ROWS_PER_TRANSACTION`] rows). Fetchers run ahead of it
-/// until the bounded channel is full (back-pressure keeps memory flat), and it
-/// never waits on the network.
+/// The single writer: drains the channel on a thread of its own, gathering
+/// whatever is waiting into one transaction (up to [`ROWS_PER_TRANSACTION`]
+/// rows). Fetchers run ahead of it until the bounded channel is full
+/// (back-pressure keeps memory flat), and it never waits on the network.
 async fn write_all(
     store: Store,
     sync_id: i64,
     mut rx: mpsc::Receiver<Found>,
     progress: Progress,
 ) -> Result<(), StoreError> {
-    while let Some(first) = rx.recv().await {
-        let mut batch = JobBatch::default();
-        add(&mut batch, first);
-        while batch.rows.len() < ROWS_PER_TRANSACTION {
-            match rx.try_recv() {
-                Ok(found) => add(&mut batch, found),
-                Err(_) => break,
+    let mut writer = store.bulk_writer()?;
+    let thread = tokio::task::spawn_blocking(move || {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = JobBatch::default();
+            add(&mut batch, first);
+            while batch.rows.len() < ROWS_PER_TRANSACTION {
+                match rx.try_recv() {
+                    Ok(found) => add(&mut batch, found),
+                    Err(_) => break,
+                }
             }
+            writer.write_batch(sync_id, &format_utc(Utc::now()), &batch)?;
+            progress.jobs_stored(batch.rows.len() as u64);
         }
-        store
-            .write_batch(sync_id, &format_utc(Utc::now()), &batch)
-            .await?;
-        progress.jobs_stored(batch.rows.len() as u64);
-    }
-    Ok(())
+        Ok(())
+    });
+    thread.await.expect("the database writer thread panicked")
 }
 
 fn add(batch: &mut JobBatch, found: Found) {

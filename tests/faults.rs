@@ -442,19 +442,14 @@ async fn a_full_disk_fails_the_run_and_keeps_what_was_stored() {
     for project in case.sim.world().projects.keys() {
         case.sim.add_nosql_jobs(project, 400);
     }
-    let store = jobtrail::store::Store::open(&case.db())
+    let mut store = jobtrail::store::Store::open(&case.db())
         .await
         .expect("open");
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
         .fetch_one(store.pool())
         .await
         .expect("pages");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA max_page_count = {pages}"
-    )))
-    .execute(store.pool())
-    .await
-    .expect("limit");
+    store.limit_pages(pages).await.expect("limit");
     let client = ApiClient::new(None, fast_http()).expect("client");
     let options = SyncOptions {
         full: true,

@@ -4,32 +4,27 @@
 mod jobs;
 mod runs;
 mod state;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
 
-pub use jobs::JobBatch;
 pub use jobs::UnfinishedJob;
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
+pub use writer::{BulkWriter, JobBatch};
 
 /// The schema migrations, embedded in the binary (re-run on change by build.rs).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a writer waits for another connection's lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The writer's page cache (KiB): big enough to hold the key indexes of a few
-/// hundred thousand jobs, so a batch does not re-read what it just wrote.
-/// SQLite allocates it only as pages are used.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
-
-/// WAL pages before an automatic checkpoint: fewer checkpoints while a sync
-/// writes in bulk, so hot index pages are copied into the database less often.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+/// How long a statement runs before sqlx logs it (at debug level).
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 /// Errors opening or writing the database, each naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +60,15 @@ pub enum StoreError {
         "the database {path} does not exist yet: run `jobtrail sync` (or `jobtrail demo`) first"
     )]
     Missing { path: PathBuf },
+    #[error("cannot open the database {path} for writing: {source}")]
+    Write {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Bulk(#[from] rusqlite::Error),
 }
 
 /// An open jobtrail database.
@@ -74,6 +76,8 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
+    /// `PRAGMA max_page_count` for every connection, when capped.
+    max_pages: Option<i64>,
 }
 
 impl Store {
@@ -92,8 +96,6 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .optimize_on_close(true, None);
         // One connection: SQLite has one writer anyway, and a single connection
         // keeps every write of a sync strictly ordered.
@@ -114,6 +116,7 @@ impl Store {
         Ok(Store {
             pool,
             path: path.to_path_buf(),
+            max_pages: None,
         })
     }
 
@@ -135,7 +138,21 @@ impl Store {
         Ok(Store {
             pool,
             path: path.to_path_buf(),
+            max_pages: None,
         })
+    }
+
+    /// Caps the database at `pages` pages (`PRAGMA max_page_count`), on this
+    /// store's connection and every bulk writer opened from it: a write that
+    /// needs more fails exactly as on a full disk.
+    pub async fn limit_pages(&mut self, pages: i64) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {pages}"
+        )))
+        .execute(&self.pool)
+        .await?;
+        self.max_pages = Some(pages);
+        Ok(())
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -154,9 +171,12 @@ impl Store {
 
 fn base_options(path: &Path) -> SqliteConnectOptions {
     // `filename` avoids URL parsing, so paths with `?` or `#` work.
+    // A slow statement is the tool's business, not a warning for the user: it
+    // shows with `-vv`.
     SqliteConnectOptions::new()
         .filename(path)
         .busy_timeout(BUSY_TIMEOUT)
+        .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
 }
 
 /// Creates the file with mode 0600 before SQLite does, so it is never readable

@@ -25,6 +25,9 @@ impl RunOutcome {
 pub struct SyncRun {
     pub id: i64,
     pub started_at: String,
+    /// The largest `job_status_changes.id` when the run began: its history rows
+    /// all come after it (one sync at a time holds the lock).
+    pub history_before: i64,
 }
 
 /// What a finished run did, counted from the database itself.
@@ -54,9 +57,14 @@ impl Store {
         .bind(i64::from(std::process::id()))
         .fetch_one(&self.pool)
         .await?;
+        let history_before: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM job_status_changes")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(SyncRun {
             id,
             started_at: started_at.to_owned(),
+            history_before,
         })
     }
 
@@ -69,7 +77,7 @@ impl Store {
         error: Option<&str>,
         finished_at: &str,
     ) -> Result<RunTotals, StoreError> {
-        let totals = self.run_totals(run.id).await?;
+        let totals = self.run_totals(run).await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, jobs_seen = ?, \
              jobs_new = ?, jobs_changed = ?, error = ? WHERE id = ?",
@@ -87,17 +95,19 @@ impl Store {
         Ok(totals)
     }
 
-    /// Counts a run's jobs from the rows it touched and the history it wrote.
-    pub async fn run_totals(&self, sync_id: i64) -> Result<RunTotals, StoreError> {
+    /// Counts a run's jobs from the rows it touched and the history it wrote
+    /// (a range of ids, so the cost follows the run's size, not the history's).
+    pub async fn run_totals(&self, run: &SyncRun) -> Result<RunTotals, StoreError> {
         let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE last_sync_id = ?")
-            .bind(sync_id)
+            .bind(run.id)
             .fetch_one(&self.pool)
             .await?;
         let (new, changed): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(old_status IS NULL), 0), COALESCE(SUM(old_status IS NOT NULL), 0)
-             FROM job_status_changes WHERE sync_id = ?",
+             FROM job_status_changes WHERE id > ? AND sync_id = ?",
         )
-        .bind(sync_id)
+        .bind(run.history_before)
+        .bind(run.id)
         .fetch_one(&self.pool)
         .await?;
         Ok(RunTotals { seen, new, changed })

@@ -67,21 +67,24 @@ pub async fn set_state(store: &Store, update: &StateUpdate, now: &str) -> Result
     Ok(())
 }
 
-pub(super) async fn set_state_tx(
+/// Sets one value (project, source, key, value, updated_at), written alone or
+/// with a job batch (`writer`).
+pub(super) const UPSERT_STATE_SQL: &str = "INSERT INTO sync_state (project_id, source, key, value, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (project_id, source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+async fn set_state_tx(
     tx: &mut Transaction<'static, Sqlite>,
     update: &StateUpdate,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sync_state (project_id, source, key, value, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (project_id, source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    )
-    .bind(&update.project_id)
-    .bind(update.source.as_str())
-    .bind(&update.key)
-    .bind(&update.value)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(UPSERT_STATE_SQL)
+        .bind(&update.project_id)
+        .bind(update.source.as_str())
+        .bind(&update.key)
+        .bind(&update.value)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

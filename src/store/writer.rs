@@ -1,0 +1,456 @@
+//! Writing jobs: batched upserts keyed by `(source, project_id, job_id)`, in one
+//! transaction with their history and the watermarks they justify. This is the
+//! only write path for jobs: first sightings are recorded here, changes by the
+//! `jobs_status_changed` trigger (see the migrations).
+//!
+//! The writer is the one place where a sync's speed is SQLite's speed, so it
+//! talks to SQLite through rusqlite on its own blocking thread: statements are
+//! prepared once and every value is bound straight from the row, where sqlx
+//! would copy each one into two fresh allocations and hop to its worker thread
+//! (a third of the writer's time in the benchmark). Both crates link the same
+//! bundled SQLite; everything else in the store stays on sqlx.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, Transaction, params};
+
+use super::state::{StateUpdate, UPSERT_STATE_SQL};
+use super::{BUSY_TIMEOUT, Store, StoreError};
+use crate::model::JobRow;
+
+/// Rows per multi-row INSERT statement: one statement per hundreds of rows
+/// amortizes SQLite's per-statement work (and the statement journal of each
+/// page it touches), and stays far under SQLite's 32,766 bound variables.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The writer's page cache (KiB): big enough to hold the key indexes of a few
+/// hundred thousand jobs, so a batch does not re-read what it just wrote.
+/// SQLite allocates it only as pages are used.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// Keeps SQLite's statement journal in memory. Every upsert statement has one
+/// (it may fire a trigger), and on disk it was half of all bytes a sync wrote;
+/// it holds the pages one statement touches, a few MiB at most.
+const TEMP_STORE: &str = "MEMORY";
+
+/// WAL pages before an automatic checkpoint: fewer checkpoints while a sync
+/// writes in bulk, so hot index pages are copied into the database less often.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+
+const COLUMNS: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_id, job_type, \
+     status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
+     error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id) VALUES ";
+
+const ROW_PLACEHOLDERS: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+/// Never INSERT OR REPLACE: that deletes the row and loses `first_seen_at`.
+const ON_CONFLICT: &str = " ON CONFLICT (source, project_id, job_id) DO UPDATE SET \
+     parent_job_id = excluded.parent_job_id, job_type = excluded.job_type, \
+     status = excluded.status, raw_status = excluded.raw_status, progress = excluded.progress, \
+     started_at = excluded.started_at, ended_at = excluded.ended_at, \
+     duration_ms = excluded.duration_ms, resource_id = excluded.resource_id, \
+     resource_name = excluded.resource_name, error_code = excluded.error_code, \
+     fail_reason = excluded.fail_reason, raw_json = excluded.raw_json, \
+     last_seen_at = excluded.last_seen_at, last_sync_id = excluded.last_sync_id";
+
+const FIRST_SIGHTINGS_SQL: &str = "INSERT INTO job_status_changes \
+     (source, project_id, job_id, old_status, new_status, raw_status, fail_reason, observed_at, sync_id) \
+     SELECT source, project_id, job_id, NULL, status, raw_status, fail_reason, last_seen_at, last_sync_id \
+     FROM jobs WHERE rowid > ?1 ORDER BY rowid";
+
+/// What one transaction writes: jobs plus the bookkeeping they make true.
+#[derive(Debug, Default)]
+pub struct JobBatch {
+    pub rows: Vec<JobRow>,
+    pub state: Vec<StateUpdate>,
+}
+
+/// The connection a sync writes jobs through. Blocking: run it on a thread of
+/// its own (`tokio::task::spawn_blocking`), never on the async runtime.
+pub struct BulkWriter {
+    conn: Connection,
+    /// The full-size statement's SQL, built once.
+    full_statement: String,
+}
+
+impl std::fmt::Debug for BulkWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkWriter").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the bulk writer on this (already migrated) database.
+    pub fn bulk_writer(&self) -> Result<BulkWriter, StoreError> {
+        BulkWriter::open(self.path(), self.max_pages)
+    }
+
+    /// Stores one batch through a bulk writer on a blocking thread: for callers
+    /// that write once (tests, the benchmark's bound). A sync keeps one writer.
+    pub async fn write_batch(
+        &self,
+        sync_id: i64,
+        seen_at: &str,
+        batch: JobBatch,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.bulk_writer()?;
+        let seen_at = seen_at.to_owned();
+        tokio::task::spawn_blocking(move || writer.write_batch(sync_id, &seen_at, &batch))
+            .await
+            .expect("the database writer thread panicked")
+    }
+}
+
+impl BulkWriter {
+    fn open(path: &Path, max_pages: Option<i64>) -> Result<BulkWriter, StoreError> {
+        let open_error = |source| StoreError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        // No CREATE: the store opened (and migrated) this file first.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = {TEMP_STORE}; \
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+        ))
+        .map_err(open_error)?;
+        if let Some(pages) = max_pages {
+            conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .map_err(open_error)?;
+        }
+        let rows = vec![ROW_PLACEHOLDERS; ROWS_PER_STATEMENT].join(",");
+        Ok(BulkWriter {
+            conn,
+            full_statement: format!("{COLUMNS}{rows}{ON_CONFLICT}"),
+        })
+    }
+
+    /// Stores a batch atomically: either every row, its history and every state
+    /// update lands, or none. New and changed jobs are counted per run from that
+    /// history ([`Store::run_totals`]), so nothing is counted here.
+    pub fn write_batch(
+        &mut self,
+        sync_id: i64,
+        seen_at: &str,
+        batch: &JobBatch,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut rest = batch.rows.as_slice();
+        while !rest.is_empty() {
+            let (group, after) = rest.split_at(distinct_prefix_len(rest));
+            let last_rowid_before: i64 =
+                tx.query_row("SELECT COALESCE(MAX(rowid), 0) FROM jobs", [], |r| r.get(0))?;
+            upsert_rows(&tx, &self.full_statement, sync_id, seen_at, group)?;
+            tx.prepare_cached(FIRST_SIGHTINGS_SQL)?
+                .execute([last_rowid_before])?;
+            rest = after;
+        }
+        for update in &batch.state {
+            tx.prepare_cached(UPSERT_STATE_SQL)?.execute(params![
+                update.project_id,
+                update.source.as_str(),
+                update.key,
+                update.value,
+                seen_at
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// How many leading rows name distinct jobs. A job seen twice in one batch (a
+/// status that flipped between two answers) is written in a later group, after
+/// its first sighting is recorded, so its history keeps both states in order.
+fn distinct_prefix_len(rows: &[JobRow]) -> usize {
+    let mut keys = HashSet::with_capacity(rows.len());
+    rows.iter()
+        .position(|row| !keys.insert((row.source, row.project_id.as_str(), row.job_id.as_str())))
+        .unwrap_or(rows.len())
+}
+
+/// Upserts rows of distinct jobs: full chunks through the multi-row statement,
+/// the remainder one row at a time (both prepared once per connection).
+fn upsert_rows(
+    tx: &Transaction<'_>,
+    full_statement: &str,
+    sync_id: i64,
+    seen_at: &str,
+    rows: &[JobRow],
+) -> rusqlite::Result<()> {
+    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+    if chunks.len() > 0 {
+        let mut full = tx.prepare_cached(full_statement)?;
+        for chunk in &mut chunks {
+            for (n, row) in chunk.iter().enumerate() {
+                bind_row(&mut full, n * COLUMN_COUNT, row, sync_id, seen_at)?;
+            }
+            full.raw_execute()?;
+        }
+    }
+    let remainder = chunks.remainder();
+    if !remainder.is_empty() {
+        let mut single = tx.prepare_cached(&format!("{COLUMNS}{ROW_PLACEHOLDERS}{ON_CONFLICT}"))?;
+        for row in remainder {
+            bind_row(&mut single, 0, row, sync_id, seen_at)?;
+            single.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
+/// Values per row, in the order of [`COLUMNS`].
+const COLUMN_COUNT: usize = 19;
+
+/// Binds one row's values after the first `offset` parameters, borrowing every
+/// string (SQLite copies it into the statement).
+fn bind_row(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    row: &JobRow,
+    sync_id: i64,
+    seen_at: &str,
+) -> rusqlite::Result<()> {
+    let values: [&dyn rusqlite::ToSql; COLUMN_COUNT] = [
+        &row.source.as_str(),
+        &row.project_id,
+        &row.job_id,
+        &row.parent_job_id,
+        &row.job_type,
+        &row.status.as_str(),
+        &row.raw_status,
+        &row.progress,
+        &row.started_at,
+        &row.ended_at,
+        &row.duration_ms,
+        &row.resource_id,
+        &row.resource_name,
+        &row.error_code,
+        &row.fail_reason,
+        &row.raw_json,
+        &seen_at,
+        &seen_at,
+        &sync_id,
+    ];
+    for (i, value) in values.into_iter().enumerate() {
+        // Parameters are numbered from 1.
+        statement.raw_bind_parameter(offset + i + 1, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Source, Status};
+    use crate::query::test_support::{db_with, job};
+    use crate::store::RunOutcome;
+
+    /// (job_id, old_status, new_status, sync_id) of every history row, in order.
+    async fn history(store: &Store) -> Vec<(String, Option<String>, String, i64)> {
+        sqlx::query_as(
+            "SELECT job_id, old_status, new_status, sync_id FROM job_status_changes ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("history")
+    }
+
+    fn nosql(id: &str, status: Status) -> JobRow {
+        job(Source::Nosql, id, Some("Backup"), status, None, None)
+    }
+
+    #[tokio::test]
+    async fn history_records_first_sightings_and_changes_but_not_repeats() {
+        let db = db_with(&[
+            vec![nosql("a", Status::Running), nosql("b", Status::Running)],
+            vec![
+                nosql("a", Status::Running),
+                nosql("b", Status::Failed),
+                nosql("c", Status::Succeeded),
+            ],
+        ])
+        .await;
+        let h = |id: &str, old: Option<&str>, new: &str, sync| {
+            (id.to_owned(), old.map(str::to_owned), new.to_owned(), sync)
+        };
+        assert_eq!(
+            history(&db.store).await,
+            vec![
+                h("a", None, "running", 1),
+                h("b", None, "running", 1),
+                h("b", Some("running"), "failed", 2),
+                h("c", None, "succeeded", 2),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_seen_twice_in_one_batch_keeps_both_states_in_order() {
+        let rows: Vec<JobRow> = (0..1_203)
+            .map(|n| nosql(&format!("job-{n:04}"), Status::Running))
+            .chain([nosql("job-0007", Status::Failed)])
+            .chain((1_203..1_210).map(|n| nosql(&format!("job-{n:04}"), Status::Running)))
+            .collect();
+        let db = db_with(&[rows]).await;
+        let all = history(&db.store).await;
+        assert_eq!(all.len(), 1_211, "1,210 first sightings and one change");
+        let of_7: Vec<_> = all.iter().filter(|r| r.0 == "job-0007").collect();
+        assert_eq!(of_7.len(), 2);
+        assert_eq!(
+            (of_7[0].1.as_deref(), of_7[0].2.as_str()),
+            (None, "running")
+        );
+        assert_eq!(
+            (of_7[1].1.as_deref(), of_7[1].2.as_str()),
+            (Some("running"), "failed")
+        );
+        let stored: (i64, String) =
+            sqlx::query_as("SELECT COUNT(*), MAX(status) FROM jobs WHERE job_id = 'job-0007'")
+                .fetch_one(db.store.pool())
+                .await
+                .expect("job");
+        assert_eq!(stored, (1, "failed".to_owned()));
+        let totals: (i64, i64, i64) =
+            sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs")
+                .fetch_one(db.store.pool())
+                .await
+                .expect("run");
+        assert_eq!(totals, (1_210, 1_210, 1));
+    }
+
+    #[tokio::test]
+    async fn a_run_counts_only_its_own_history() {
+        let db = db_with(&[
+            vec![nosql("a", Status::Running)],
+            vec![nosql("a", Status::Succeeded), nosql("b", Status::Running)],
+        ])
+        .await;
+        let runs: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs ORDER BY id")
+                .fetch_all(db.store.pool())
+                .await
+                .expect("runs");
+        assert_eq!(runs, vec![(1, 1, 0), (2, 1, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_leaves_no_rows_and_no_history() {
+        let db = db_with(&[vec![nosql("a", Status::Running)]]).await;
+        let run = db
+            .store
+            .begin_run("nosql", "2024-03-21T00:00:00.000Z")
+            .await
+            .expect("run");
+        // The second row is refused (as a full disk would), after the first was written.
+        let batch = JobBatch {
+            rows: vec![nosql("b", Status::Running), nosql("c", Status::Running)],
+            state: vec![],
+        };
+        let mut writer = db.store.bulk_writer().expect("writer");
+        writer
+            .conn
+            .execute_batch("CREATE TEMP TRIGGER refuse_c BEFORE INSERT ON jobs WHEN NEW.job_id = 'c' BEGIN SELECT RAISE(ABORT, 'refused'); END;")
+            .expect("trigger");
+        let err = writer
+            .write_batch(run.id, "2024-03-21T00:00:00.000Z", &batch)
+            .expect_err("refused");
+        assert!(err.to_string().contains("refused"), "{err}");
+        db.store
+            .finish_run(
+                &run,
+                RunOutcome::Failed,
+                0,
+                Some("x"),
+                "2024-03-21T00:00:01.000Z",
+            )
+            .await
+            .expect("finish");
+        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(db.store.pool())
+            .await
+            .expect("count");
+        assert_eq!(jobs, 1);
+        assert_eq!(history(&db.store).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_schema_upgrades_with_nothing_lost() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first_only = dir.path().join("migrations");
+        std::fs::create_dir(&first_only).expect("mkdir");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/0001_create_jobs.sql"
+            ),
+            first_only.join("0001_create_jobs.sql"),
+        )
+        .expect("copy");
+        let path = dir.path().join("old.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+            sqlx::migrate::Migrator::new(first_only.as_path())
+                .await
+                .expect("migrator")
+                .run(&pool)
+                .await
+                .expect("schema v1");
+            sqlx::raw_sql(
+                "INSERT INTO sync_runs (id, started_at, status, sources) VALUES (1, 'x', 'succeeded', 'nosql');
+                 INSERT INTO jobs (source, project_id, job_id, status, raw_status, raw_json, first_seen_at, last_seen_at, last_sync_id)
+                 VALUES ('nosql', 'p1', 'old', 'running', 'RUNNING', '{}', 't1', 't1', 1);
+                 UPDATE jobs SET status = 'failed', raw_status = 'FAILED', last_seen_at = 't2' WHERE job_id = 'old';",
+            )
+            .execute(&pool)
+            .await
+            .expect("v1 rows");
+            pool.close().await;
+        }
+        let store = Store::open(&path).await.expect("upgrade");
+        let old_history = history(&store).await;
+        assert_eq!(
+            old_history,
+            vec![
+                ("old".into(), None, "running".into(), 1),
+                ("old".into(), Some("running".into()), "failed".into(), 1),
+            ]
+        );
+        let run = store.begin_run("nosql", "t3").await.expect("run");
+        let batch = JobBatch {
+            rows: vec![nosql("old", Status::Failed), nosql("new", Status::Running)],
+            state: vec![],
+        };
+        store.write_batch(run.id, "t3", batch).await.expect("write");
+        let mut expected = old_history;
+        expected.push(("new".into(), None, "running".into(), run.id));
+        assert_eq!(
+            history(&store).await,
+            expected,
+            "one first sighting, no trigger left"
+        );
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("indexes");
+        assert_eq!(
+            indexes,
+            [
+                "jobs_by_job_type",
+                "jobs_by_parent",
+                "jobs_by_resource",
+                "jobs_by_status_started",
+                "sqlite_autoindex_jobs_1"
+            ]
+        );
+    }
+}
