@@ -47,10 +47,14 @@ const SETTLED_RECHECK: chrono::Duration = chrono::Duration::hours(24);
 /// it is no longer asked for, and keeps its last stored state.
 const GONE_AFTER_MISSES: u32 = 3;
 
-/// Rows the writer gathers into one transaction at most. Each commit rewrites
-/// the index pages it touched, so bigger batches cost fewer bytes per job;
-/// a killed sync loses at most one batch, which the next sync fetches again.
-const ROWS_PER_TRANSACTION: usize = 5_000;
+/// Rows the writer takes from the channel at a time.
+const ROWS_PER_BATCH: usize = 5_000;
+
+/// Rows per transaction while jobs keep arriving. Each commit rewrites every
+/// index page it touched (job IDs are random, so that is most of the primary
+/// key), so bigger transactions cost fewer bytes per job; a killed sync loses
+/// at most one transaction, which the next sync fetches again.
+const ROWS_PER_TRANSACTION: usize = 20_000;
 
 /// What the user asked this sync to do.
 #[derive(Debug, Clone, Default)]
@@ -932,19 +936,34 @@ async fn write_all(
     progress: Progress,
 ) -> Result<(), StoreError> {
     let mut writer = store.bulk_writer()?;
+
     let thread = tokio::task::spawn_blocking(move || {
+        let mut uncommitted = 0usize;
         while let Some(first) = rx.blocking_recv() {
             let mut batch = JobBatch::default();
             add(&mut batch, first);
-            while batch.rows.len() < ROWS_PER_TRANSACTION {
+            let mut drained = false;
+            while batch.rows.len() < ROWS_PER_BATCH {
                 match rx.try_recv() {
                     Ok(found) => add(&mut batch, found),
-                    Err(_) => break,
+                    Err(_) => {
+                        drained = true;
+                        break;
+                    }
                 }
             }
-            writer.write_batch(sync_id, &format_utc(Utc::now()), &batch)?;
-            progress.jobs_stored(batch.rows.len() as u64);
+            writer.write(sync_id, &format_utc(Utc::now()), &batch)?;
+            uncommitted += batch.rows.len();
+            // Commit when the transaction is big enough, or when nothing is
+            // waiting: a slow trickle of jobs is then durable at once.
+            if drained || uncommitted >= ROWS_PER_TRANSACTION {
+                writer.commit()?;
+                progress.jobs_stored(uncommitted as u64);
+                uncommitted = 0;
+            }
         }
+        writer.commit()?;
+        progress.jobs_stored(uncommitted as u64);
         Ok(())
     });
     thread.await.expect("the database writer thread panicked")

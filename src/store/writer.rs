@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, Transaction, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use super::state::{StateUpdate, UPSERT_STATE_SQL};
 use super::{BUSY_TIMEOUT, Store, StoreError};
@@ -138,19 +138,59 @@ impl BulkWriter {
         seen_at: &str,
         batch: &JobBatch,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        self.write(sync_id, seen_at, batch)?;
+        self.commit()
+    }
+
+    /// Writes a batch into the open transaction (beginning one if none is
+    /// open): nothing is durable, nor visible to other connections, until
+    /// [`BulkWriter::commit`]. Several batches per transaction let a backfill
+    /// write each hot index page once per commit instead of once per batch. On
+    /// an error the whole open transaction is rolled back.
+    pub fn write(
+        &mut self,
+        sync_id: i64,
+        seen_at: &str,
+        batch: &JobBatch,
+    ) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN")?;
+        }
+        let written = self.write_in_transaction(sync_id, seen_at, batch);
+        if written.is_err() && !self.conn.is_autocommit() {
+            // Already failing: a rollback error would only hide the first one.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        written
+    }
+
+    /// Commits what [`BulkWriter::write`] wrote, if anything.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    fn write_in_transaction(
+        &mut self,
+        sync_id: i64,
+        seen_at: &str,
+        batch: &JobBatch,
+    ) -> Result<(), StoreError> {
+        let conn = &self.conn;
         let mut rest = batch.rows.as_slice();
         while !rest.is_empty() {
             let (group, after) = rest.split_at(distinct_prefix_len(rest));
             let last_rowid_before: i64 =
-                tx.query_row("SELECT COALESCE(MAX(rowid), 0) FROM jobs", [], |r| r.get(0))?;
-            upsert_rows(&tx, &self.full_statement, sync_id, seen_at, group)?;
-            tx.prepare_cached(FIRST_SIGHTINGS_SQL)?
+                conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM jobs", [], |r| r.get(0))?;
+            upsert_rows(conn, &self.full_statement, sync_id, seen_at, group)?;
+            conn.prepare_cached(FIRST_SIGHTINGS_SQL)?
                 .execute([last_rowid_before])?;
             rest = after;
         }
         for update in &batch.state {
-            tx.prepare_cached(UPSERT_STATE_SQL)?.execute(params![
+            conn.prepare_cached(UPSERT_STATE_SQL)?.execute(params![
                 update.project_id,
                 update.source.as_str(),
                 update.key,
@@ -158,7 +198,6 @@ impl BulkWriter {
                 seen_at
             ])?;
         }
-        tx.commit()?;
         Ok(())
     }
 }
@@ -176,7 +215,7 @@ fn distinct_prefix_len(rows: &[JobRow]) -> usize {
 /// Upserts rows of distinct jobs: full chunks through the multi-row statement,
 /// the remainder one row at a time (both prepared once per connection).
 fn upsert_rows(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     full_statement: &str,
     sync_id: i64,
     seen_at: &str,
@@ -452,5 +491,38 @@ mod tests {
                 "sqlite_autoindex_jobs_1"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn batches_of_one_transaction_land_together_at_commit_and_not_before() {
+        let db = db_with(&[]).await;
+        let run = db.store.begin_run("nosql", "t1").await.expect("run");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs")
+                .fetch_one(db.store.pool())
+                .await
+                .expect("count")
+        };
+        let batch = |ids: &[&str]| JobBatch {
+            rows: ids.iter().map(|id| nosql(id, Status::Running)).collect(),
+            state: vec![],
+        };
+        let mut writer = db.store.bulk_writer().expect("writer");
+        writer
+            .write(run.id, "t1", &batch(&["a", "b"]))
+            .expect("write");
+        writer.write(run.id, "t1", &batch(&["c"])).expect("write");
+        assert_eq!(count().await, 0, "nothing visible before the commit");
+        writer.commit().expect("commit");
+        assert_eq!(count().await, 3);
+
+        writer.write(run.id, "t1", &batch(&["d"])).expect("write");
+        drop(writer);
+        assert_eq!(
+            count().await,
+            3,
+            "an uncommitted transaction is rolled back"
+        );
+        assert_eq!(history(&db.store).await.len(), 3);
     }
 }
