@@ -65,6 +65,8 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot start the database checkpoint thread: {0}")]
+    Thread(std::io::Error),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("database error: {0}")]

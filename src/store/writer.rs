@@ -34,10 +34,6 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// it holds the pages one statement touches, a few MiB at most.
 const TEMP_STORE: &str = "MEMORY";
 
-/// WAL pages before an automatic checkpoint: fewer checkpoints while a sync
-/// writes in bulk, so hot index pages are copied into the database less often.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
-
 const COLUMNS: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_id, job_type, \
      status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
      error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id) VALUES ";
@@ -72,6 +68,18 @@ pub struct BulkWriter {
     conn: Connection,
     /// The full-size statement's SQL, built once.
     full_statement: String,
+    /// Wakes the checkpointer after each commit; dropped to stop it.
+    committed: Option<std::sync::mpsc::SyncSender<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BulkWriter {
+    fn drop(&mut self) {
+        self.committed.take();
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for BulkWriter {
@@ -115,17 +123,26 @@ impl BulkWriter {
         conn.execute_batch(&format!(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = {TEMP_STORE}; \
-             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+             PRAGMA wal_autocheckpoint = 0;"
         ))
         .map_err(open_error)?;
         if let Some(pages) = max_pages {
             conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
                 .map_err(open_error)?;
         }
+        let checkpoints = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        checkpoints.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("jobtrail-checkpoint".into())
+            .spawn(move || checkpoint_after_commits(&checkpoints, &commits))
+            .map_err(StoreError::Thread)?;
         let rows = vec![ROW_PLACEHOLDERS; ROWS_PER_STATEMENT].join(",");
         Ok(BulkWriter {
             conn,
             full_statement: format!("{COLUMNS}{rows}{ON_CONFLICT}"),
+            committed: Some(committed),
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -168,6 +185,10 @@ impl BulkWriter {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT")?;
+            if let Some(committed) = &self.committed {
+                // Full means a wake-up is already pending: nothing to add.
+                let _ = committed.try_send(());
+            }
         }
         Ok(())
     }
@@ -199,6 +220,25 @@ impl BulkWriter {
             ])?;
         }
         Ok(())
+    }
+}
+
+/// Copies committed WAL frames into the database on a thread of its own, so
+/// the writer never stops for a checkpoint's reads, writes and fsyncs. PASSIVE:
+/// it never blocks the writer, it copies what it can; whatever it leaves, the
+/// last connection to close checkpoints.
+fn checkpoint_after_commits(conn: &Connection, commits: &std::sync::mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        let pending: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        match pending {
+            Ok((_, wal_frames, copied)) => {
+                tracing::trace!(wal_frames, copied, "checkpoint");
+            }
+            Err(e) => tracing::debug!("checkpoint failed (the next one retries): {e}"),
+        }
     }
 }
 
