@@ -7,11 +7,15 @@
 //! talks to SQLite through rusqlite on its own blocking thread: statements are
 //! prepared once and every value is bound straight from the row, where sqlx
 //! would copy each one into two fresh allocations and hop to its worker thread
-//! (a third of the writer's time in the benchmark). Both crates link the same
-//! bundled SQLite; everything else in the store stays on sqlx.
+//! (a third of the writer's time in the benchmark). A second thread copies
+//! committed WAL frames into the database, so the writer never stops for a
+//! checkpoint. Both crates link the same bundled SQLite; everything else in the
+//! store stays on sqlx.
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{Connection, OpenFlags, params};
 
@@ -33,6 +37,12 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// (it may fire a trigger), and on disk it was half of all bytes a sync wrote;
 /// it holds the pages one statement touches, a few MiB at most.
 const TEMP_STORE: &str = "MEMORY";
+
+/// WAL frames (pages) after which the writer itself checkpoints with RESTART.
+/// The checkpointer copies frames while the writer appends more, so the WAL
+/// never drains by itself and would grow with the whole sync (2 GB for a
+/// million jobs); this bounds it near 128 MiB plus one transaction.
+const WAL_RESTART_FRAMES: i64 = 32_768;
 
 const COLUMNS: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_id, job_type, \
      status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
@@ -71,6 +81,8 @@ pub struct BulkWriter {
     /// Wakes the checkpointer after each commit; dropped to stop it.
     committed: Option<std::sync::mpsc::SyncSender<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
+    /// Frames in the WAL at the checkpointer's last pass.
+    wal_frames: Arc<AtomicI64>,
 }
 
 impl Drop for BulkWriter {
@@ -133,9 +145,11 @@ impl BulkWriter {
         let checkpoints = Connection::open_with_flags(path, flags).map_err(open_error)?;
         checkpoints.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = Arc::clone(&wal_frames);
         let checkpointer = std::thread::Builder::new()
             .name("jobtrail-checkpoint".into())
-            .spawn(move || checkpoint_after_commits(&checkpoints, &commits))
+            .spawn(move || checkpoint_after_commits(&checkpoints, &commits, &frames))
             .map_err(StoreError::Thread)?;
         let rows = vec![ROW_PLACEHOLDERS; ROWS_PER_STATEMENT].join(",");
         Ok(BulkWriter {
@@ -143,6 +157,7 @@ impl BulkWriter {
             full_statement: format!("{COLUMNS}{rows}{ON_CONFLICT}"),
             committed: Some(committed),
             checkpointer: Some(checkpointer),
+            wal_frames,
         })
     }
 
@@ -185,7 +200,13 @@ impl BulkWriter {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT")?;
-            if let Some(committed) = &self.committed {
+            if self.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+                // The checkpointer has copied all but the latest commits; copy
+                // those too and start the WAL over from its first frame.
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+                self.wal_frames.store(0, Ordering::Relaxed);
+            } else if let Some(committed) = &self.committed {
                 // Full means a wake-up is already pending: nothing to add.
                 let _ = committed.try_send(());
             }
@@ -227,15 +248,20 @@ impl BulkWriter {
 /// the writer never stops for a checkpoint's reads, writes and fsyncs. PASSIVE:
 /// it never blocks the writer, it copies what it can; whatever it leaves, the
 /// last connection to close checkpoints.
-fn checkpoint_after_commits(conn: &Connection, commits: &std::sync::mpsc::Receiver<()>) {
+fn checkpoint_after_commits(
+    conn: &Connection,
+    commits: &std::sync::mpsc::Receiver<()>,
+    wal_frames: &AtomicI64,
+) {
     while commits.recv().is_ok() {
         let pending: rusqlite::Result<(i64, i64, i64)> =
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             });
         match pending {
-            Ok((_, wal_frames, copied)) => {
-                tracing::trace!(wal_frames, copied, "checkpoint");
+            Ok((_, frames, copied)) => {
+                tracing::trace!(frames, copied, "checkpoint");
+                wal_frames.store(frames, Ordering::Relaxed);
             }
             Err(e) => tracing::debug!("checkpoint failed (the next one retries): {e}"),
         }
