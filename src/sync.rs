@@ -422,7 +422,17 @@ async fn sync_nosql(
         }
     }
     drop(fetches);
-    recheck_nosql(store, project, target, since, now, sink, &mut result).await?;
+    recheck_nosql(
+        store,
+        project,
+        target,
+        since,
+        now,
+        options.full,
+        sink,
+        &mut result,
+    )
+    .await?;
     Ok(result)
 }
 
@@ -432,23 +442,29 @@ async fn sync_nosql(
 /// `status` filter, which lists only the jobs still in that status (usually one
 /// page), and any job of the span missing from that answer has changed and is
 /// looked up by ID. Where that would cost more, each job is looked up by ID.
+/// A job no lookup has found [`GONE_AFTER_MISSES`] syncs in a row was deleted
+/// in the cloud: it is no longer re-checked (unless `full`).
+#[allow(clippy::too_many_arguments)]
 async fn recheck_nosql(
     store: &Store,
     project: &ProjectSettings,
     target: nosql::Target<'_>,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
+    full: bool,
     sink: &Sink,
     result: &mut UnitResult,
 ) -> Result<(), StoreError> {
     if result.auth_refused {
         return Ok(());
     }
+    let misses = crate::store::miss_counts(store, &project.id, Source::Nosql).await?;
+    let gone = |id: &str| !full && misses.get(id).is_some_and(|n| *n >= GONE_AFTER_MISSES);
     let mut groups: std::collections::BTreeMap<Option<String>, Vec<StaleJob>> =
         std::collections::BTreeMap::new();
     for job in store.unfinished_jobs(Source::Nosql, &project.id).await? {
         let started = job.started_at.as_deref().and_then(parse_api_time);
-        if started.is_none_or(|s| s < since) {
+        if started.is_none_or(|s| s < since) && !gone(&job.job_id) {
             groups
                 .entry(job.raw_status)
                 .or_default()
@@ -508,7 +524,29 @@ async fn recheck_nosql(
         .buffer_unordered(IDS_IN_FLIGHT);
     while let Some(outcome) = checks.next().await {
         match outcome {
-            Ok(()) => result.succeeded += 1,
+            Ok(lookups) => {
+                result.succeeded += 1;
+                for (id, found) in lookups {
+                    let previous = misses.get(&id).copied().unwrap_or(0);
+                    let count = if found { 0 } else { previous + 1 };
+                    if count >= GONE_AFTER_MISSES {
+                        result.warnings.push(format!(
+                            "nosql (project {}) job {id}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)",
+                            project.id
+                        ));
+                    }
+                    if count != previous {
+                        let update = StateUpdate {
+                            project_id: project.id.clone(),
+                            source: Source::Nosql,
+                            key: crate::store::missing_key(&id),
+                            value: count.to_string(),
+                        };
+                        // Bookkeeping only; if the writer is gone the run fails anyway.
+                        let _ = sink.state(update).await;
+                    }
+                }
+            }
             Err((Recheck::Id(id, _), e)) => {
                 result.fail(&format!("nosql (project {}) job {id}", project.id), &e)
             }
@@ -526,18 +564,28 @@ async fn recheck_nosql(
     Ok(())
 }
 
-/// Carries out one re-check plan, handing what it finds to the writer.
+/// Carries out one re-check plan, handing what it finds to the writer, and
+/// tells for each job looked up by ID whether the lookup found it.
 async fn run_recheck(
     target: nosql::Target<'_>,
     plan: &Recheck,
     now: DateTime<Utc>,
     sink: &Sink,
-) -> Result<(), FetchError> {
+) -> Result<Vec<(String, bool)>, FetchError> {
+    async fn look_up(
+        target: nosql::Target<'_>,
+        id: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        sink: &Sink,
+    ) -> Result<(String, bool), FetchError> {
+        let rows = nosql::fetch_by_id(target, id, at, now).await?;
+        let found = rows.iter().any(|row| row.job_id == id);
+        sink.rows(rows).await?;
+        Ok((id.to_owned(), found))
+    }
     match plan {
-        Recheck::Id(id, at) => {
-            let rows = nosql::fetch_by_id(target, id, *at, now).await?;
-            Ok(sink.rows(rows).await?)
-        }
+        Recheck::Id(id, at) => Ok(vec![look_up(target, id, *at, now, sink).await?]),
         Recheck::Span {
             window,
             status,
@@ -547,14 +595,15 @@ async fn run_recheck(
                 .await?
                 .seen;
             let still: HashSet<&str> = still.iter().map(String::as_str).collect();
-            for (id, at) in members
-                .iter()
-                .filter(|(id, _)| !still.contains(id.as_str()))
-            {
-                let rows = nosql::fetch_by_id(target, id, *at, now).await?;
-                sink.rows(rows).await?;
+            let mut lookups = Vec::new();
+            for (id, at) in members {
+                if still.contains(id.as_str()) {
+                    lookups.push((id.clone(), true));
+                } else {
+                    lookups.push(look_up(target, id, *at, now, sink).await?);
+                }
             }
-            Ok(())
+            Ok(lookups)
         }
     }
 }

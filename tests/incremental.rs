@@ -326,3 +326,80 @@ async fn a_sync_killed_mid_run_leaves_a_sound_database_that_the_next_sync_comple
     let dupes = scalar(&env, "SELECT COUNT(*) FROM (SELECT job_id FROM job_status_changes WHERE old_status IS NULL GROUP BY source, project_id, job_id HAVING COUNT(*) > 1)").await;
     assert_eq!(dupes, 0, "each job first seen once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nosql_job_deleted_in_the_cloud_is_given_up_on_after_three_syncs() {
+    let env = Env::start(SimConfig {
+        nosql_jobs: 300,
+        history_days: 60,
+        ..SimConfig::new(57)
+    })
+    .await;
+    let project = env
+        .world()
+        .projects
+        .keys()
+        .next()
+        .cloned()
+        .expect("project");
+    env.jobtrail(&["sync", "--source", "nosql"])
+        .await
+        .assert_code(0);
+    // A job stored unfinished 40 days ago that the cloud no longer knows.
+    let started = utc_ms(Utc::now() - chrono::Duration::days(40));
+    sqlx::query(
+        "INSERT INTO jobs (source, project_id, job_id, job_type, status, raw_status, started_at, \
+         raw_json, first_seen_at, last_seen_at, last_sync_id) \
+         VALUES ('nosql', ?, 'vanished-job', 'BackupInstance', 'running', 'Running', ?, '{}', ?, ?, 1)",
+    )
+    .bind(&project)
+    .bind(&started)
+    .bind(&started)
+    .bind(&started)
+    .execute(
+        &sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(env.db()),
+        )
+        .await
+        .expect("open"),
+    )
+    .await
+    .expect("insert");
+    let asked = |env: &Env| {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.query
+                    .iter()
+                    .any(|(k, v)| k == "id" && v == "vanished-job")
+            })
+            .count()
+    };
+    for attempt in 1..=3 {
+        env.sim.clear_requests();
+        let run = env.jobtrail(&["sync", "--source", "nosql"]).await;
+        run.assert_code(0);
+        assert_eq!(asked(&env), 1, "sync {attempt} looks it up once");
+        assert_eq!(
+            run.stderr.contains("not found by 3 syncs in a row"),
+            attempt == 3,
+            "sync {attempt}: {}",
+            run.stderr
+        );
+    }
+    env.sim.clear_requests();
+    env.jobtrail(&["sync", "--source", "nosql"])
+        .await
+        .assert_code(0);
+    assert_eq!(asked(&env), 0, "no longer asked for");
+    assert_eq!(
+        scalar(
+            &env,
+            "SELECT COUNT(*) FROM jobs WHERE job_id = 'vanished-job' AND status = 'running'"
+        )
+        .await,
+        1,
+        "keeps its last stored state"
+    );
+}
