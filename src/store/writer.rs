@@ -128,7 +128,8 @@ impl BulkWriter {
             path: path.to_path_buf(),
             source,
         };
-        // No CREATE: the store opened (and migrated) this file first.
+        // No CREATE: the store opened (and migrated) this file first. No
+        // automatic checkpoints: the checkpointer thread and `commit` do them.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
