@@ -3,7 +3,7 @@
 -- Nothing stored changes; only how it is indexed and who writes first sightings.
 
 -- First sightings are written by the store itself, in the same statement batch
--- and transaction as the jobs they describe (`store::jobs::upsert_rows`): one
+-- and transaction as the jobs they describe (`store::writer`): one
 -- INSERT ... SELECT of the rows a batch added costs a third of firing a trigger
 -- per row. Changes of status, raw status or failure reason stay with the
 -- `jobs_status_changed` trigger: they are rare, and any UPDATE must record them.

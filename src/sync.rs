@@ -169,7 +169,11 @@ pub async fn run(
     let succeeded_units: usize = results.iter().map(|r| r.succeeded).sum();
     let auth_refused = results.iter().any(|r| r.auth_refused);
     let writer_failed = match writer_result {
-        Ok(Ok(())) => false,
+        Ok(Ok(())) => {
+            // A job this run stored is not missing, however it was found.
+            store.forget_misses_of_seen_jobs(run.id).await?;
+            false
+        }
         Ok(Err(e)) => {
             errors.insert(0, format!("database: {e}"));
             true
@@ -991,16 +995,13 @@ async fn write_all(
         while let Some(first) = rx.blocking_recv() {
             let mut batch = JobBatch::default();
             add(&mut batch, first);
-            let mut drained = false;
             while batch.rows.len() < ROWS_PER_BATCH {
                 match rx.try_recv() {
                     Ok(found) => add(&mut batch, found),
-                    Err(_) => {
-                        drained = true;
-                        break;
-                    }
+                    Err(_) => break,
                 }
             }
+            let drained = rx.is_empty();
             writer.write(sync_id, &format_utc(Utc::now()), &batch)?;
             uncommitted += batch.rows.len();
             // Commit when the transaction is big enough, or when nothing is

@@ -403,3 +403,72 @@ async fn a_nosql_job_deleted_in_the_cloud_is_given_up_on_after_three_syncs() {
         "keeps its last stored state"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
+    let env = Env::start(SimConfig {
+        nosql_jobs: 300,
+        history_days: 60,
+        ..SimConfig::new(58)
+    })
+    .await;
+    let world = env.world();
+    let project = world.projects.keys().next().cloned().expect("project");
+    let job = world.projects[&project]
+        .nosql
+        .iter()
+        .find(|j| Utc::now() - j.start > chrono::Duration::days(40))
+        .expect("an old job")
+        .clone();
+    assert!(
+        env.sim
+            .set_nosql_job(&project, &job.id, "Running", "", None)
+    );
+    env.jobtrail(&["sync", "--source", "nosql"])
+        .await
+        .assert_code(0);
+    // As if three lookups had missed it.
+    let writable = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new().filename(env.db()),
+    )
+    .await
+    .expect("open");
+    sqlx::query(
+        "INSERT INTO sync_state (project_id, source, key, value, updated_at) \
+         VALUES (?, 'nosql', ?, '3', 'x')",
+    )
+    .bind(&project)
+    .bind(format!("missing:{}", job.id))
+    .execute(&writable)
+    .await
+    .expect("misses");
+    writable.close().await;
+    let misses = format!(
+        "SELECT COUNT(*) FROM sync_state WHERE key = 'missing:{}'",
+        job.id
+    );
+    assert_eq!(scalar(&env, &misses).await, 1);
+    env.jobtrail(&["sync", "--source", "nosql", "--full"])
+        .await
+        .assert_code(0);
+    assert_eq!(scalar(&env, &misses).await, 0, "the full listing found it");
+    assert!(
+        env.sim
+            .set_nosql_job(&project, &job.id, "Failed", "disk full", None)
+    );
+    env.jobtrail(&["sync", "--source", "nosql"])
+        .await
+        .assert_code(0);
+    assert_eq!(
+        scalar(
+            &env,
+            &format!(
+                "SELECT COUNT(*) FROM jobs WHERE job_id = '{}' AND status = 'failed'",
+                job.id
+            )
+        )
+        .await,
+        1,
+        "re-checked again, so its failure is stored"
+    );
+}

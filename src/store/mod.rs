@@ -104,10 +104,13 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .optimize_on_close(true, ANALYSIS_LIMIT);
-        // One connection: SQLite has one writer anyway, and a single connection
-        // keeps every write of a sync strictly ordered.
+        // One connection (the bulk writer has its own), kept for the whole run:
+        // a pooled connection closed when idle would run `PRAGMA optimize` and
+        // write in the middle of a sync.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(|source| classify_open_error(path, source))?;

@@ -42,6 +42,23 @@ pub async fn miss_counts(
         .collect())
 }
 
+impl Store {
+    /// Clears the 404 counts of jobs the run stored (a listing found them,
+    /// say under `--full`), so they are re-checked again like any other.
+    pub async fn forget_misses_of_seen_jobs(&self, sync_id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM sync_state WHERE key LIKE 'missing:%' AND EXISTS (
+                 SELECT 1 FROM jobs j WHERE j.source = sync_state.source
+                   AND j.project_id = sync_state.project_id
+                   AND j.job_id = substr(sync_state.key, 9) AND j.last_sync_id = ?)",
+        )
+        .bind(sync_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
 /// Reads one state value.
 pub async fn get_state(
     store: &Store,

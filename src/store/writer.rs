@@ -187,7 +187,9 @@ impl BulkWriter {
         batch: &JobBatch,
     ) -> Result<(), StoreError> {
         if self.conn.is_autocommit() {
-            self.conn.execute_batch("BEGIN")?;
+            // IMMEDIATE takes the write lock now, under the busy timeout: a
+            // transaction that read first could not wait for it later.
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
         let written = self.write_in_transaction(sync_id, seen_at, batch);
         if written.is_err() && !self.conn.is_autocommit() {
@@ -202,17 +204,28 @@ impl BulkWriter {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT")?;
             if self.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
-                // The checkpointer has copied all but the latest commits; copy
-                // those too and start the WAL over from its first frame.
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
-                self.wal_frames.store(0, Ordering::Relaxed);
+                self.restart_wal();
             } else if let Some(committed) = &self.committed {
                 // Full means a wake-up is already pending: nothing to add.
                 let _ = committed.try_send(());
             }
         }
         Ok(())
+    }
+
+    /// The checkpointer has copied all but the latest commits: copy those too
+    /// and start the WAL over from its first frame. Busy (a reader, or the
+    /// checkpointer mid-pass) or failing, it is tried again after a later
+    /// commit: the rows are committed either way.
+    fn restart_wal(&mut self) {
+        let outcome: rusqlite::Result<i64> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get(0));
+        match outcome {
+            Ok(0) => self.wal_frames.store(0, Ordering::Relaxed),
+            Ok(_) => tracing::debug!("WAL restart busy; trying again after a later commit"),
+            Err(e) => tracing::debug!("WAL restart failed (tried again after a later commit): {e}"),
+        }
     }
 
     fn write_in_transaction(
