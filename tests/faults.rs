@@ -380,8 +380,7 @@ async fn a_database_from_a_newer_jobtrail_is_refused_untouched() {
         .await
         .assert_code(0);
     {
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db());
-        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        let pool = env.writable_pool().await;
         sqlx::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (99990101000000, 'from the future', 1, x'00', 0)",

@@ -356,13 +356,7 @@ async fn a_nosql_job_deleted_in_the_cloud_is_given_up_on_after_three_syncs() {
     .bind(&started)
     .bind(&started)
     .bind(&started)
-    .execute(
-        &sqlx::SqlitePool::connect_with(
-            sqlx::sqlite::SqliteConnectOptions::new().filename(env.db()),
-        )
-        .await
-        .expect("open"),
-    )
+    .execute(&env.writable_pool().await)
     .await
     .expect("insert");
     let asked = |env: &Env| {
@@ -428,11 +422,7 @@ async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
         .await
         .assert_code(0);
     // As if three lookups had missed it.
-    let writable = sqlx::SqlitePool::connect_with(
-        sqlx::sqlite::SqliteConnectOptions::new().filename(env.db()),
-    )
-    .await
-    .expect("open");
+    let writable = env.writable_pool().await;
     sqlx::query(
         "INSERT INTO sync_state (project_id, source, key, value, updated_at) \
          VALUES (?, 'nosql', ?, '3', 'x')",

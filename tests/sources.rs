@@ -421,8 +421,7 @@ async fn unfinished_dbss_jobs_are_rechecked_after_their_resource_leaves_the_conf
         .assert_code(0);
     // Force the stored job to look unfinished, then drop the resource from the config.
     {
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db());
-        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        let pool = env.writable_pool().await;
         sqlx::query("UPDATE jobs SET status = 'running', raw_status = 'RUNNING' WHERE source = 'dbss' AND job_id = ?")
             .bind(&job.job_id)
             .execute(&pool)
@@ -471,8 +470,7 @@ async fn a_job_deleted_in_the_cloud_is_given_up_on_after_three_syncs() {
         .await
         .assert_code(0);
     {
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(env.db());
-        let pool = sqlx::SqlitePool::connect_with(options).await.expect("open");
+        let pool = env.writable_pool().await;
         sqlx::query("UPDATE jobs SET status = 'running' WHERE source = 'image' AND job_id = ?")
             .bind(&job.id)
             .execute(&pool)

@@ -123,6 +123,14 @@ impl Env {
         run_cli(self.dir.path().to_path_buf(), full, self.env.clone()).await
     }
 
+    /// A writable pool on the database, for a test that sets up a state the
+    /// simulator cannot produce (close it before the next `jobtrail` run).
+    pub async fn writable_pool(&self) -> SqlitePool {
+        SqlitePool::connect_with(SqliteConnectOptions::new().filename(self.db()))
+            .await
+            .expect("open db for writing")
+    }
+
     /// A read-only pool on the database, for assertions.
     pub async fn pool(&self) -> SqlitePool {
         let options = SqliteConnectOptions::new()
