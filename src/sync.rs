@@ -462,8 +462,8 @@ async fn recheck_nosql(
     if result.auth_refused {
         return Ok(());
     }
-    let misses = crate::store::miss_counts(store, &project.id, Source::Nosql).await?;
-    let gone = |id: &str| !full && misses.get(id).is_some_and(|n| *n >= GONE_AFTER_MISSES);
+    let misses = Misses::load(store, &project.id, Source::Nosql).await?;
+    let gone = |id: &str| !full && misses.given_up(id);
     let mut groups: std::collections::BTreeMap<Option<String>, Vec<StaleJob>> =
         std::collections::BTreeMap::new();
     for job in store.unfinished_jobs(Source::Nosql, &project.id).await? {
@@ -531,23 +531,16 @@ async fn recheck_nosql(
             Ok(lookups) => {
                 result.succeeded += 1;
                 for (id, found) in lookups {
-                    let previous = misses.get(&id).copied().unwrap_or(0);
-                    let count = if found { 0 } else { previous + 1 };
+                    let (update, count) = misses.record(&id, !found);
+                    if let Some(update) = update {
+                        // Bookkeeping only; if the writer is gone the run fails anyway.
+                        let _ = sink.state(update).await;
+                    }
                     if count >= GONE_AFTER_MISSES {
                         result.warnings.push(format!(
                             "nosql (project {}) job {id}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)",
                             project.id
                         ));
-                    }
-                    if count != previous {
-                        let update = StateUpdate {
-                            project_id: project.id.clone(),
-                            source: Source::Nosql,
-                            key: crate::store::missing_key(&id),
-                            value: count.to_string(),
-                        };
-                        // Bookkeeping only; if the writer is gone the run fails anyway.
-                        let _ = sink.state(update).await;
                     }
                 }
             }
@@ -872,10 +865,46 @@ where
 /// configured or listed), with how many syncs in a row answered 404 for each.
 #[derive(Debug)]
 struct StoreOnly {
+    ids: HashSet<String>,
+    misses: Misses,
+}
+
+/// How many syncs in a row each ID known only from the store was not found,
+/// as kept in `sync_state` (see [`GONE_AFTER_MISSES`]).
+#[derive(Debug)]
+struct Misses {
     project_id: String,
     source: Source,
-    ids: HashSet<String>,
-    misses: std::collections::HashMap<String, u32>,
+    counts: std::collections::HashMap<String, u32>,
+}
+
+impl Misses {
+    async fn load(store: &Store, project_id: &str, source: Source) -> Result<Misses, StoreError> {
+        Ok(Misses {
+            project_id: project_id.to_owned(),
+            source,
+            counts: crate::store::miss_counts(store, project_id, source).await?,
+        })
+    }
+
+    /// Missed often enough to be taken for deleted in the cloud.
+    fn given_up(&self, id: &str) -> bool {
+        self.counts.get(id).is_some_and(|n| *n >= GONE_AFTER_MISSES)
+    }
+
+    /// This sync's outcome for `id`: its new count, and the state update that
+    /// stores it when it changed (a miss adds one, a find resets to zero).
+    fn record(&self, id: &str, missing: bool) -> (Option<StateUpdate>, u32) {
+        let previous = self.counts.get(id).copied().unwrap_or(0);
+        let count = if missing { previous + 1 } else { 0 };
+        let update = (count != previous).then(|| StateUpdate {
+            project_id: self.project_id.clone(),
+            source: self.source,
+            key: crate::store::missing_key(id),
+            value: count.to_string(),
+        });
+        (update, count)
+    }
 }
 
 impl StoreOnly {
@@ -891,18 +920,13 @@ impl StoreOnly {
         full: bool,
     ) -> Result<StoreOnly, StoreError> {
         let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
-        let misses = crate::store::miss_counts(store, &project.id, source).await?;
+        let misses = Misses::load(store, &project.id, source).await?;
         let ids = from_store
             .into_iter()
             .filter(|id| !listed.contains(id.as_str()))
-            .filter(|id| full || misses.get(id).is_none_or(|n| *n < GONE_AFTER_MISSES))
+            .filter(|id| full || !misses.given_up(id))
             .collect();
-        Ok(StoreOnly {
-            project_id: project.id.clone(),
-            source,
-            ids,
-            misses,
-        })
+        Ok(StoreOnly { ids, misses })
     }
 
     fn extend_ids(&self, ids: &mut Vec<String>) {
@@ -919,19 +943,9 @@ impl StoreOnly {
         if !self.ids.contains(id) {
             return (None, None);
         }
-        let previous = self.misses.get(id).copied().unwrap_or(0);
         let not_found = matches!(outcome, Err(FetchError::Api(e)) if e.http_status() == Some(404));
-        let count = if not_found { previous + 1 } else { 0 };
-        if count == previous {
-            return (None, not_found.then_some(count));
-        }
-        let update = StateUpdate {
-            project_id: self.project_id.clone(),
-            source: self.source,
-            key: crate::store::missing_key(id),
-            value: count.to_string(),
-        };
-        (Some(update), not_found.then_some(count))
+        let (update, count) = self.misses.record(id, not_found);
+        (update, not_found.then_some(count))
     }
 }
 

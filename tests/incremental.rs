@@ -43,6 +43,22 @@ async fn nosql_stored(env: &Env) -> Vec<(String, String, Option<String>)> {
     .expect("rows")
 }
 
+/// The first project, and one of its NoSQL jobs started within `days` ago,
+/// which the simulator now shows as running.
+fn running_job_started_days_ago(env: &Env, days: std::ops::Range<i64>) -> (String, String) {
+    let world = env.world();
+    let project = world.projects.keys().next().cloned().expect("project");
+    let job = world.projects[&project]
+        .nosql
+        .iter()
+        .find(|j| days.contains(&(Utc::now() - j.start).num_days()))
+        .unwrap_or_else(|| panic!("a job started {days:?} days ago"))
+        .id
+        .clone();
+    assert!(env.sim.set_nosql_job(&project, &job, "Running", "", None));
+    (project, job)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     let env = Env::start(SimConfig {
@@ -51,21 +67,7 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
         ..SimConfig::new(51)
     })
     .await;
-    let world = env.world();
-    let project = world.projects.keys().next().cloned().expect("project");
-    let old = world.projects[&project]
-        .nosql
-        .iter()
-        .find(|j| {
-            let age = Utc::now() - j.start;
-            age > chrono::Duration::days(44) && age < chrono::Duration::days(46)
-        })
-        .expect("a job from 45 days ago")
-        .clone();
-    assert!(
-        env.sim
-            .set_nosql_job(&project, &old.id, "Running", "", None)
-    );
+    let (project, old_id) = running_job_started_days_ago(&env, 44..46);
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
         .assert_code(0);
@@ -74,7 +76,7 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
             &env,
             &format!(
                 "SELECT COUNT(*) FROM jobs WHERE job_id = '{}' AND status = 'running'",
-                old.id
+                old_id
             )
         )
         .await,
@@ -133,7 +135,7 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     let ended = Utc::now() - chrono::Duration::days(44);
     assert!(env.sim.set_nosql_job(
         &project,
-        &old.id,
+        &old_id,
         "Failed",
         "Disk full on node 2",
         Some(ended)
@@ -152,7 +154,7 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     );
     let (status, reason, ended_at): (String, Option<String>, Option<String>) =
         sqlx::query_as("SELECT status, fail_reason, ended_at FROM jobs WHERE job_id = ?")
-            .bind(&old.id)
+            .bind(&old_id)
             .fetch_one(&env.pool().await)
             .await
             .expect("old job");
@@ -164,7 +166,7 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     let change: (Option<String>, String, Option<String>) = sqlx::query_as(
         "SELECT old_status, new_status, fail_reason FROM job_status_changes WHERE job_id = ? ORDER BY id DESC LIMIT 1",
     )
-    .bind(&old.id)
+    .bind(&old_id)
     .fetch_one(&env.pool().await)
     .await
     .expect("transition");
@@ -406,18 +408,7 @@ async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
         ..SimConfig::new(58)
     })
     .await;
-    let world = env.world();
-    let project = world.projects.keys().next().cloned().expect("project");
-    let job = world.projects[&project]
-        .nosql
-        .iter()
-        .find(|j| Utc::now() - j.start > chrono::Duration::days(40))
-        .expect("an old job")
-        .clone();
-    assert!(
-        env.sim
-            .set_nosql_job(&project, &job.id, "Running", "", None)
-    );
+    let (project, job_id) = running_job_started_days_ago(&env, 40..59);
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
         .assert_code(0);
@@ -428,14 +419,14 @@ async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
          VALUES (?, 'nosql', ?, '3', 'x')",
     )
     .bind(&project)
-    .bind(format!("missing:{}", job.id))
+    .bind(format!("missing:{}", job_id))
     .execute(&writable)
     .await
     .expect("misses");
     writable.close().await;
     let misses = format!(
         "SELECT COUNT(*) FROM sync_state WHERE key = 'missing:{}'",
-        job.id
+        job_id
     );
     assert_eq!(scalar(&env, &misses).await, 1);
     env.jobtrail(&["sync", "--source", "nosql", "--full"])
@@ -444,7 +435,7 @@ async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
     assert_eq!(scalar(&env, &misses).await, 0, "the full listing found it");
     assert!(
         env.sim
-            .set_nosql_job(&project, &job.id, "Failed", "disk full", None)
+            .set_nosql_job(&project, &job_id, "Failed", "disk full", None)
     );
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
@@ -454,7 +445,7 @@ async fn a_job_given_up_on_is_re_checked_again_once_a_listing_finds_it() {
             &env,
             &format!(
                 "SELECT COUNT(*) FROM jobs WHERE job_id = '{}' AND status = 'failed'",
-                job.id
+                job_id
             )
         )
         .await,
