@@ -56,6 +56,14 @@ const ROWS_PER_BATCH: usize = 5_000;
 /// at most one transaction, which the next sync fetches again.
 const ROWS_PER_TRANSACTION: usize = 20_000;
 
+/// The longest a transaction stays open: rows that arrive slowly (a slow or
+/// throttled API) are durable within this, yet still share a commit.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A transaction is committed when no rows have arrived for this long, so it
+/// never stays open while fetching stalls (retries, a long listing).
+const COMMIT_WHEN_IDLE: Duration = Duration::from_millis(100);
+
 /// What the user asked this sync to do.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -466,9 +474,13 @@ async fn recheck_nosql(
     let gone = |id: &str| !full && misses.given_up(id);
     let mut groups: std::collections::BTreeMap<Option<String>, Vec<StaleJob>> =
         std::collections::BTreeMap::new();
-    for job in store.unfinished_jobs(Source::Nosql, &project.id).await? {
+    // Jobs that started within this sync's range were listed again just now.
+    let stale = store
+        .unfinished_jobs(Source::Nosql, &project.id, Some(&format_utc(since)))
+        .await?;
+    for job in stale {
         let started = job.started_at.as_deref().and_then(parse_api_time);
-        if started.is_none_or(|s| s < since) && !gone(&job.job_id) {
+        if !gone(&job.job_id) {
             groups
                 .entry(job.raw_status)
                 .or_default()
@@ -709,7 +721,7 @@ async fn sync_dbss(
     // Resources with jobs stored unfinished are re-read even when neither the
     // config nor discovery lists them any more.
     let from_store = store
-        .unfinished_jobs(Source::Dbss, &project.id)
+        .unfinished_jobs(Source::Dbss, &project.id, None)
         .await?
         .into_iter()
         .filter_map(|j| j.resource_id)
@@ -768,7 +780,7 @@ async fn sync_image(
     };
     // Jobs stored unfinished are re-checked even when the list no longer shows them.
     let from_store = store
-        .unfinished_jobs(Source::Image, &project.id)
+        .unfinished_jobs(Source::Image, &project.id, None)
         .await?
         .into_iter()
         .map(|j| j.parent_job_id.unwrap_or(j.job_id))
@@ -993,9 +1005,13 @@ async fn fetch_each<F, Fut>(
 }
 
 /// The single writer: drains the channel on a thread of its own, gathering
-/// whatever is waiting into one transaction (up to [`ROWS_PER_TRANSACTION`]
-/// rows). Fetchers run ahead of it until the bounded channel is full
-/// (back-pressure keeps memory flat), and it never waits on the network.
+/// whatever is waiting into batches of up to [`ROWS_PER_BATCH`] rows. Fetchers
+/// run ahead of it until the bounded channel is full (back-pressure keeps
+/// memory flat), and it never waits on the network. Batches share a
+/// transaction until it holds [`ROWS_PER_TRANSACTION`] rows, has been open
+/// [`COMMIT_INTERVAL`], or nothing has arrived for [`COMMIT_WHEN_IDLE`]: so a
+/// fast backfill commits a few large transactions, a slow one is durable
+/// within a second, and no transaction stays open while fetching stalls.
 async fn write_all(
     store: Store,
     sync_id: i64,
@@ -1003,10 +1019,29 @@ async fn write_all(
     progress: Progress,
 ) -> Result<(), StoreError> {
     let mut writer = store.bulk_writer()?;
+    let runtime = tokio::runtime::Handle::current();
 
     let thread = tokio::task::spawn_blocking(move || {
-        let mut uncommitted = 0usize;
-        while let Some(first) = rx.blocking_recv() {
+        // The open transaction: when its first batch was written, and its rows.
+        let mut open: Option<(Instant, usize)> = None;
+        loop {
+            let first = match open {
+                None => rx.blocking_recv(),
+                Some((opened, rows)) => {
+                    let wait =
+                        COMMIT_WHEN_IDLE.min(COMMIT_INTERVAL.saturating_sub(opened.elapsed()));
+                    match runtime.block_on(tokio::time::timeout(wait, rx.recv())) {
+                        Ok(found) => found,
+                        Err(_elapsed) => {
+                            writer.commit()?;
+                            progress.jobs_stored(rows as u64);
+                            open = None;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(first) = first else { break };
             let mut batch = JobBatch::default();
             add(&mut batch, first);
             while batch.rows.len() < ROWS_PER_BATCH {
@@ -1015,19 +1050,17 @@ async fn write_all(
                     Err(_) => break,
                 }
             }
-            let drained = rx.is_empty();
+            let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
             writer.write(sync_id, &format_utc(Utc::now()), &batch)?;
-            uncommitted += batch.rows.len();
-            // Commit when the transaction is big enough, or when nothing is
-            // waiting: a slow trickle of jobs is then durable at once.
-            if drained || uncommitted >= ROWS_PER_TRANSACTION {
+            *rows += batch.rows.len();
+            if *rows >= ROWS_PER_TRANSACTION || opened.elapsed() >= COMMIT_INTERVAL {
                 writer.commit()?;
-                progress.jobs_stored(uncommitted as u64);
-                uncommitted = 0;
+                progress.jobs_stored(*rows as u64);
+                open = None;
             }
         }
         writer.commit()?;
-        progress.jobs_stored(uncommitted as u64);
+        progress.jobs_stored(open.map_or(0, |(_, rows)| rows) as u64);
         Ok(())
     });
     thread.await.expect("the database writer thread panicked")
@@ -1046,6 +1079,101 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_api_time(s).expect(s)
+    }
+
+    /// Jobs stored in the database, as another connection sees them.
+    async fn stored(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(store.pool())
+            .await
+            .expect("count")
+    }
+
+    /// Polls until `want` jobs are visible, for at most ten seconds.
+    async fn until_stored(store: &Store, want: i64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = stored(store).await;
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_are_durable_while_fetching_pauses_not_only_when_it_ends() {
+        use crate::model::Status;
+        use crate::query::test_support::{db_with, job};
+        let db = db_with(&[]).await;
+        let run = db.store.begin_run("nosql", "t0").await.expect("run");
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_all(
+            db.store.clone(),
+            run.id,
+            rx,
+            Progress::new(false),
+        ));
+        let rows = |ids: &[&str]| {
+            Found::Rows(
+                ids.iter()
+                    .map(|id| job(Source::Nosql, id, None, Status::Running, None, None))
+                    .collect(),
+            )
+        };
+        tx.send(rows(&["a", "b"])).await.expect("send");
+        assert_eq!(
+            until_stored(&db.store, 2).await,
+            2,
+            "committed during the pause, the channel still open"
+        );
+        tx.send(rows(&["c"])).await.expect("send");
+        assert_eq!(until_stored(&db.store, 3).await, 3);
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
+        assert_eq!(stored(&db.store).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_that_keep_arriving_are_committed_within_the_interval() {
+        use crate::model::Status;
+        use crate::query::test_support::{db_with, job};
+        let db = db_with(&[]).await;
+        let run = db.store.begin_run("nosql", "t0").await.expect("run");
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_all(
+            db.store.clone(),
+            run.id,
+            rx,
+            Progress::new(false),
+        ));
+        // A trickle with no pause as long as the idle commit: only the
+        // interval commits it, while the channel keeps delivering.
+        let feeder = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for n in 0..2_000 {
+                    let row = job(
+                        Source::Nosql,
+                        &format!("j{n}"),
+                        None,
+                        Status::Running,
+                        None,
+                        None,
+                    );
+                    if tx.send(Found::Rows(vec![row])).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(COMMIT_WHEN_IDLE / 4).await;
+                }
+            })
+        };
+        let seen = until_stored(&db.store, 1).await;
+        assert!(seen >= 1, "some rows committed before the trickle ended");
+        assert!(!feeder.is_finished(), "the trickle was still going");
+        feeder.abort();
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
     }
 
     #[test]

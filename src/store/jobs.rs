@@ -6,11 +6,15 @@ use crate::model::Source;
 
 impl Store {
     /// Jobs of one project and source not final yet (running or unknown), with
-    /// their start time: the re-check list of an incremental sync.
+    /// their start time: the re-check list of an incremental sync. With
+    /// `started_before`, only those that started before it (or at an unknown
+    /// time): the jobs a sync's own time range does not list again, so a
+    /// backfill loads none.
     pub async fn unfinished_jobs(
         &self,
         source: Source,
         project_id: &str,
+        started_before: Option<&str>,
     ) -> Result<Vec<UnfinishedJob>, StoreError> {
         let rows = sqlx::query_as::<
             _,
@@ -26,11 +30,13 @@ impl Store {
             // from scanning the whole project through the primary key instead):
             // the cost follows the unfinished jobs, not the history.
             "SELECT job_id, parent_job_id, started_at, resource_id, raw_status FROM jobs
-             WHERE status IN ('running', 'unknown') AND +source = ? AND +project_id = ?
+             WHERE status IN ('running', 'unknown') AND +source = ?1 AND +project_id = ?2
+               AND (?3 IS NULL OR started_at IS NULL OR started_at < ?3)
              ORDER BY started_at",
         )
         .bind(source.as_str())
         .bind(project_id)
+        .bind(started_before)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -48,8 +48,6 @@ const COLUMNS: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_
      status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
      error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id) VALUES ";
 
-const ROW_PLACEHOLDERS: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-
 /// Never INSERT OR REPLACE: that deletes the row and loses `first_seen_at`.
 const ON_CONFLICT: &str = " ON CONFLICT (source, project_id, job_id) DO UPDATE SET \
      parent_job_id = excluded.parent_job_id, job_type = excluded.job_type, \
@@ -76,8 +74,9 @@ pub struct JobBatch {
 /// its own (`tokio::task::spawn_blocking`), never on the async runtime.
 pub struct BulkWriter {
     conn: Connection,
-    /// The full-size statement's SQL, built once.
+    /// The SQL of the full-size statement and of the one-row statement, built once.
     full_statement: String,
+    single_statement: String,
     /// Wakes the checkpointer after each commit; dropped to stop it.
     committed: Option<std::sync::mpsc::SyncSender<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
@@ -152,10 +151,10 @@ impl BulkWriter {
             .name("jobtrail-checkpoint".into())
             .spawn(move || checkpoint_after_commits(&checkpoints, &commits, &frames))
             .map_err(StoreError::Thread)?;
-        let rows = vec![ROW_PLACEHOLDERS; ROWS_PER_STATEMENT].join(",");
         Ok(BulkWriter {
             conn,
-            full_statement: format!("{COLUMNS}{rows}{ON_CONFLICT}"),
+            full_statement: upsert_sql(ROWS_PER_STATEMENT),
+            single_statement: upsert_sql(1),
             committed: Some(committed),
             checkpointer: Some(checkpointer),
             wal_frames,
@@ -240,7 +239,8 @@ impl BulkWriter {
             let (group, after) = rest.split_at(distinct_prefix_len(rest));
             let last_rowid_before: i64 =
                 conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM jobs", [], |r| r.get(0))?;
-            upsert_rows(conn, &self.full_statement, sync_id, seen_at, group)?;
+            let statements = [self.full_statement.as_str(), &self.single_statement];
+            upsert_rows(conn, statements, sync_id, seen_at, group)?;
             conn.prepare_cached(FIRST_SIGHTINGS_SQL)?
                 .execute([last_rowid_before])?;
             rest = after;
@@ -292,11 +292,31 @@ fn distinct_prefix_len(rows: &[JobRow]) -> usize {
         .unwrap_or(rows.len())
 }
 
+/// The upsert of `rows` rows. Parameters are numbered: `?1` (the time seen)
+/// and `?2` (the run) are bound once per statement and shared by every row,
+/// whose own values follow from `?3` on, [`ROW_VALUES`] each.
+fn upsert_sql(rows: usize) -> String {
+    let mut sql = String::from(COLUMNS);
+    for row in 0..rows {
+        let first = SHARED_VALUES + 1 + row * ROW_VALUES;
+        let own: Vec<String> = (first..first + ROW_VALUES)
+            .map(|n| format!("?{n}"))
+            .collect();
+        if row > 0 {
+            sql.push(',');
+        }
+        // first_seen_at (kept by the upsert for a known job), last_seen_at, last_sync_id.
+        sql.push_str(&format!("({},?1,?1,?2)", own.join(",")));
+    }
+    sql.push_str(ON_CONFLICT);
+    sql
+}
+
 /// Upserts rows of distinct jobs: full chunks through the multi-row statement,
 /// the remainder one row at a time (both prepared once per connection).
 fn upsert_rows(
     tx: &Connection,
-    full_statement: &str,
+    [full_statement, single_statement]: [&str; 2],
     sync_id: i64,
     seen_at: &str,
     rows: &[JobRow],
@@ -305,36 +325,48 @@ fn upsert_rows(
     if chunks.len() > 0 {
         let mut full = tx.prepare_cached(full_statement)?;
         for chunk in &mut chunks {
+            bind_shared(&mut full, sync_id, seen_at)?;
             for (n, row) in chunk.iter().enumerate() {
-                bind_row(&mut full, n * COLUMN_COUNT, row, sync_id, seen_at)?;
+                bind_row(&mut full, SHARED_VALUES + n * ROW_VALUES, row)?;
             }
             full.raw_execute()?;
         }
     }
     let remainder = chunks.remainder();
     if !remainder.is_empty() {
-        let mut single = tx.prepare_cached(&format!("{COLUMNS}{ROW_PLACEHOLDERS}{ON_CONFLICT}"))?;
+        let mut single = tx.prepare_cached(single_statement)?;
         for row in remainder {
-            bind_row(&mut single, 0, row, sync_id, seen_at)?;
+            bind_shared(&mut single, sync_id, seen_at)?;
+            bind_row(&mut single, SHARED_VALUES, row)?;
             single.raw_execute()?;
         }
     }
     Ok(())
 }
 
-/// Values per row, in the order of [`COLUMNS`].
-const COLUMN_COUNT: usize = 19;
+/// Values every row of a statement shares: `?1` seen at, `?2` the run.
+const SHARED_VALUES: usize = 2;
 
-/// Binds one row's values after the first `offset` parameters, borrowing every
-/// string (SQLite copies it into the statement).
+/// Values of one row's own, in the order of [`COLUMNS`].
+const ROW_VALUES: usize = 16;
+
+fn bind_shared(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    sync_id: i64,
+    seen_at: &str,
+) -> rusqlite::Result<()> {
+    statement.raw_bind_parameter(1, seen_at)?;
+    statement.raw_bind_parameter(2, sync_id)
+}
+
+/// Binds one row's own values after the first `offset` parameters, borrowing
+/// every string (SQLite copies it into the statement).
 fn bind_row(
     statement: &mut rusqlite::CachedStatement<'_>,
     offset: usize,
     row: &JobRow,
-    sync_id: i64,
-    seen_at: &str,
 ) -> rusqlite::Result<()> {
-    let values: [&dyn rusqlite::ToSql; COLUMN_COUNT] = [
+    let values: [&dyn rusqlite::ToSql; ROW_VALUES] = [
         &row.source.as_str(),
         &row.project_id,
         &row.job_id,
@@ -351,9 +383,6 @@ fn bind_row(
         &row.error_code,
         &row.fail_reason,
         &row.raw_json,
-        &seen_at,
-        &seen_at,
-        &sync_id,
     ];
     for (i, value) in values.into_iter().enumerate() {
         // Parameters are numbered from 1.
@@ -565,6 +594,7 @@ mod tests {
             indexes,
             [
                 "jobs_by_job_type",
+                "jobs_by_last_sync",
                 "jobs_by_parent",
                 "jobs_by_resource",
                 "jobs_by_status_started",
