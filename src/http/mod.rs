@@ -206,10 +206,6 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let wait = inner.pacer.wait_for_slot();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
             let answer = self.attempt(&url, call.project_id).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => {
@@ -316,6 +312,12 @@ impl ApiClient {
                 "the request limiter was closed".into(),
             ))
         })?;
+        // Paced only once it may go out: a slot taken while queued for a permit
+        // would be sent after a 429 that came in meanwhile, into the same burst.
+        let wait = inner.pacer.wait_for_slot();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut headers: Vec<(String, String)> =
             vec![("Content-Type".to_owned(), "application/json".to_owned())];
         if let Some(credentials) = &inner.credentials {
