@@ -179,19 +179,24 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT met" }
 }
 
-/// Each throughput figure is measured this many times in the same run: the
-/// sync's median is compared with the best of its bounds (a lower bound is the
-/// fastest the work was ever done), so one slow moment of a shared VM moves
-/// neither side alone.
+/// Each throughput figure is measured this many times in the same run, the
+/// sync and its two bounds taking turns, and medians are compared: this VM's
+/// speed drifts by tens of percent over a minute, and taking turns exposes
+/// both sides to the same drift.
 const REPEATS: usize = 3;
+
+/// Deletes a database and its WAL files (the benchmark writes gigabytes).
+fn remove_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
-}
-
-fn fastest(times: &[Duration]) -> Duration {
-    times.iter().copied().min().unwrap_or_default()
 }
 
 fn list(times: &[Duration]) -> String {
@@ -210,64 +215,44 @@ async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let (server, generated) = start(sim_config(nosql_n, dbss_n, image_n)).await?;
     println!("  simulator world generated in {}", secs(generated));
     let settings = settings_for(&server, false)?;
-    let mut syncs = Vec::new();
-    let mut records = Vec::new();
-    let mut last = None;
-    for n in 1..=REPEATS {
-        let db = dir.join(format!("throughput-{n}.db"));
-        let (report, elapsed) = sync(&db, &settings).await?;
-        println!(
-            "  sync {n}: {} ({} jobs seen, {} requests) in {}",
-            report.outcome.as_str(),
-            report.totals.seen,
-            report.requests,
-            secs(elapsed)
-        );
-        if n == 1 {
-            records = server.requests();
-        }
-        server.clear_requests();
-        syncs.push(elapsed);
-        last = Some((db, report));
-    }
-    let (db, report) = last.context("at least one sync")?;
-    let elapsed = median(syncs.clone());
+    let db_of = |n: usize| dir.join(format!("throughput-{n}.db"));
+    let (report, first) = sync(&db_of(1), &settings).await?;
+    let records = server.requests();
+    server.clear_requests();
 
-    // (a) the same requests, same client settings, bodies discarded.
+    // The rows the sync stored, parsed by jobtrail's own parsers from the same
+    // requests (for the insert bound, and to show what parsing costs).
     let base = Url::parse(&server.base_url())?;
     let client = ApiClient::new(None, HttpSettings::default())?;
-    let mut fetches = Vec::new();
-    let mut total_bytes = 0;
-    for _ in 0..REPEATS {
-        let t = Instant::now();
-        let bytes = replay(&client, &base, &records, |_, body| Ok(body.len())).await?;
-        fetches.push(t.elapsed());
-        total_bytes = bytes.iter().sum::<usize>();
-    }
-    let fetch = fastest(&fetches);
-    println!(
-        "  (a) fetch only: {} requests, {:.1} MB in {}",
-        records.len(),
-        total_bytes as f64 / 1e6,
-        list(&fetches)
-    );
-    // The same again, parsed into rows (for the insert bound, and to show parse cost).
     let t = Instant::now();
     let parsed = replay(&client, &base, &records, parse_rows).await?;
     let fetch_parse = t.elapsed();
     let job_rows: Vec<JobRow> = parsed.into_iter().flatten().collect();
-    println!(
-        "      fetch + parse: {} rows in {}",
-        job_rows.len(),
-        secs(fetch_parse)
-    );
     server.clear_requests();
 
-    // (b) the same rows into an empty database, one transaction.
-    let inserted = job_rows.len();
-    let mut inserts = Vec::new();
+    let (mut syncs, mut fetches, mut inserts) = (vec![first], Vec::new(), Vec::new());
+    let mut total_bytes = 0;
     for n in 1..=REPEATS {
-        let store = Store::open(&dir.join(format!("insert-bound-{n}.db"))).await?;
+        if n > 1 {
+            let (again, elapsed) = sync(&db_of(n), &settings).await?;
+            server.clear_requests();
+            // The world does not change between syncs (no status flips), so
+            // every repeat does the same work: the median is of like with like.
+            if (again.totals.seen, again.requests) != (report.totals.seen, report.requests) {
+                bail!("sync {n} did other work than the first");
+            }
+            remove_db(&db_of(n));
+            syncs.push(elapsed);
+        }
+        // (a) the same requests, same client settings, bodies discarded.
+        let t = Instant::now();
+        let bytes = replay(&client, &base, &records, |_, body| Ok(body.len())).await?;
+        fetches.push(t.elapsed());
+        total_bytes = bytes.iter().sum::<usize>();
+        server.clear_requests();
+        // (b) the same rows into an empty database, one transaction.
+        let bound_db = dir.join(format!("insert-bound-{n}.db"));
+        let store = Store::open(&bound_db).await?;
         let run = store
             .begin_run("nosql,dbss,image", "2024-01-01T00:00:00.000Z")
             .await?;
@@ -281,20 +266,39 @@ async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             .await?;
         inserts.push(t.elapsed());
         store.close().await;
+        remove_db(&bound_db);
     }
-    let insert = fastest(&inserts);
     println!(
-        "  (b) insert {inserted} rows, one transaction: {}",
+        "  sync: {} ({} jobs seen, {} requests) in {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        report.requests,
+        list(&syncs)
+    );
+    println!(
+        "  (a) fetch only: {} requests, {:.1} MB in {}",
+        records.len(),
+        total_bytes as f64 / 1e6,
+        list(&fetches)
+    );
+    println!(
+        "      fetch + parse: {} rows in {}",
+        job_rows.len(),
+        secs(fetch_parse)
+    );
+    println!(
+        "  (b) insert {} rows, one transaction: {}",
+        job_rows.len(),
         list(&inserts)
     );
-
+    let (elapsed, fetch, insert) = (median(syncs), median(fetches), median(inserts));
+    let db = db_of(1);
     let bound = fetch.max(insert);
     let r = ratio(elapsed, bound);
     let limiter = if fetch >= insert { "fetch" } else { "insert" };
     println!(
-        "  sync median {} of {}; bound {} = max(best fetch, best insert) → {limiter}",
+        "  medians: sync {}; bound {} = max(fetch, insert) → {limiter}",
         secs(elapsed),
-        list(&syncs),
         secs(bound)
     );
     rows.push(Row::new(
@@ -306,7 +310,7 @@ async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             report.requests
         ),
         format!(
-            "{} = max(fetch {}, insert {}), best of {REPEATS} → {limiter}",
+            "{} = max(fetch {}, insert {}), medians of {REPEATS} → {limiter}",
             secs(bound),
             secs(fetch),
             secs(insert)
@@ -578,7 +582,7 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
                 child.baseline_kb as f64 / 1024.0,
                 child.peak_kb as f64 / 1024.0,
             );
-            let _ = std::fs::remove_file(&db);
+            remove_db(&db);
             children.push(child);
         }
         server.shutdown().await;

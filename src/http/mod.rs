@@ -314,9 +314,17 @@ impl ApiClient {
         })?;
         // Paced only once it may go out: a slot taken while queued for a permit
         // would be sent after a 429 that came in meanwhile, into the same burst.
-        let wait = inner.pacer.wait_for_slot();
-        if !wait.is_zero() {
+        // For the same reason a request that slept until its slot while a 429
+        // came in queues again behind that 429's pause.
+        loop {
+            let wait = inner.pacer.wait_for_slot();
+            if wait.is_zero() {
+                break;
+            }
             tokio::time::sleep(wait).await;
+            if !inner.pacer.paused() {
+                break;
+            }
         }
         let mut headers: Vec<(String, String)> =
             vec![("Content-Type".to_owned(), "application/json".to_owned())];

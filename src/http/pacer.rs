@@ -119,6 +119,14 @@ impl Pacer {
         at.duration_since(now)
     }
 
+    /// Whether a `Retry-After` pause is still on: a request that slept until its
+    /// slot while a 429 came in queues again behind that pause.
+    pub(super) fn paused(&self) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| Instant::now() < s.pause_until)
+    }
+
     /// A 429: pause for `retry_after`, and cut the rate once per burst.
     pub(super) fn throttled(&self, retry_after: Option<Duration>) {
         let now = Instant::now();
@@ -141,7 +149,9 @@ impl Pacer {
         } else {
             s.sent.per_second(now) * DECREASE
         };
-        let base = s.rate.map_or(limit, |r| r.min(limit));
+        // A window that was partly idle (a pause just ended) undercounts: one
+        // 429 never cuts below DECREASE of the current rate before the cut.
+        let base = s.rate.map_or(limit, |r| r.min(limit.max(r * DECREASE)));
         s.rate = Some((base * DECREASE).max(MIN_RATE));
         s.last_cut = Some(now);
         s.last_raise = now;
@@ -254,6 +264,31 @@ mod tests {
         }
         p.throttled(None);
         assert!(close(rate(&p), 40.0 * DECREASE), "{:?}", rate(&p));
+    }
+
+    #[test]
+    fn a_429_after_an_idle_second_cuts_no_deeper_than_one_step() {
+        let p = Pacer::new();
+        if let Ok(mut s) = p.state.lock() {
+            s.rate = Some(40.0);
+        }
+        // Only 2 answers in the last second (it was mostly a pause).
+        p.succeeded();
+        p.succeeded();
+        p.throttled(None);
+        assert!(
+            close(rate(&p), 40.0 * DECREASE * DECREASE),
+            "{:?}",
+            rate(&p)
+        );
+    }
+
+    #[test]
+    fn a_pause_is_on_until_retry_after_has_passed() {
+        let p = Pacer::new();
+        assert!(!p.paused());
+        p.throttled(Some(Duration::from_secs(60)));
+        assert!(p.paused());
     }
 
     #[test]
