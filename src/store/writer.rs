@@ -239,8 +239,7 @@ impl BulkWriter {
             let (group, after) = rest.split_at(distinct_prefix_len(rest));
             let last_rowid_before: i64 =
                 conn.query_row("SELECT COALESCE(MAX(rowid), 0) FROM jobs", [], |r| r.get(0))?;
-            let statements = [self.full_statement.as_str(), &self.single_statement];
-            upsert_rows(conn, statements, sync_id, seen_at, group)?;
+            self.upsert_rows(sync_id, seen_at, group)?;
             conn.prepare_cached(FIRST_SIGHTINGS_SQL)?
                 .execute([last_rowid_before])?;
             rest = after;
@@ -253,6 +252,33 @@ impl BulkWriter {
                 update.value,
                 seen_at
             ])?;
+        }
+        Ok(())
+    }
+
+    /// Upserts rows of distinct jobs: full chunks through the multi-row
+    /// statement, the remainder one row at a time (both prepared once per
+    /// connection).
+    fn upsert_rows(&self, sync_id: i64, seen_at: &str, rows: &[JobRow]) -> rusqlite::Result<()> {
+        let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+        if chunks.len() > 0 {
+            let mut full = self.conn.prepare_cached(&self.full_statement)?;
+            for chunk in &mut chunks {
+                bind_shared(&mut full, sync_id, seen_at)?;
+                for (n, row) in chunk.iter().enumerate() {
+                    bind_row(&mut full, SHARED_VALUES + n * ROW_VALUES, row)?;
+                }
+                full.raw_execute()?;
+            }
+        }
+        let remainder = chunks.remainder();
+        if !remainder.is_empty() {
+            let mut single = self.conn.prepare_cached(&self.single_statement)?;
+            for row in remainder {
+                bind_shared(&mut single, sync_id, seen_at)?;
+                bind_row(&mut single, SHARED_VALUES, row)?;
+                single.raw_execute()?;
+            }
         }
         Ok(())
     }
@@ -310,38 +336,6 @@ fn upsert_sql(rows: usize) -> String {
     }
     sql.push_str(ON_CONFLICT);
     sql
-}
-
-/// Upserts rows of distinct jobs: full chunks through the multi-row statement,
-/// the remainder one row at a time (both prepared once per connection).
-fn upsert_rows(
-    tx: &Connection,
-    [full_statement, single_statement]: [&str; 2],
-    sync_id: i64,
-    seen_at: &str,
-    rows: &[JobRow],
-) -> rusqlite::Result<()> {
-    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
-    if chunks.len() > 0 {
-        let mut full = tx.prepare_cached(full_statement)?;
-        for chunk in &mut chunks {
-            bind_shared(&mut full, sync_id, seen_at)?;
-            for (n, row) in chunk.iter().enumerate() {
-                bind_row(&mut full, SHARED_VALUES + n * ROW_VALUES, row)?;
-            }
-            full.raw_execute()?;
-        }
-    }
-    let remainder = chunks.remainder();
-    if !remainder.is_empty() {
-        let mut single = tx.prepare_cached(single_statement)?;
-        for row in remainder {
-            bind_shared(&mut single, sync_id, seen_at)?;
-            bind_row(&mut single, SHARED_VALUES, row)?;
-            single.raw_execute()?;
-        }
-    }
-    Ok(())
 }
 
 /// Values every row of a statement shares: `?1` seen at, `?2` the run.
