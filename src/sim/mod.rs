@@ -156,6 +156,27 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
+/// Requests the log keeps: far more than any test or benchmark makes between
+/// two clears, yet a `jobtrail simulate` left running for days stays bounded.
+pub const REQUEST_LOG_CAP: usize = 200_000;
+
+/// The requests served, oldest dropped first past [`REQUEST_LOG_CAP`].
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    records: std::collections::VecDeque<RequestRecord>,
+    served: usize,
+}
+
+impl RequestLog {
+    pub(crate) fn push(&mut self, record: RequestRecord) {
+        if self.records.len() == REQUEST_LOG_CAP {
+            self.records.pop_front();
+        }
+        self.records.push_back(record);
+        self.served += 1;
+    }
+}
+
 /// Everything that changes while the server runs, behind one lock (held briefly and
 /// never across an await).
 pub(crate) struct State {
@@ -163,7 +184,7 @@ pub(crate) struct State {
     /// Drives flips, random faults and request ids; seeded so runs repeat.
     pub(crate) rng: StdRng,
     pub(crate) faults: Vec<FaultRule>,
-    pub(crate) requests: Vec<RequestRecord>,
+    pub(crate) requests: RequestLog,
     pub(crate) auth: SimAuth,
     pub(crate) legacy_dbss_retired: bool,
     pub(crate) bucket: Option<faults::TokenBucket>,
@@ -207,7 +228,7 @@ impl SimServer {
             world,
             rng: StdRng::seed_from_u64(config.seed.wrapping_add(0x5eed)),
             faults: Vec::new(),
-            requests: Vec::new(),
+            requests: RequestLog::default(),
             auth: config.auth,
             legacy_dbss_retired: config.legacy_dbss_retired,
             bucket: config.rate_limit.map(faults::TokenBucket::new),
@@ -243,17 +264,25 @@ impl SimServer {
         self.shared.lock().world.clone()
     }
 
-    /// Every request served so far, in order.
+    /// The requests served since the last clear, in order (the latest
+    /// [`REQUEST_LOG_CAP`] of them).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().requests.clone()
+        self.shared
+            .lock()
+            .requests
+            .records
+            .iter()
+            .cloned()
+            .collect()
     }
 
+    /// How many requests were served since the last clear.
     pub fn request_count(&self) -> usize {
-        self.shared.lock().requests.len()
+        self.shared.lock().requests.served
     }
 
     pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
+        self.shared.lock().requests = RequestLog::default();
     }
 
     /// Adds a rule; rules are checked in the order added, the first match applies.

@@ -1059,3 +1059,25 @@ async fn start_on_serves_a_callers_listener() {
     let body = get(&sim, &format!("/v3/{P}/jobs")).await.json();
     assert!(body["total_count"].as_u64().expect("total") > 300);
 }
+
+#[test]
+fn the_request_log_keeps_the_latest_requests_and_counts_them_all() {
+    let mut log = RequestLog::default();
+    let extra = 5;
+    for n in 0..REQUEST_LOG_CAP + extra {
+        log.push(RequestRecord {
+            method: "GET".to_owned(),
+            path: format!("/{n}"),
+            query: Vec::new(),
+            status: 200,
+        });
+    }
+    assert_eq!(log.served, REQUEST_LOG_CAP + extra);
+    assert_eq!(log.records.len(), REQUEST_LOG_CAP);
+    assert_eq!(log.records.front().map(|r| r.path.as_str()), Some("/5"));
+    let last = format!("/{}", REQUEST_LOG_CAP + extra - 1);
+    assert_eq!(
+        log.records.back().map(|r| r.path.as_str()),
+        Some(last.as_str())
+    );
+}
