@@ -6,4 +6,4 @@
 -- jobs, a gigabyte read from disk when it is not cached. Entries are appended
 -- in run order (a run's new jobs share one key), so a backfill pays little to
 -- keep it. It also answers "what did run N touch?".
-CREATE INDEX jobs_by_last_sync ON jobs (last_sync_id);
+CREATE INDEX IF NOT EXISTS jobs_by_last_sync ON jobs (last_sync_id);

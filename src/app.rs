@@ -199,6 +199,24 @@ async fn sync(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
     finish_sync(global, &report)
 }
 
+/// The error and its causes, each said once, joined by `: `. Many errors
+/// already end with their cause's text (`cannot migrate …: {source}`), which
+/// `{:#}` would print again for every level of the chain.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Takes the database's sync lock, opens it and runs one sync.
 pub async fn locked_sync(
     db: &Path,
@@ -566,4 +584,37 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
         .context("cannot wait for Ctrl-C")?;
     server.shutdown().await;
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_error;
+
+    /// An error that, like many, prints its cause in its own message too.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot migrate the database x.db: {source}")]
+    struct Migrate {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_of_an_error_is_said_once() {
+        let inner = std::io::Error::other("index jobs_by_last_sync already exists");
+        let error = anyhow::Error::new(Migrate { source: inner }).context("cannot open the store");
+        assert_eq!(
+            describe_error(&error),
+            "cannot open the store: cannot migrate the database x.db: index jobs_by_last_sync already exists"
+        );
+    }
+
+    #[test]
+    fn causes_not_yet_said_are_joined_in_order() {
+        let error = anyhow::Error::new(std::io::Error::other("disk full"))
+            .context("cannot write x.db")
+            .context("sync failed");
+        assert_eq!(
+            describe_error(&error),
+            "sync failed: cannot write x.db: disk full"
+        );
+    }
 }

@@ -27,8 +27,8 @@ fn main() -> ExitCode {
         // A closed pipe (`jobtrail query … | head`) is the reader's choice, not an error.
         Err(e) if is_broken_pipe(&e) => Exit::Ok,
         Err(e) => {
-            // `{:#}` shows the whole chain: what failed, and why.
-            eprintln!("error: {e:#}");
+            // The whole chain, each cause once: what failed, and why.
+            eprintln!("error: {}", app::describe_error(&e));
             if e.downcast_ref::<UsageError>().is_some() {
                 Exit::Usage
             } else {

@@ -649,8 +649,9 @@ enum Recheck {
     },
 }
 
-/// Above this many stale jobs the quadratic planner gives way to one ID
-/// lookup each (still correct, just not minimal).
+/// Above this many stale jobs the planner's search (quadratic in the jobs
+/// within one window) gives way to a greedy plan: spans as long as the API
+/// allows, from the oldest job on.
 const MAX_PLANNED_RECHECKS: usize = 3_000;
 
 /// Chooses, for stale unfinished jobs sorted by start time, the cheapest mix of
@@ -658,7 +659,9 @@ const MAX_PLANNED_RECHECKS: usize = 3_000;
 /// (at most one 30-day window, costing one request per 50 stored jobs in it).
 /// `stored` holds the sorted start times of the stored jobs around them.
 /// Dynamic programming over prefixes: `best[i]` is the fewest requests that
-/// cover the first `i` jobs.
+/// cover the first `i` jobs. Past [`MAX_PLANNED_RECHECKS`] jobs, each longest
+/// span is re-read where that is cheaper than looking its jobs up one by one
+/// (within a few requests of the best in a busy history, and linear).
 fn plan_rechecks(
     jobs: &[(String, DateTime<Utc>)],
     stored: &[DateTime<Utc>],
@@ -669,27 +672,46 @@ fn plan_rechecks(
         start: from - one_second,
         end: (to + one_second).min(now),
     };
-    let by_id = |range: &[(String, DateTime<Utc>)]| {
+    let by_id = |range: &[(String, DateTime<Utc>)]| -> Vec<Recheck> {
         range
             .iter()
             .map(|(id, at)| Recheck::Id(id.clone(), *at))
             .collect()
     };
-    if jobs.len() > MAX_PLANNED_RECHECKS {
-        return by_id(jobs);
-    }
     let pages = |w: Window| {
         let lo = stored.partition_point(|t| *t < w.start);
         let hi = stored.partition_point(|t| *t <= w.end);
         ((hi - lo).max(1) as u64).div_ceil(nosql::PAGE_LIMIT) as usize
     };
+    let longest_span = nosql::MAX_WINDOW - one_second * 2;
     let n = jobs.len();
+    if n > MAX_PLANNED_RECHECKS {
+        let mut plans = Vec::new();
+        let mut first = 0;
+        while first < n {
+            let start = jobs[first].1;
+            let end = first + jobs[first..].partition_point(|(_, at)| *at - start <= longest_span);
+            let members = &jobs[first..end];
+            let window = span_of(start, members[members.len() - 1].1);
+            if members.len() > 1 && pages(window) < members.len() {
+                plans.push(Recheck::Span {
+                    window,
+                    status: String::new(),
+                    members: members.to_vec(),
+                });
+            } else {
+                plans.extend(by_id(members));
+            }
+            first = end;
+        }
+        return plans;
+    }
     // best[i]: (cost, start index of the last step, whether that step is a span)
     let mut best: Vec<(usize, usize, bool)> = vec![(0, 0, false); n + 1];
     for i in 1..=n {
         best[i] = (best[i - 1].0 + 1, i - 1, false);
         for j in (0..i - 1).rev() {
-            if jobs[i - 1].1 - jobs[j].1 > nosql::MAX_WINDOW - one_second * 2 {
+            if jobs[i - 1].1 - jobs[j].1 > longest_span {
                 break;
             }
             let cost = best[j].0 + pages(span_of(jobs[j].1, jobs[i - 1].1));
@@ -1363,6 +1385,81 @@ mod tests {
         assert!(covered("a", "2024-01-01T00:00:00Z") && covered("b", "2024-01-20T00:00:00Z"));
         assert!(covered("c", "2024-02-25T00:00:00Z") && covered("d", "2024-02-26T00:00:00Z"));
         assert_eq!(p.len(), 2, "two sparse spans: {p:?}");
+    }
+
+    /// `n` stale jobs, one every `every`, from 2020-06-01 on.
+    fn stale_jobs(n: usize, every: chrono::Duration) -> Vec<(String, DateTime<Utc>)> {
+        let first = t("2020-06-01T00:00:00Z");
+        (0..n)
+            .map(|i| (format!("job-{i}"), first + every * i as i32))
+            .collect()
+    }
+
+    /// What a plan costs in requests: a page per 50 stored jobs in each
+    /// span, one request per ID.
+    fn cost(plans: &[Recheck], stored: &[DateTime<Utc>]) -> usize {
+        plans
+            .iter()
+            .map(|plan| match plan {
+                Recheck::Id(..) => 1,
+                Recheck::Span { window, .. } => {
+                    let n = stored
+                        .iter()
+                        .filter(|t| window.start <= **t && **t <= window.end)
+                        .count();
+                    n.max(1).div_ceil(50)
+                }
+            })
+            .sum()
+    }
+
+    /// Every job is in exactly one plan, inside its span's window, and no
+    /// span is longer than the API allows.
+    fn assert_covers_each_once(plans: &[Recheck], jobs: &[(String, DateTime<Utc>)]) {
+        let mut seen = std::collections::HashMap::new();
+        for plan in plans {
+            match plan {
+                Recheck::Id(id, _) => *seen.entry(id.clone()).or_insert(0) += 1,
+                Recheck::Span {
+                    window, members, ..
+                } => {
+                    assert!(window.end - window.start <= nosql::MAX_WINDOW, "{window:?}");
+                    for (id, at) in members {
+                        assert!(window.start <= *at && *at <= window.end, "{id} outside");
+                        *seen.entry(id.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), jobs.len());
+        assert!(seen.values().all(|n| *n == 1), "a job planned twice");
+    }
+
+    #[test]
+    fn thousands_of_stale_jobs_are_re_read_by_span_not_one_by_one() {
+        // Four years of jobs every 3.5 hours, all still "running" when stored.
+        let jobs = stale_jobs(10_000, chrono::Duration::minutes(210));
+        assert!(jobs.len() > MAX_PLANNED_RECHECKS);
+        let stored: Vec<DateTime<Utc>> = jobs.iter().map(|(_, at)| *at).collect();
+        let plans = plan_rechecks(&jobs, &stored, t("2025-01-01T00:00:00Z"));
+        assert_covers_each_once(&plans, &jobs);
+        let requests = cost(&plans, &stored);
+        // 50 spans of ~205 jobs, 5 pages each: about 250 requests, not 10,000.
+        assert!(requests <= 300, "{requests} requests");
+    }
+
+    #[test]
+    fn thousands_of_stale_jobs_far_apart_in_a_busy_history_are_looked_up_by_id() {
+        // A stale job every 12 hours among stored jobs every minute: a span
+        // re-read would list ~860 pages to find 60 jobs.
+        let jobs = stale_jobs(3_500, chrono::Duration::hours(12));
+        let first = jobs[0].1;
+        let stored: Vec<DateTime<Utc>> = (0..(3_500 * 12 * 60))
+            .map(|m| first + chrono::Duration::minutes(m))
+            .collect();
+        let plans = plan_rechecks(&jobs, &stored, t("2026-01-01T00:00:00Z"));
+        assert_covers_each_once(&plans, &jobs);
+        assert!(plans.iter().all(|p| matches!(p, Recheck::Id(..))));
     }
 
     #[test]
