@@ -191,8 +191,26 @@ mod tests {
         p.state.lock().map(|s| s.rate).ok().flatten()
     }
 
-    fn close(a: Option<f64>, b: f64) -> bool {
-        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    /// Asserts the pacer paces at `want` requests per second.
+    fn assert_rate(p: &Pacer, want: f64) {
+        let got = rate(p);
+        assert!(
+            got.is_some_and(|r| (r - want).abs() < 1e-9),
+            "{got:?}, not {want}"
+        );
+    }
+
+    /// A pacer already pacing at `rate`, with `answered` answers in this second.
+    fn pacing_at(rate: f64, answered: usize) -> Pacer {
+        let p = Pacer::new();
+        for _ in 0..answered {
+            p.wait_for_slot();
+            p.succeeded();
+        }
+        if let Ok(mut s) = p.state.lock() {
+            s.rate = Some(rate);
+        }
+        p
     }
 
     #[test]
@@ -235,7 +253,7 @@ mod tests {
         for _ in 0..10 {
             p.throttled(None);
         }
-        assert!(close(rate(&p), 100.0 * DECREASE), "{:?}", rate(&p));
+        assert_rate(&p, 100.0 * DECREASE);
     }
 
     #[test]
@@ -245,42 +263,22 @@ mod tests {
             p.wait_for_slot();
         }
         p.throttled(None);
-        assert!(
-            close(rate(&p), 20.0 * DECREASE * DECREASE),
-            "{:?}",
-            rate(&p)
-        );
+        assert_rate(&p, 20.0 * DECREASE * DECREASE);
     }
 
     #[test]
     fn a_429_never_raises_the_rate_it_paces_at() {
-        let p = Pacer::new();
-        for _ in 0..100 {
-            p.wait_for_slot();
-            p.succeeded();
-        }
-        if let Ok(mut s) = p.state.lock() {
-            s.rate = Some(40.0);
-        }
+        let p = pacing_at(40.0, 100);
         p.throttled(None);
-        assert!(close(rate(&p), 40.0 * DECREASE), "{:?}", rate(&p));
+        assert_rate(&p, 40.0 * DECREASE);
     }
 
     #[test]
     fn a_429_after_an_idle_second_cuts_no_deeper_than_one_step() {
-        let p = Pacer::new();
-        if let Ok(mut s) = p.state.lock() {
-            s.rate = Some(40.0);
-        }
         // Only 2 answers in the last second (it was mostly a pause).
-        p.succeeded();
-        p.succeeded();
+        let p = pacing_at(40.0, 2);
         p.throttled(None);
-        assert!(
-            close(rate(&p), 40.0 * DECREASE * DECREASE),
-            "{:?}",
-            rate(&p)
-        );
+        assert_rate(&p, 40.0 * DECREASE * DECREASE);
     }
 
     #[test]
