@@ -86,7 +86,11 @@ async fn parent_main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     println!(
         "jobtrail sync benchmark{} — {} CPU(s), max_in_flight {}",
-        if quick() { " (quick: sizes ÷ 10)" } else { "" },
+        if quick() {
+            " (quick: sizes ÷ 10, so the targets, set for the full sizes, do not apply)"
+        } else {
+            ""
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         HttpSettings::default().max_in_flight
     );
@@ -565,14 +569,12 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let mut peaks = Vec::new();
     for n in sizes {
         let (server, generated) = start(sim_config(n, 0, 0)).await?;
-        // The size the targets name is synced REPEATS times; its median run counts.
+        // The size the targets name is synced REPEATS times; its medians count.
         let runs = if n == sizes[1] { REPEATS } else { 1 };
         let mut children = Vec::new();
         for attempt in 1..=runs {
             let db = dir.join(format!("memory-{n}-{attempt}.db"));
-            let url = server.base_url();
-            let db_arg = db.clone();
-            let child = tokio::task::spawn_blocking(move || run_child(&url, &db_arg)).await??;
+            let child = child_sync(&server, &db).await?;
             println!(
                 "  {n} jobs (world generated in {}): sync {} jobs, {} requests in {}; VmRSS at start {:.1} MB, peak VmHWM {:.1} MB",
                 secs(generated),
@@ -585,9 +587,7 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             if n == sizes[2] {
                 // A cron run on the largest history: nothing new, every
                 // never-finishing job (2 % of them) re-checked.
-                let url = server.base_url();
-                let db_arg = db.clone();
-                let again = tokio::task::spawn_blocking(move || run_child(&url, &db_arg)).await??;
+                let again = child_sync(&server, &db).await?;
                 println!(
                     "  {n} jobs, a second sync with nothing new: {} jobs re-checked, {} requests in {}; peak VmHWM {:.1} MB",
                     again.jobs,
@@ -596,7 +596,7 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
                     again.peak_kb as f64 / 1024.0,
                 );
                 rows.push(Row::new(
-                    "Incremental at 1M jobs, nothing new",
+                    &format!("Incremental at {n} jobs, nothing new"),
                     format!("{} requests in {}", again.requests, secs(again.elapsed)),
                     format!("{} never-finishing jobs re-checked", again.jobs),
                     String::from("—"),
@@ -607,13 +607,7 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             children.push(child);
         }
         server.shutdown().await;
-        children.sort_by_key(|c| c.elapsed);
-        let mut median_run = children.swap_remove(children.len() / 2);
-        let mut peaks_kb: Vec<u64> = children.iter().map(|c| c.peak_kb).collect();
-        peaks_kb.push(median_run.peak_kb);
-        peaks_kb.sort_unstable();
-        median_run.peak_kb = peaks_kb[peaks_kb.len() / 2];
-        peaks.push((n, median_run));
+        peaks.push((n, medians(children)));
     }
     let mb = |kb: u64| kb as f64 / 1024.0;
     let mid = &peaks[1].1;
@@ -658,6 +652,24 @@ async fn memory(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         ),
     ));
     Ok(())
+}
+
+/// One sync of `server` into `db` in a child process.
+async fn child_sync(server: &SimServer, db: &Path) -> Result<ChildResult> {
+    let (url, db) = (server.base_url(), db.to_path_buf());
+    tokio::task::spawn_blocking(move || run_child(&url, &db)).await?
+}
+
+/// The median elapsed time and the median peak of repeated child syncs (the
+/// rest from the first).
+fn medians(mut children: Vec<ChildResult>) -> ChildResult {
+    let elapsed = median(children.iter().map(|c| c.elapsed).collect());
+    let mut peaks: Vec<u64> = children.iter().map(|c| c.peak_kb).collect();
+    peaks.sort_unstable();
+    let mut first = children.swap_remove(0);
+    first.elapsed = elapsed;
+    first.peak_kb = peaks[peaks.len() / 2];
+    first
 }
 
 /// Runs this binary as a child that syncs from `url` into `db` and reports.

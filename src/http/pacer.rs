@@ -63,17 +63,17 @@ impl RateCounter {
 
     fn roll(&mut self, now: Instant) {
         let elapsed = now.duration_since(self.bucket_start);
-        if elapsed >= WINDOW {
-            self.previous = if elapsed >= 2 * WINDOW {
-                0
-            } else {
-                self.current
-            };
-            self.current = 0;
-            // Buckets stay aligned to whole windows since the first one.
-            let windows = elapsed.as_nanos() / WINDOW.as_nanos();
-            self.bucket_start += WINDOW * u32::try_from(windows).unwrap_or(u32::MAX);
+        if elapsed >= 2 * WINDOW {
+            // A quiet spell: nothing counted is left in the window.
+            self.previous = 0;
+            self.bucket_start = now;
+        } else if elapsed >= WINDOW {
+            self.previous = self.current;
+            self.bucket_start += WINDOW;
+        } else {
+            return;
         }
+        self.current = 0;
     }
 
     fn add(&mut self, now: Instant) {

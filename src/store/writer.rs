@@ -30,9 +30,9 @@ use crate::model::JobRow;
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// The statement sizes a batch is cut into: full statements, then the rest by
-/// powers of two, so a batch of any size takes at most ten statements. A row
-/// upserted alone costs about three times its share of a full statement
-/// (mostly the statement journal of the pages it touches).
+/// powers of two, so what is left after the full ones takes at most nine
+/// statements. A row upserted alone costs about three times its share of a
+/// full statement (mostly the statement journal of the pages it touches).
 const STATEMENT_ROWS: [usize; 10] = [ROWS_PER_STATEMENT, 256, 128, 64, 32, 16, 8, 4, 2, 1];
 
 /// The writer's page cache (KiB): big enough to hold the key indexes of a few
@@ -81,8 +81,8 @@ pub struct JobBatch {
 /// its own (`tokio::task::spawn_blocking`), never on the async runtime.
 pub struct BulkWriter {
     conn: Connection,
-    /// The upsert's SQL for each of [`STATEMENT_ROWS`], built once.
-    statements: Vec<String>,
+    /// Each of [`STATEMENT_ROWS`] with its upsert's SQL, built once.
+    statements: Vec<(usize, String)>,
     /// Wakes the checkpointer after each commit; dropped to stop it.
     committed: Option<std::sync::mpsc::SyncSender<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
@@ -163,7 +163,7 @@ impl BulkWriter {
             conn,
             statements: STATEMENT_ROWS
                 .iter()
-                .map(|&rows| upsert_sql(rows))
+                .map(|&rows| (rows, upsert_sql(rows)))
                 .collect(),
             committed: Some(committed),
             checkpointer: Some(checkpointer),
@@ -270,7 +270,8 @@ impl BulkWriter {
     /// (each prepared once per connection).
     fn upsert_rows(&self, sync_id: i64, seen_at: &str, rows: &[JobRow]) -> rusqlite::Result<()> {
         let mut rest = rows;
-        for (&size, sql) in STATEMENT_ROWS.iter().zip(&self.statements) {
+        for (size, sql) in &self.statements {
+            let size = *size;
             if rest.len() < size {
                 continue;
             }
