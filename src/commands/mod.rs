@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::config::{ConfigError, Locations};
+use crate::config::Locations;
 use crate::store::Store;
 
 /// The process exit status (SPEC §2).
@@ -87,14 +87,6 @@ fn show_progress(global: &GlobalArgs) -> bool {
 async fn open_for_reading(global: &GlobalArgs) -> Result<Store> {
     let resolved = locations(global).resolve()?;
     Ok(Store::open_read_only(&resolved.database).await?)
-}
-
-/// The saved-query folder the flags and the file name.
-fn queries_dir(
-    global: &GlobalArgs,
-    flag: Option<&std::path::Path>,
-) -> Result<Option<std::path::PathBuf>, ConfigError> {
-    locations(global).queries_dir(flag)
 }
 
 #[cfg(test)]

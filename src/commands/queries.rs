@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 
-use super::{Exit, queries_dir};
+use super::{Exit, locations};
 use crate::cli::{GlobalArgs, QueriesArgs};
 
 pub(super) fn run(global: &GlobalArgs, args: &QueriesArgs) -> Result<Exit> {
-    let dir = queries_dir(global, args.queries_dir.as_deref())?;
+    let dir = locations(global).queries_dir(args.queries_dir.as_deref())?;
     let list = crate::query::saved_queries(dir.as_deref())?;
     let mut out = std::io::stdout().lock();
     crate::query::write_query_list(&mut out, &list)?;

@@ -4,12 +4,12 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 
-use super::{Exit, UsageError, open_for_reading, queries_dir};
+use super::{Exit, UsageError, locations, open_for_reading};
 use crate::cli::{GlobalArgs, QueryArgs};
 use crate::query::QueryError;
 
 pub(super) async fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<Exit> {
-    let dir = queries_dir(global, args.queries_dir.as_deref())?;
+    let dir = locations(global).queries_dir(args.queries_dir.as_deref())?;
     let store = open_for_reading(global).await?;
     let result = crate::query::run(
         &store,
