@@ -395,6 +395,177 @@ pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
     Err("expected a date like 2024-01-31 or a date-time like 2024-01-31T08:00:00Z".into())
 }
 
+// ---------------------------------------------------------------------------
+// Precedence: which file, which database, which query folder. Flags and the
+// environment (clap has already let `--db` win over `JOBTRAIL_DB` and
+// `--config` over `JOBTRAIL_CONFIG`) win over the file, the file over the
+// defaults. Every command resolves its paths here and nowhere else.
+
+/// The configuration file read when `--config` is not given (when it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "jobtrail.toml";
+
+/// The database used when neither `--db` nor the file's `database` names one.
+pub const DEFAULT_DATABASE: &str = "jobtrail.db";
+
+/// The database `jobtrail demo` fills unless `--db` names one. Never the
+/// file's `database`: simulated jobs must not land in the real history.
+pub const DEMO_DATABASE: &str = "jobtrail-demo.db";
+
+/// What the command line and the environment say about where things are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locations {
+    /// `--db` or `JOBTRAIL_DB`.
+    pub db: Option<PathBuf>,
+    /// `--config` or `JOBTRAIL_CONFIG`.
+    pub config: Option<PathBuf>,
+}
+
+/// The settings and the database they lead to.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub settings: Settings,
+    pub database: PathBuf,
+}
+
+/// A command that needs a project ran without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no project is configured: write a jobtrail.toml with a [[project]] (see the README), or pass --config PATH"
+)]
+pub struct NoProject;
+
+impl Locations {
+    /// The file `init` writes and `check` reads: `--config`, else `./jobtrail.toml`
+    /// (whether or not it exists yet).
+    pub fn config_file(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    }
+
+    /// Loads `--config` (which must exist), else `./jobtrail.toml` when present,
+    /// else empty settings.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        match &self.config {
+            Some(path) => Settings::load(path),
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.exists() {
+                    Settings::load(default)
+                } else {
+                    Ok(Settings::default())
+                }
+            }
+        }
+    }
+
+    /// Loads the settings and picks the database: `--db`, then the file's
+    /// `database`, then `./jobtrail.db`.
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let settings = self.settings()?;
+        let database = self
+            .db
+            .clone()
+            .or_else(|| settings.database.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE));
+        Ok(Resolved { settings, database })
+    }
+
+    /// The demo's database: `--db`, else `./jobtrail-demo.db`.
+    pub fn demo_database(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEMO_DATABASE))
+    }
+
+    /// The saved-query folder: `--queries-dir`, else the file's `queries_dir`
+    /// (the file is read only then), else none (the built-in queries alone).
+    pub fn queries_dir(&self, flag: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+        match flag {
+            Some(dir) => Ok(Some(dir.to_path_buf())),
+            None => Ok(self.settings()?.queries_dir),
+        }
+    }
+}
+
+impl Settings {
+    /// The configured projects, or [`NoProject`] when there are none.
+    pub fn require_projects(&self) -> Result<&[ProjectSettings], NoProject> {
+        if self.projects.is_empty() {
+            Err(NoProject)
+        } else {
+            Ok(&self.projects)
+        }
+    }
+}
+
+#[cfg(test)]
+mod precedence_tests {
+    use super::*;
+
+    const ONE_PROJECT: &str = "database = \"from-file.db\"\nqueries_dir = \"q\"\n\
+        [[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.nosql]\n";
+
+    #[test]
+    fn the_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("jobtrail.toml");
+        std::fs::write(&config, ONE_PROJECT).expect("write");
+        let from_file = Locations {
+            db: None,
+            config: Some(config.clone()),
+        };
+        let resolved = from_file.resolve().expect("resolve");
+        assert_eq!(resolved.database, dir.path().join("from-file.db"));
+        assert_eq!(resolved.settings.projects.len(), 1);
+        assert_eq!(
+            from_file.queries_dir(None).expect("dir"),
+            Some(dir.path().join("q"))
+        );
+        assert_eq!(
+            from_file.queries_dir(Some(Path::new("mine"))).expect("dir"),
+            Some(PathBuf::from("mine"))
+        );
+
+        let flagged = Locations {
+            db: Some(PathBuf::from("flag.db")),
+            config: Some(config),
+        };
+        assert_eq!(
+            flagged.resolve().expect("resolve").database,
+            PathBuf::from("flag.db")
+        );
+        assert_eq!(flagged.demo_database(), PathBuf::from("flag.db"));
+    }
+
+    #[test]
+    fn without_flags_the_defaults_apply() {
+        let none = Locations::default();
+        assert_eq!(none.config_file(), PathBuf::from("jobtrail.toml"));
+        assert_eq!(none.demo_database(), PathBuf::from("jobtrail-demo.db"));
+        let empty = Resolved {
+            settings: Settings::default(),
+            database: PathBuf::from(DEFAULT_DATABASE),
+        };
+        assert_eq!(empty.settings.require_projects(), Err(NoProject));
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let missing = Locations {
+            db: None,
+            config: Some(PathBuf::from("/nonexistent/jobtrail.toml")),
+        };
+        let err = missing.resolve().expect_err("missing file");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        // The query folder from a flag needs no file at all.
+        assert_eq!(
+            missing.queries_dir(Some(Path::new("q"))).expect("flag"),
+            Some(PathBuf::from("q"))
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! `jobtrail status`: the last sync runs, per-source watermarks, job counts by
-//! source and status, jobs still running, and where the database is and how big.
+//! What `jobtrail status` shows (the last sync runs, per-source watermarks, job
+//! counts by source and status, jobs still running, where the database is and
+//! how big), assembled from the store's rows and rendered as tables or JSON.
+//! The SQL lives in `store::status`; printing is the command's.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,10 +12,10 @@ use serde::Serialize;
 use crate::model::{Source, Status};
 use crate::normalize::{format_utc, parse_api_time};
 use crate::output::{Cell, Format, ResultSet, render_table};
-use crate::store::{Store, StoreError};
+use crate::store::{JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError};
 
 /// How many sync runs the status shows.
-pub const RECENT_RUNS: i64 = 5;
+pub const RECENT_RUNS: u32 = 5;
 
 /// Everything `jobtrail status` shows; its JSON form is this struct.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,137 +107,26 @@ pub async fn gather(store: &Store) -> Result<StatusReport, StoreError> {
 
 /// Gathers the status as of `now` (ages are measured to it).
 pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
-    let pool = store.pool();
-    let total_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_runs")
-        .fetch_one(pool)
-        .await?;
-
-    type RunRow = (
-        i64,
-        String,
-        Option<String>,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-    );
-    let runs: Vec<RunRow> = sqlx::query_as(
-        "SELECT id, started_at, finished_at, status, sources, requests, jobs_seen, jobs_new, \
-         jobs_changed, error FROM sync_runs ORDER BY id DESC LIMIT ?",
-    )
-    .bind(RECENT_RUNS)
-    .fetch_all(pool)
-    .await?;
-    let recent_runs = runs
+    let total_runs = store.count_runs().await?;
+    let recent_runs = store
+        .recent_runs(RECENT_RUNS)
+        .await?
         .into_iter()
-        .map(
-            |(
-                id,
-                started_at,
-                finished_at,
-                outcome,
-                sources,
-                requests,
-                seen,
-                new,
-                changed,
-                error,
-            )| {
-                RunSummary {
-                    id,
-                    started_at,
-                    finished_at,
-                    outcome,
-                    sources,
-                    requests,
-                    jobs_seen: seen,
-                    jobs_new: new,
-                    jobs_changed: changed,
-                    error,
-                }
-            },
-        )
+        .map(RunSummary::from)
         .collect();
-
-    let watermarks: Vec<(String, String, String, String, String)> = sqlx::query_as(
-        "SELECT project_id, source, key, value, updated_at FROM sync_state \
-         ORDER BY project_id, source, key",
-    )
-    .fetch_all(pool)
-    .await?;
-    let watermarks = watermarks
+    let watermarks = store
+        .sync_state_entries()
+        .await?
         .into_iter()
-        .map(|(project_id, source, key, value, updated_at)| Watermark {
-            project_id,
-            source,
-            key,
-            value,
-            updated_at,
-        })
+        .map(Watermark::from)
         .collect();
-
-    let counts: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT source, status, COUNT(*) FROM jobs GROUP BY source, status ORDER BY source, status",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut jobs_by_source: Vec<SourceCounts> = Source::ALL
-        .iter()
-        .map(|s| SourceCounts {
-            source: s.as_str().to_owned(),
-            ..SourceCounts::default()
-        })
-        .collect();
-    for (source, status, n) in counts {
-        let entry = match jobs_by_source.iter_mut().find(|c| c.source == source) {
-            Some(entry) => entry,
-            None => {
-                jobs_by_source.push(SourceCounts {
-                    source: source.clone(),
-                    ..SourceCounts::default()
-                });
-                let last = jobs_by_source.len() - 1;
-                &mut jobs_by_source[last]
-            }
-        };
-        match status.parse::<Status>() {
-            Ok(Status::Running) => entry.running += n,
-            Ok(Status::Succeeded) => entry.succeeded += n,
-            Ok(Status::Failed) => entry.failed += n,
-            Ok(Status::Unknown) | Err(_) => entry.unknown += n,
-        }
-        entry.total += n;
-    }
+    let jobs_by_source = count_by_source(store.job_counts().await?);
     let total_jobs = jobs_by_source.iter().map(|c| c.total).sum();
-
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('running', 'unknown')")
-            .fetch_one(pool)
-            .await?;
-    let oldest: Option<(String, String, String, Option<String>, String, String)> = sqlx::query_as(
-        "SELECT source, project_id, job_id, job_type, status, \
-             COALESCE(started_at, first_seen_at) AS since FROM jobs \
-             WHERE status IN ('running', 'unknown') ORDER BY since, source, job_id LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    let oldest = oldest.map(
-        |(source, project_id, job_id, job_type, status, since)| OldestJob {
-            age_seconds: parse_api_time(&since)
-                .map(|t| (now - t).num_seconds())
-                .unwrap_or(0),
-            source,
-            project_id,
-            job_id,
-            job_type,
-            status,
-            since,
-        },
-    );
-
+    let count = store.count_unfinished().await?;
+    let oldest = store
+        .oldest_unfinished()
+        .await?
+        .map(|row| OldestJob::aged(row, now));
     Ok(StatusReport {
         generated_at: format_utc(now),
         database: database_info(store.path()),
@@ -246,6 +137,90 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         total_jobs,
         still_running: StillRunning { count, oldest },
     })
+}
+
+/// One line per source, every known source listed even when empty; a source
+/// or status this build does not know still counts (the status as unknown).
+fn count_by_source(counts: Vec<JobCount>) -> Vec<SourceCounts> {
+    let mut by_source: Vec<SourceCounts> = Source::ALL
+        .iter()
+        .map(|s| SourceCounts {
+            source: s.as_str().to_owned(),
+            ..SourceCounts::default()
+        })
+        .collect();
+    for JobCount {
+        source,
+        status,
+        jobs,
+    } in counts
+    {
+        let entry = match by_source.iter().position(|c| c.source == source) {
+            Some(index) => &mut by_source[index],
+            None => {
+                by_source.push(SourceCounts {
+                    source,
+                    ..SourceCounts::default()
+                });
+                let last = by_source.len() - 1;
+                &mut by_source[last]
+            }
+        };
+        match status.parse::<Status>() {
+            Ok(Status::Running) => entry.running += jobs,
+            Ok(Status::Succeeded) => entry.succeeded += jobs,
+            Ok(Status::Failed) => entry.failed += jobs,
+            Ok(Status::Unknown) | Err(_) => entry.unknown += jobs,
+        }
+        entry.total += jobs;
+    }
+    by_source
+}
+
+impl From<RunRow> for RunSummary {
+    fn from(row: RunRow) -> RunSummary {
+        RunSummary {
+            id: row.id,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            outcome: row.outcome,
+            sources: row.sources,
+            requests: row.requests,
+            jobs_seen: row.jobs_seen,
+            jobs_new: row.jobs_new,
+            jobs_changed: row.jobs_changed,
+            error: row.error,
+        }
+    }
+}
+
+impl From<StateRow> for Watermark {
+    fn from(row: StateRow) -> Watermark {
+        Watermark {
+            project_id: row.project_id,
+            source: row.source,
+            key: row.key,
+            value: row.value,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl OldestJob {
+    /// The stored row, with its age measured to `now` (0 when its time does not parse).
+    fn aged(row: OldestUnfinished, now: DateTime<Utc>) -> OldestJob {
+        OldestJob {
+            age_seconds: parse_api_time(&row.since)
+                .map(|t| (now - t).num_seconds())
+                .unwrap_or(0),
+            source: row.source,
+            project_id: row.project_id,
+            job_id: row.job_id,
+            job_type: row.job_type,
+            status: row.status,
+            since: row.since,
+        }
+    }
 }
 
 fn database_info(path: &Path) -> DatabaseInfo {
@@ -280,58 +255,67 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
     )?;
     writeln!(out, "Status taken at {} (UTC)", r.generated_at)?;
     writeln!(out)?;
-
-    if r.recent_runs.is_empty() {
-        writeln!(out, "Sync runs: none yet (run `jobtrail sync`)")?;
-    } else {
-        writeln!(
-            out,
-            "Sync runs: last {} of {}, newest first (times UTC)",
-            r.recent_runs.len(),
-            r.total_runs
-        )?;
-        let rs = ResultSet {
-            columns: [
-                "id", "started", "finished", "outcome", "sources", "requests", "seen", "new",
-                "changed", "error",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: r
-                .recent_runs
-                .iter()
-                .map(|run| {
-                    vec![
-                        Cell::Integer(run.id),
-                        Cell::Text(run.started_at.clone()),
-                        Cell::from(run.finished_at.clone()),
-                        Cell::Text(run.outcome.clone()),
-                        Cell::Text(run.sources.clone()),
-                        Cell::Integer(run.requests),
-                        Cell::Integer(run.jobs_seen),
-                        Cell::Integer(run.jobs_new),
-                        Cell::Integer(run.jobs_changed),
-                        Cell::from(run.error.clone()),
-                    ]
-                })
-                .collect(),
-        };
-        writeln!(out, "{}", render_table(&rs, None))?;
-    }
+    write_runs(out, r)?;
     writeln!(out)?;
+    write_job_counts(out, r)?;
+    writeln!(out)?;
+    write_still_running(out, &r.still_running)?;
+    writeln!(out)?;
+    write_watermarks(out, &r.watermarks)
+}
 
+fn columns<const N: usize>(names: [&str; N]) -> Vec<String> {
+    names.map(String::from).to_vec()
+}
+
+fn write_runs(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
+    if r.recent_runs.is_empty() {
+        return writeln!(out, "Sync runs: none yet (run `jobtrail sync`)");
+    }
+    writeln!(
+        out,
+        "Sync runs: last {} of {}, newest first (times UTC)",
+        r.recent_runs.len(),
+        r.total_runs
+    )?;
+    let rs = ResultSet {
+        columns: columns([
+            "id", "started", "finished", "outcome", "sources", "requests", "seen", "new",
+            "changed", "error",
+        ]),
+        rows: r
+            .recent_runs
+            .iter()
+            .map(|run| {
+                vec![
+                    Cell::Integer(run.id),
+                    Cell::Text(run.started_at.clone()),
+                    Cell::from(run.finished_at.clone()),
+                    Cell::Text(run.outcome.clone()),
+                    Cell::Text(run.sources.clone()),
+                    Cell::Integer(run.requests),
+                    Cell::Integer(run.jobs_seen),
+                    Cell::Integer(run.jobs_new),
+                    Cell::Integer(run.jobs_changed),
+                    Cell::from(run.error.clone()),
+                ]
+            })
+            .collect(),
+    };
+    writeln!(out, "{}", render_table(&rs, None))
+}
+
+fn write_job_counts(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
     writeln!(out, "Jobs by source and status ({} in all)", r.total_jobs)?;
     let rs = ResultSet {
-        columns: [
+        columns: columns([
             "source",
             "running",
             "succeeded",
             "failed",
             "unknown",
             "total",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ]),
         rows: r
             .jobs_by_source
             .iter()
@@ -347,56 +331,53 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
             })
             .collect(),
     };
-    writeln!(out, "{}", render_table(&rs, None))?;
-    writeln!(out)?;
+    writeln!(out, "{}", render_table(&rs, None))
+}
 
-    match &r.still_running.oldest {
-        None => writeln!(out, "Still running: none")?,
-        Some(o) => writeln!(
-            out,
-            "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
-            r.still_running.count,
-            o.source,
-            o.job_id,
-            o.job_type.as_deref().unwrap_or("(no type)"),
-            if o.project_id.is_empty() {
-                String::new()
-            } else {
-                format!(" in project {}", o.project_id)
-            },
-            o.status,
-            o.since,
-            human_age(o.age_seconds)
-        )?,
-    }
-    writeln!(out)?;
+fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<()> {
+    let Some(o) = &still.oldest else {
+        return writeln!(out, "Still running: none");
+    };
+    writeln!(
+        out,
+        "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
+        still.count,
+        o.source,
+        o.job_id,
+        o.job_type.as_deref().unwrap_or("(no type)"),
+        if o.project_id.is_empty() {
+            String::new()
+        } else {
+            format!(" in project {}", o.project_id)
+        },
+        o.status,
+        o.since,
+        human_age(o.age_seconds)
+    )
+}
 
-    if r.watermarks.is_empty() {
-        writeln!(out, "Watermarks: none yet")?;
-    } else {
-        writeln!(out, "Watermarks and sync state (times UTC)")?;
-        let rs = ResultSet {
-            columns: ["project", "source", "key", "value", "updated"]
-                .map(String::from)
-                .to_vec(),
-            rows: r
-                .watermarks
-                .iter()
-                .map(|w| {
-                    vec![
-                        Cell::Text(w.project_id.clone()),
-                        Cell::Text(w.source.clone()),
-                        Cell::Text(w.key.clone()),
-                        Cell::Text(w.value.clone()),
-                        Cell::Text(w.updated_at.clone()),
-                    ]
-                })
-                .collect(),
-        };
-        // Bookkeeping values can be long lists: keep the table readable.
-        writeln!(out, "{}", render_table(&rs, Some(160)))?;
+fn write_watermarks(out: &mut dyn Write, watermarks: &[Watermark]) -> io::Result<()> {
+    if watermarks.is_empty() {
+        return writeln!(out, "Watermarks: none yet");
     }
-    Ok(())
+    writeln!(out, "Watermarks and sync state (times UTC)")?;
+    let rs = ResultSet {
+        columns: columns(["project", "source", "key", "value", "updated"]),
+        rows: watermarks
+            .iter()
+            .map(|w| {
+                vec![
+                    Cell::Text(w.project_id.clone()),
+                    Cell::Text(w.source.clone()),
+                    Cell::Text(w.key.clone()),
+                    Cell::Text(w.value.clone()),
+                    Cell::Text(w.updated_at.clone()),
+                ]
+            })
+            .collect(),
+    };
+    // Bookkeeping values can be long lists: keep the table readable.
+    writeln!(out, "{}", render_table(&rs, Some(160)))
 }
 
 /// `1.5 MiB`-style sizes.

@@ -133,7 +133,7 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-/// Runs one sync. The caller holds the [`crate::lock::SyncLock`].
+/// Runs one sync. The caller holds the [`crate::store::SyncLock`].
 pub async fn run(
     settings: &Settings,
     store: &Store,

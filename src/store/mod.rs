@@ -2,8 +2,10 @@
 //! their status history, sync-run accounting and watermarks.
 
 mod jobs;
+mod lock;
 mod runs;
 mod state;
+mod status;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 pub use jobs::UnfinishedJob;
+pub use lock::{LockError, SyncLock};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
+pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use writer::{BulkWriter, JobBatch};
 
 /// The schema migrations, embedded in the binary (re-run on change by build.rs).

@@ -1,6 +1,7 @@
 //! One sync at a time per database: an exclusive lock on `<db>.lock`, held for
 //! the whole sync. The kernel drops it when the process dies, so a lock left by
-//! a killed sync never blocks the next one.
+//! a killed sync never blocks the next one. The store owns it because what it
+//! guards is the database: another backend would lock its own way.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -26,7 +27,9 @@ pub enum LockError {
 }
 
 impl SyncLock {
-    /// Takes the lock, waiting up to `wait` for another sync to finish.
+    /// Takes the lock of the database at `db_path`, waiting up to `wait` for
+    /// another sync to finish. Taken before the database is opened, so a
+    /// second sync never touches it.
     pub fn acquire(db_path: &Path, wait: Duration) -> Result<SyncLock, LockError> {
         let mut name = db_path.as_os_str().to_owned();
         name.push(".lock");
@@ -75,6 +78,7 @@ impl SyncLock {
         Ok(SyncLock { _file: file, path })
     }
 
+    /// The lock file beside the database.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,0 +1,42 @@
+//! `jobtrail query`: runs SQL or a saved query read-only and prints the rows.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+
+use super::{Exit, UsageError, locations, open_for_reading};
+use crate::cli::{GlobalArgs, QueryArgs};
+use crate::query::QueryError;
+
+pub(super) async fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<Exit> {
+    let dir = locations(global).queries_dir(args.queries_dir.as_deref())?;
+    let store = open_for_reading(global).await?;
+    let result = crate::query::run(
+        &store,
+        args.sql.as_deref().unwrap_or_default(),
+        args.file.as_deref(),
+        dir.as_deref(),
+        &args.params,
+    )
+    .await;
+    store.close().await;
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(
+            e @ (QueryError::NoSuchQuery { .. }
+            | QueryError::MissingParam { .. }
+            | QueryError::UnknownParam { .. }
+            | QueryError::DuplicateParam { .. }),
+        ) => return Err(UsageError(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    let stdout = std::io::stdout();
+    let width = stdout
+        .is_terminal()
+        .then(|| terminal_size::terminal_size().map(|(w, _)| w.0))
+        .flatten();
+    let mut out = stdout.lock();
+    crate::output::write_results(&mut out, &rows, args.format, width)?;
+    out.flush()?;
+    Ok(Exit::Ok)
+}
