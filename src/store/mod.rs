@@ -1,6 +1,7 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
 //! their status history, sync-run accounting and watermarks.
 
+mod adhoc;
 mod jobs;
 mod runs;
 mod state;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
+pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
