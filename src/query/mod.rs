@@ -1,9 +1,9 @@
 //! `jobtrail query` and `jobtrail queries`: read-only SQL, inline or saved.
 //!
-//! A query is found ([`saved`]), its `:name` parameters are given values
-//! ([`params`]), and the store runs it read-only
-//! ([`Store::run_read_only`]); how the database writes a parameter, refuses
-//! a write and types a value is the store's business.
+//! A query is found (`saved`: the registry), its `:name` parameters are given
+//! values (`params`: the scanner and binding plan), and the store runs it
+//! read-only ([`Store::run_read_only`]); how the database writes a parameter,
+//! refuses a write and types a value is the store's business.
 
 mod params;
 mod saved;
