@@ -25,3 +25,5 @@ pub mod sync;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -1213,7 +1213,7 @@ fn failures_section(h: &mut String, d: &ReportData) {
 mod tests {
     use super::*;
     use crate::model::{JobRow, Status};
-    use crate::query::test_support::{db_with, job, sample_jobs, seen_at};
+    use crate::test_support::{db_with, job, sample_jobs, seen_at};
 
     fn at(s: &str) -> DateTime<Utc> {
         parse_api_time(s).expect("test time")

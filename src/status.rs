@@ -417,8 +417,8 @@ mod tests {
 
     use super::*;
     use crate::model::JobRow;
-    use crate::query::test_support::{db_with, job, sample_jobs, seen_at};
     use crate::store::{StateUpdate, set_state};
+    use crate::test_support::{db_with, job, sample_jobs, seen_at};
 
     #[tokio::test]
     async fn status_counts_a_known_database() {

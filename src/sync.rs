@@ -1153,11 +1153,11 @@ mod tests {
     async fn writer_on_empty_db(
         policy: CommitPolicy,
     ) -> (
-        crate::query::test_support::TestDb,
+        crate::test_support::TestDb,
         mpsc::Sender<Found>,
         tokio::task::JoinHandle<Result<(), StoreError>>,
     ) {
-        let db = crate::query::test_support::db_with(&[]).await;
+        let db = crate::test_support::db_with(&[]).await;
         let run = db.store.begin_run("nosql", "t0").await.expect("run");
         let (tx, rx) = mpsc::channel(8);
         let writer = tokio::spawn(write_all(
@@ -1174,7 +1174,7 @@ mod tests {
         Found::Rows(
             ids.iter()
                 .map(|id| {
-                    crate::query::test_support::job(
+                    crate::test_support::job(
                         Source::Nosql,
                         id,
                         None,

@@ -1,6 +1,7 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
 //! their status history, sync-run accounting and watermarks.
 
+mod adhoc;
 mod jobs;
 mod lock;
 mod runs;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
 
+pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
 pub use runs::{RunOutcome, RunTotals, SyncRun};

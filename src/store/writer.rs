@@ -395,8 +395,8 @@ fn bind_row(
 mod tests {
     use super::*;
     use crate::model::{Source, Status};
-    use crate::query::test_support::{db_with, job};
     use crate::store::RunOutcome;
+    use crate::test_support::{db_with, job};
 
     /// (job_id, old_status, new_status, sync_id) of every history row, in order.
     async fn history(store: &Store) -> Vec<(String, Option<String>, String, i64)> {
