@@ -2,6 +2,7 @@
 //! their status history, sync-run accounting and watermarks.
 
 mod jobs;
+mod report;
 mod runs;
 mod state;
 mod writer;
@@ -13,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 pub use jobs::UnfinishedJob;
+pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
 pub use writer::{BulkWriter, JobBatch};
