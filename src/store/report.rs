@@ -300,3 +300,100 @@ impl FromRow<'_, SqliteRow> for RecentFailure {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::query::test_support::{db_with, job};
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0)
+            .single()
+            .expect("test time")
+    }
+
+    #[tokio::test]
+    async fn windows_select_by_time_and_source() {
+        let hour = Duration::hours(1);
+        let mut failed = job(
+            Source::Dbss,
+            "f",
+            Some("Audit"),
+            Status::Failed,
+            Some(at(3)),
+            Some(at(3) + hour),
+        );
+        failed.fail_reason = None;
+        failed.error_code = None;
+        let rows = vec![
+            job(
+                Source::Nosql,
+                "a",
+                Some("Backup"),
+                Status::Succeeded,
+                Some(at(1)),
+                Some(at(1) + hour),
+            ),
+            job(
+                Source::Nosql,
+                "b",
+                Some("Backup"),
+                Status::Succeeded,
+                Some(at(2)),
+                Some(at(2) + hour),
+            ),
+            failed,
+            job(Source::Image, "r", None, Status::Running, Some(at(4)), None),
+        ];
+        let db = db_with(&[rows]).await;
+        let jobs = |groups: Vec<JobGroup>| groups.iter().map(|g| g.jobs).sum::<i64>();
+
+        assert_eq!(db.store.count_jobs().await.expect("count"), 4);
+        let all = db
+            .store
+            .job_groups(&JobWindow::default())
+            .await
+            .expect("groups");
+        assert_eq!(jobs(all), 4);
+        // `since` is included, `until` excluded.
+        let window = JobWindow {
+            since: Some(at(2)),
+            until: Some(at(4)),
+            sources: &[],
+        };
+        assert_eq!(jobs(db.store.job_groups(&window).await.expect("groups")), 2);
+        let nosql = JobWindow {
+            sources: &[Source::Nosql],
+            ..JobWindow::default()
+        };
+        let groups = db.store.job_groups(&nosql).await.expect("groups");
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(groups[0].week, NaiveDate::from_ymd_opt(2024, 1, 1));
+        assert_eq!(groups[0].durations_ms, [3_600_000, 3_600_000]);
+
+        let failures = db.store.failure_groups(&window).await.expect("failures");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(
+            (failures[0].reason.as_deref(), failures[0].failures),
+            (None, 1)
+        );
+        let recent = db.store.recent_failures(&nosql, 10).await.expect("recent");
+        assert!(recent.is_empty());
+
+        // Unfinished jobs ignore the time window, not the sources.
+        let counts = db
+            .store
+            .unfinished_counts(&[Source::Image], at(5))
+            .await
+            .expect("counts");
+        assert_eq!(counts, UnfinishedCounts { jobs: 1, stuck: 1 });
+        let running = db
+            .store
+            .oldest_running_jobs(&[Source::Nosql, Source::Dbss], 10)
+            .await
+            .expect("running");
+        assert!(running.is_empty());
+    }
+}
