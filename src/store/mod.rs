@@ -4,6 +4,7 @@
 mod adhoc;
 mod jobs;
 mod lock;
+mod report;
 mod runs;
 mod state;
 mod status;
@@ -18,6 +19,7 @@ use sqlx::{ConnectOptions, SqlitePool};
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
+pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
