@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod output;
 pub mod progress;
 pub mod query;
+pub mod regions;
 pub mod report;
 pub mod sim;
 pub mod sources;

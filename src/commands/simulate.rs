@@ -64,7 +64,9 @@ fn sim_config(args: &SimulateArgs) -> Result<SimConfig> {
     config.latency = Duration::from_millis(args.latency_ms);
     config.rate_limit = args.rate_limit;
     config.fault_rate = args.fault_rate;
-    config.legacy_dbss_retired = args.retire_legacy_dbss;
+    if args.retire_legacy_dbss {
+        config.dbss_paths = crate::sim::DbssPaths::CurrentOnly;
+    }
     if !(0.0..=1.0).contains(&args.flip_rate) {
         return Err(UsageError(format!(
             "--flip-rate {} must be between 0 and 1",

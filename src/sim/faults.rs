@@ -248,9 +248,14 @@ fn status_reply(code: u16, req: &Req, route: &Route) -> Reply {
             "encoded_authorization_message": null,
             "details": [],
         }),
-        Route::ImageJobs { .. } | Route::ImageJob { .. } | Route::Unknown | Route::IamTokens => {
-            json!({"error_code": "WKS.00000001", "error_msg": msg})
+        Route::IamProjects | Route::IamAuthProjects => {
+            json!({"error": {"code": code, "message": msg, "title": "Error"}})
         }
+        Route::ImageJobs { .. }
+        | Route::ImageJob { .. }
+        | Route::ImageSubJobs { .. }
+        | Route::Unknown
+        | Route::IamTokens => json!({"error_code": "WKS.00000001", "error_msg": msg}),
     };
     Reply::json_value(code, &value)
 }
@@ -261,7 +266,10 @@ fn wrong_shape(route: &Route) -> serde_json::Value {
         Route::NosqlJobs { .. } => json!({"jobs": "oops", "total_count": "x"}),
         Route::DbssJobs { .. } => json!({"jobs": {"job_id": 17, "status": ["SUCCESS"]}}),
         Route::AuditInstances { .. } => json!({"instances": "oops", "total": "x"}),
-        Route::ImageJobs { .. } => json!({"count": "x", "items": {"id": 1}}),
+        Route::ImageJobs { .. } | Route::ImageSubJobs { .. } => {
+            json!({"count": "x", "items": {"id": 1}})
+        }
+        Route::IamProjects | Route::IamAuthProjects => json!({"projects": {"id": 1}, "links": 3}),
         Route::ImageJob { .. } => {
             json!({"id": 702364883651395584_u64, "status": 3, "sub_jobs": "oops", "begin_time": false})
         }

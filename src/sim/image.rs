@@ -1,5 +1,6 @@
-//! Workspace App image-server jobs: one job with its sub-jobs, and the job list used
-//! for discovery. Times are ISO-8601 UTC with as many fraction digits as needed.
+//! Workspace App image-server jobs: one job with its sub-jobs (possibly cut short),
+//! the job list used for discovery, and the sub-jobs list. Times are ISO-8601 UTC
+//! with as many fraction digits as needed.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -12,6 +13,17 @@ use super::world::{ImageJob, ImageSubJob};
 
 const MAX_LIMIT: u64 = 100;
 const DEFAULT_LIMIT: u64 = 10;
+
+/// Every `ImageJobType` value (the sub-jobs list's `job_type` must be one of them).
+const JOB_TYPES: [&str; 7] = [
+    "CREATE_SERVER",
+    "CREATE_SERVER_IMAGE",
+    "DELETE_SERVER",
+    "BUILD_IMAGE",
+    "GENERATE_IMAGE",
+    "DELETE_IMAGE_BUILD_SERVER",
+    "DELETE_IMAGE",
+];
 
 #[derive(Serialize)]
 struct WireJob<'a> {
@@ -50,9 +62,9 @@ struct WireExecute<'a> {
 }
 
 #[derive(Serialize)]
-struct WireList<'a> {
+struct WireList<T> {
     count: usize,
-    items: Vec<WireItem<'a>>,
+    items: Vec<T>,
 }
 
 /// A list item: the job without its sub-jobs.
@@ -123,6 +135,7 @@ pub(crate) fn show_job(st: &mut State, project: &str, job_id: &str, req: &Req) -
         world,
         rng,
         running_flip_rate,
+        image_sub_jobs_cut,
         ..
     } = st;
     let Some(data) = world.projects.get_mut(project) else {
@@ -131,6 +144,7 @@ pub(crate) fn show_job(st: &mut State, project: &str, job_id: &str, req: &Req) -
     let Some(job) = data.image_jobs.iter_mut().find(|j| j.id == job_id) else {
         return not_found(job_id);
     };
+    let shown = image_sub_jobs_cut.unwrap_or(usize::MAX);
     let reply = Reply::json(
         200,
         &WireJob {
@@ -140,7 +154,12 @@ pub(crate) fn show_job(st: &mut State, project: &str, job_id: &str, req: &Req) -
             end_time: job.end_time.map(render_time),
             status: &job.status,
             sub_jobs_total: job.sub_jobs.len(),
-            sub_jobs: job.sub_jobs.iter().map(WireSubJob::of).collect(),
+            sub_jobs: job
+                .sub_jobs
+                .iter()
+                .take(shown)
+                .map(WireSubJob::of)
+                .collect(),
         },
     );
     flip(job, rng, *running_flip_rate);
@@ -159,28 +178,9 @@ pub(crate) fn list_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
     let Some(data) = world.projects.get_mut(project) else {
         return unknown_project(req);
     };
-    let bad = |name: &str, v: &str, rule: &str| {
-        Reply::json_value(
-            400,
-            &json!({
-                "error_code": "WKS.00120001",
-                "error_msg": format!("Invalid parameter {name}: {v:?}. {rule}"),
-            }),
-        )
-    };
-    let offset = match req.param("offset") {
-        None => 0,
-        Some(v) => match parse_digits(v) {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => return bad("offset", v, "The value must be a non-negative integer."),
-        },
-    };
-    let limit = match req.param("limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => match parse_digits(v) {
-            Some(n @ 1..=MAX_LIMIT) => n,
-            _ => return bad("limit", v, "The value must be between 1 and 100."),
-        },
+    let (offset, limit) = match paging(req, "WKS.00120001") {
+        Ok(paging) => paging,
+        Err(reply) => return reply,
     };
     let status = req.param("status");
     let job_type = req.param("job_type");
@@ -195,12 +195,7 @@ pub(crate) fn list_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
         })
         .map(|(i, _)| i)
         .collect();
-    let page: Vec<usize> = matching
-        .iter()
-        .copied()
-        .skip(offset)
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect();
+    let page: Vec<usize> = matching.iter().copied().skip(offset).take(limit).collect();
     let items = page
         .iter()
         .map(|&i| {
@@ -226,6 +221,95 @@ pub(crate) fn list_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
         flip(&mut data.image_jobs[i], rng, *running_flip_rate);
     }
     reply
+}
+
+fn bad_parameter(code: &str, name: &str, v: &str, rule: &str) -> Reply {
+    Reply::json_value(
+        400,
+        &json!({
+            "error_code": code,
+            "error_msg": format!("Invalid parameter {name}: {v:?}. {rule}"),
+        }),
+    )
+}
+
+/// `offset` (default 0) and `limit` (1..=100, default 10), or the 400 answer with
+/// this API's error code.
+fn paging(req: &Req, code: &str) -> Result<(usize, usize), Reply> {
+    let offset = match req.param("offset") {
+        None => 0,
+        Some(v) => match parse_digits(v) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => {
+                return Err(bad_parameter(
+                    code,
+                    "offset",
+                    v,
+                    "The value must be a non-negative integer.",
+                ));
+            }
+        },
+    };
+    let limit = match req.param("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match parse_digits(v) {
+            Some(n @ 1..=MAX_LIMIT) => n,
+            _ => {
+                return Err(bad_parameter(
+                    code,
+                    "limit",
+                    v,
+                    "The value must be between 1 and 100.",
+                ));
+            }
+        },
+    };
+    Ok((offset, usize::try_from(limit).unwrap_or(usize::MAX)))
+}
+
+/// `GET /v1/{project}/image-server-sub-jobs?job_type=&job_id=&status=&offset=&limit=`:
+/// sub-jobs of one type (required, one value), in job order (newest job first)
+/// then each job's own order. Without `job_id`, only listed jobs' sub-jobs.
+pub(crate) fn list_sub_jobs(st: &mut State, project: &str, req: &Req) -> Reply {
+    const CODE: &str = "WKS.00211102";
+    let Some(data) = st.world.projects.get(project) else {
+        return unknown_project(req);
+    };
+    let job_type = match req.param("job_type") {
+        Some(t) if JOB_TYPES.contains(&t) => t,
+        Some(t) => {
+            return bad_parameter(CODE, "job_type", t, "The value must be one image job type.");
+        }
+        None => {
+            return bad_parameter(CODE, "job_type", "", "The parameter is required.");
+        }
+    };
+    let (offset, limit) = match paging(req, CODE) {
+        Ok(paging) => paging,
+        Err(reply) => return reply,
+    };
+    let job_id = req.param("job_id");
+    let status = req.param("status");
+    let matching: Vec<&ImageSubJob> = data
+        .image_jobs
+        .iter()
+        .filter(|j| job_id.map_or(j.listed, |id| j.id == id))
+        .flat_map(|j| &j.sub_jobs)
+        .filter(|s| s.job_type == job_type && status.is_none_or(|st| s.status == st))
+        .collect();
+    let items = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|s| WireSubJob::of(s))
+        .collect();
+    Reply::json(
+        200,
+        &WireList::<WireSubJob> {
+            count: matching.len(),
+            items,
+        },
+    )
 }
 
 #[cfg(test)]

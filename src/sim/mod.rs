@@ -1,11 +1,13 @@
-//! A simulated Huawei Cloud on loopback: the three job APIs, the discovery lists and
-//! an IAM token endpoint, seeded and deterministic, with the real APIs' rules and
-//! injectable faults. Used by the tests, `jobtrail demo`, `jobtrail simulate` and the
+//! A simulated Huawei Cloud on loopback: the three job APIs, the discovery lists,
+//! IAM (token, project lookup, the account's projects) and regions that lack some
+//! services, seeded and deterministic, with the real APIs' rules and injectable
+//! faults. Used by the tests, `jobtrail demo`, `jobtrail simulate` and the
 //! benchmarks.
 //!
 //! It serves wire JSON of its own, written from the API facts; it never imports
 //! jobtrail's DTOs, model or normalization, which are the code under test.
 
+mod account;
 mod dbss;
 mod faults;
 mod image;
@@ -19,6 +21,7 @@ mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use account::{DEFAULT_REGION, DOMAIN_ID, MOS, SimProject, region_offers};
 pub use faults::{Fault, FaultRule};
 pub use world::{
     AuditInstance, DEFAULT_PROJECT, DbssJob, ImageJob, ImageSubJob, NosqlJob, ProjectData, World,
@@ -44,8 +48,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub seed: u64,
-    /// Project ids served; any other project id answers 404.
+    /// Project ids served with jobs when `account` is empty; any other project id
+    /// answers 404.
     pub projects: Vec<String>,
+    /// The account as IAM lists it. Empty: derived from `projects` (the first is
+    /// `cn-north-4`'s default project, the others its sub-projects). Otherwise its
+    /// enabled projects other than `MOS` are the ones served with jobs, each with
+    /// only the services its region offers, and `projects` is not read.
+    pub account: Vec<SimProject>,
     /// NoSQL jobs per project, start times spread over the last `history_days`
     /// (ending a few minutes before now).
     pub nosql_jobs: usize,
@@ -55,9 +65,14 @@ pub struct SimConfig {
     pub dbss_resources: usize,
     /// Jobs per audit instance: each has between 1 and 2n−1 (deterministic).
     pub dbss_jobs_per_resource: usize,
-    /// Image-server jobs per project, each with 1..=5 sub-jobs. Every seventh is not
-    /// in the job list (reachable only by id).
+    /// Image-server jobs per project, each with 1..=`image_sub_jobs_max` sub-jobs.
+    /// Every seventh is not in the job list (reachable only by id).
     pub image_jobs: usize,
+    /// The most sub-jobs an image job has (5 by default).
+    pub image_sub_jobs_max: usize,
+    /// `Some(n)`: an image job's detail returns only its first `n` sub-jobs (with
+    /// the full `sub_jobs_total`); the rest are behind the sub-jobs list.
+    pub image_sub_jobs_cut: Option<usize>,
     /// Added to every response.
     pub latency: Duration,
     /// Requests per second across all endpoints; above it → 429 + Retry-After.
@@ -65,8 +80,9 @@ pub struct SimConfig {
     /// Probability (0..1) that a request gets a random transient fault (5xx or 429).
     pub fault_rate: f64,
     pub auth: SimAuth,
-    /// The legacy DBSS jobs path answers as the gateway does for a removed API.
-    pub legacy_dbss_retired: bool,
+    /// Which DBSS jobs paths exist; a missing one answers as the gateway does for
+    /// a removed API.
+    pub dbss_paths: DbssPaths,
     /// Probability that a running job becomes final after it is served.
     pub running_flip_rate: f64,
     /// User name and password the IAM token endpoint accepts (any domain);
@@ -80,16 +96,19 @@ impl SimConfig {
         SimConfig {
             seed,
             projects: vec![DEFAULT_PROJECT.to_owned()],
+            account: Vec::new(),
             nosql_jobs: 300,
             history_days: 95,
             dbss_resources: 3,
             dbss_jobs_per_resource: 3,
             image_jobs: 10,
+            image_sub_jobs_max: 5,
+            image_sub_jobs_cut: None,
             latency: Duration::ZERO,
             rate_limit: None,
             fault_rate: 0.0,
             auth: SimAuth::Any,
-            legacy_dbss_retired: false,
+            dbss_paths: DbssPaths::Both,
             running_flip_rate: 0.0,
             iam_user: Some(("demo".to_owned(), "demo".to_owned())),
         }
@@ -107,6 +126,70 @@ impl SimConfig {
             dbss_resources: 6,
             image_jobs: 25,
             ..SimConfig::new(20240520)
+        }
+    }
+
+    /// A whole account with the test defaults: projects in cn-north-4 (a default
+    /// project and a sub-project), ap-southeast-1, eu-west-101 (NoSQL only),
+    /// cn-east-2 (no Workspace App) and af-north-1 (no NoSQL), plus OBS's `MOS`
+    /// project and a disabled sub-project, neither with jobs. `projects` lists the
+    /// ids served with jobs.
+    pub fn account(seed: u64) -> Self {
+        let account = account::sample_account();
+        SimConfig {
+            projects: account
+                .iter()
+                .filter(|p| p.has_jobs())
+                .map(|p| p.id.clone())
+                .collect(),
+            account,
+            ..SimConfig::new(seed)
+        }
+    }
+
+    /// The account as IAM lists it: `account`, or the one derived from `projects`.
+    pub fn iam_projects(&self) -> Vec<SimProject> {
+        if self.account.is_empty() {
+            account::derived_account(&self.projects)
+        } else {
+            self.account.clone()
+        }
+    }
+}
+
+/// Which of the two DBSS jobs paths the simulated cloud has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DbssPaths {
+    /// The legacy `/v1/{p}/dbss/audit/jobs/{r}` and the current `/v1/{p}/audit/{r}/jobs`.
+    #[default]
+    Both,
+    /// Only the current path: the legacy one is retired.
+    CurrentOnly,
+    /// Only the legacy path: the current one is not deployed here.
+    LegacyOnly,
+}
+
+impl DbssPaths {
+    /// Whether the path (legacy or current) exists.
+    pub fn serves(self, legacy: bool) -> bool {
+        match self {
+            DbssPaths::Both => true,
+            DbssPaths::CurrentOnly => !legacy,
+            DbssPaths::LegacyOnly => legacy,
+        }
+    }
+}
+
+impl FromStr for DbssPaths {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "both" => Ok(DbssPaths::Both),
+            "current-only" => Ok(DbssPaths::CurrentOnly),
+            "legacy-only" => Ok(DbssPaths::LegacyOnly),
+            other => Err(format!(
+                "unknown DBSS paths `{other}` (expected both, current-only or legacy-only)"
+            )),
         }
     }
 }
@@ -156,6 +239,18 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
+/// A call to a service in a region that lacks it. The real cloud has no such host
+/// (a DNS error); the simulator answers 404 APIGW.0101 and records the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingServiceCall {
+    pub project_id: String,
+    pub region: String,
+    /// `nosql`, `dbss` or `image`.
+    pub service: &'static str,
+    /// The path as on the request line.
+    pub path: String,
+}
+
 /// Requests the log keeps: far more than any test or benchmark makes between
 /// two clears, yet a `jobtrail simulate` left running for days stays bounded.
 pub const REQUEST_LOG_CAP: usize = 200_000;
@@ -186,7 +281,10 @@ pub(crate) struct State {
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) requests: RequestLog,
     pub(crate) auth: SimAuth,
-    pub(crate) legacy_dbss_retired: bool,
+    pub(crate) dbss_paths: DbssPaths,
+    pub(crate) image_sub_jobs_cut: Option<usize>,
+    /// Calls to services a project's region lacks, since the last clear.
+    pub(crate) missing_calls: Vec<MissingServiceCall>,
     pub(crate) bucket: Option<faults::TokenBucket>,
     pub(crate) fault_rate: f64,
     pub(crate) running_flip_rate: f64,
@@ -230,7 +328,9 @@ impl SimServer {
             faults: Vec::new(),
             requests: RequestLog::default(),
             auth: config.auth,
-            legacy_dbss_retired: config.legacy_dbss_retired,
+            dbss_paths: config.dbss_paths,
+            image_sub_jobs_cut: config.image_sub_jobs_cut,
+            missing_calls: Vec::new(),
             bucket: config.rate_limit.map(faults::TokenBucket::new),
             fault_rate: config.fault_rate.clamp(0.0, 1.0),
             running_flip_rate: config.running_flip_rate.clamp(0.0, 1.0),
@@ -281,8 +381,17 @@ impl SimServer {
         self.shared.lock().requests.served
     }
 
+    /// Clears the request log and the missing-service calls.
     pub fn clear_requests(&self) {
-        self.shared.lock().requests = RequestLog::default();
+        let mut state = self.shared.lock();
+        state.requests = RequestLog::default();
+        state.missing_calls.clear();
+    }
+
+    /// Calls to a service in a region that lacks it, since the last clear (the
+    /// first [`REQUEST_LOG_CAP`] of them).
+    pub fn missing_service_calls(&self) -> Vec<MissingServiceCall> {
+        self.shared.lock().missing_calls.clone()
     }
 
     /// Adds a rule; rules are checked in the order added, the first match applies.
@@ -294,8 +403,22 @@ impl SimServer {
         self.shared.lock().faults.clear();
     }
 
+    /// `true`: only the current DBSS path exists; `false`: both do.
     pub fn set_legacy_dbss_retired(&self, retired: bool) {
-        self.shared.lock().legacy_dbss_retired = retired;
+        self.set_dbss_paths(if retired {
+            DbssPaths::CurrentOnly
+        } else {
+            DbssPaths::Both
+        });
+    }
+
+    pub fn set_dbss_paths(&self, paths: DbssPaths) {
+        self.shared.lock().dbss_paths = paths;
+    }
+
+    /// See [`SimConfig::image_sub_jobs_cut`].
+    pub fn set_image_sub_jobs_cut(&self, cut: Option<usize>) {
+        self.shared.lock().image_sub_jobs_cut = cut;
     }
 
     pub fn set_auth(&self, auth: SimAuth) {
@@ -331,6 +454,14 @@ impl SimServer {
         let mut state = self.shared.lock();
         let State { world, rng, .. } = &mut *state;
         world.add_nosql_jobs(project, n, rng, Utc::now())
+    }
+
+    /// Adds a job, newest, to an audit instance: `RUNNING`, `SUCCESS`, `FAIL` (with
+    /// an error) and so on. Returns its id; `None` for an unknown project or instance.
+    pub fn add_dbss_job(&self, project: &str, resource_id: &str, status: &str) -> Option<String> {
+        let mut state = self.shared.lock();
+        let State { world, rng, .. } = &mut *state;
+        world.add_dbss_job(project, resource_id, status, rng, Utc::now())
     }
 
     /// Sets an image job's status; a final status (`SUCCESS`/`FAILED`) also sets every

@@ -1,5 +1,6 @@
-//! One request through the simulated gateway: read it, pick a fault, throttle, check
-//! credentials, route to the service, record it, and answer.
+//! One request through the simulated gateway: read it, refuse a service its
+//! project's region lacks, pick a fault, throttle, check credentials, route to the
+//! service, record it, and answer.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,10 @@ use serde_json::json;
 
 use super::faults::{self, Fault};
 use super::sigv::{self, SigError};
-use super::{DropConnection, RequestRecord, Shared, SimAuth, State, dbss, image, nosql};
+use super::{
+    DropConnection, MissingServiceCall, REQUEST_LOG_CAP, RequestRecord, Shared, SimAuth, State,
+    account, dbss, image, nosql,
+};
 
 /// What the real services send as Content-Type.
 pub(crate) const JSON: &str = "application/json;charset=UTF-8";
@@ -76,6 +80,10 @@ fn decode_component(s: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     IamTokens,
+    /// `GET /v3/projects` (the SDKs' project-id lookup).
+    IamProjects,
+    /// `GET /v3/auth/projects`.
+    IamAuthProjects,
     NosqlJobs {
         project: String,
     },
@@ -93,6 +101,9 @@ pub(crate) enum Route {
     ImageJob {
         project: String,
         job_id: String,
+    },
+    ImageSubJobs {
+        project: String,
     },
     Unknown,
 }
@@ -116,6 +127,8 @@ impl Route {
                     Route::Unknown
                 };
             }
+            ["v3", "projects"] => Route::IamProjects,
+            ["v3", "auth", "projects"] => Route::IamAuthProjects,
             ["v3", p, "jobs"] => Route::NosqlJobs {
                 project: (*p).to_owned(),
             },
@@ -139,12 +152,32 @@ impl Route {
                 project: (*p).to_owned(),
                 job_id: (*j).to_owned(),
             },
+            ["v1", p, "image-server-sub-jobs"] => Route::ImageSubJobs {
+                project: (*p).to_owned(),
+            },
             _ => Route::Unknown,
         };
         if method == "GET" {
             route
         } else {
             Route::Unknown
+        }
+    }
+}
+
+impl Route {
+    /// The project and service (`nosql`, `dbss`, `image`) a job API route calls;
+    /// `None` for IAM and unknown paths, which no region lacks.
+    pub(crate) fn service(&self) -> Option<(&str, &'static str)> {
+        match self {
+            Route::NosqlJobs { project } => Some((project, "nosql")),
+            Route::DbssJobs { project, .. } | Route::AuditInstances { project } => {
+                Some((project, "dbss"))
+            }
+            Route::ImageJobs { project }
+            | Route::ImageJob { project, .. }
+            | Route::ImageSubJobs { project } => Some((project, "image")),
+            Route::IamTokens | Route::IamProjects | Route::IamAuthProjects | Route::Unknown => None,
         }
     }
 }
@@ -259,27 +292,15 @@ pub(crate) async fn handle(
     let route = Route::classify(&req.method, &req.path);
 
     // Decide the fault under the lock; sleep outside it.
-    let (fault, latency, limit) = {
+    let (missing, fault, latency, limit) = {
         let mut guard = shared.lock();
         let st = &mut *guard;
         req.request_id = format!("{:032x}", st.rng.random::<u128>());
-        let raw_query = req.raw_query.as_deref().unwrap_or("");
-        let mut fault = faults::take_matching(&mut st.faults, &req.path, raw_query);
-        if fault.is_none() && st.fault_rate > 0.0 && st.rng.random_bool(st.fault_rate) {
-            fault = Some(faults::random_fault(&mut st.rng));
-        }
-        if fault.is_none()
-            && st
-                .bucket
-                .as_mut()
-                .is_some_and(|b| !b.try_take(Instant::now()))
-        {
-            fault = Some(Fault::TooManyRequests {
-                retry_after_secs: Some(1),
-            });
-        }
+        let missing = record_missing_service(st, &req, &route);
+        // A host that does not exist has no faults and no rate limit.
+        let fault = if missing { None } else { pick_fault(st, &req) };
         let limit = st.bucket.as_ref().map_or(20, |b| b.limit());
-        (fault, st.latency, limit)
+        (missing, fault, st.latency, limit)
     };
     if let Some(Fault::Hang(delay) | Fault::Latency(delay)) = &fault {
         tokio::time::sleep(*delay).await;
@@ -300,12 +321,57 @@ pub(crate) async fn handle(
             .and_then(|f| faults::replacement(f, &req, &route, limit))
         {
             Some(reply) => reply,
+            None if missing => api_not_found(&req),
             None => faults::after_answer(fault.as_ref(), answer(st, &req, &route), &route),
         };
         st.requests.push(record_of(&req, reply.status));
         reply
     };
     Ok(reply.into_response(&req.request_id))
+}
+
+/// The fault for this request: a matching rule, else a random one, else 429 when
+/// over the rate limit.
+fn pick_fault(st: &mut State, req: &Req) -> Option<Fault> {
+    let raw_query = req.raw_query.as_deref().unwrap_or("");
+    let mut fault = faults::take_matching(&mut st.faults, &req.path, raw_query);
+    if fault.is_none() && st.fault_rate > 0.0 && st.rng.random_bool(st.fault_rate) {
+        fault = Some(faults::random_fault(&mut st.rng));
+    }
+    if fault.is_none()
+        && st
+            .bucket
+            .as_mut()
+            .is_some_and(|b| !b.try_take(Instant::now()))
+    {
+        fault = Some(Fault::TooManyRequests {
+            retry_after_secs: Some(1),
+        });
+    }
+    fault
+}
+
+/// Whether the route calls a service its project's region lacks; if so, records
+/// the call. The real cloud has no such host; tests assert none is ever made.
+fn record_missing_service(st: &mut State, req: &Req, route: &Route) -> bool {
+    let Some((project, service)) = route.service() else {
+        return false;
+    };
+    let Some(region) = st.world.region_of(project) else {
+        return false;
+    };
+    if account::region_offers(region, service) {
+        return false;
+    }
+    if st.missing_calls.len() < REQUEST_LOG_CAP {
+        st.missing_calls.push(MissingServiceCall {
+            project_id: project.to_owned(),
+            region: region.to_owned(),
+            service,
+            path: req.path.clone(),
+        });
+    }
+    true
 }
 
 fn record(shared: &Shared, req: &Req, status: u16) {
@@ -326,8 +392,9 @@ fn answer(st: &mut State, req: &Req, route: &Route) -> Reply {
     match route {
         Route::Unknown => return api_not_found(req),
         Route::IamTokens => return iam_tokens(st, req),
-        // A retired API is gone at the gateway, before any credential check.
-        Route::DbssJobs { legacy: true, .. } if st.legacy_dbss_retired => {
+        // A retired (or not yet deployed) API is gone at the gateway, before any
+        // credential check.
+        Route::DbssJobs { legacy, .. } if !st.dbss_paths.serves(*legacy) => {
             return api_not_found(req);
         }
         _ => {}
@@ -345,6 +412,9 @@ fn answer(st: &mut State, req: &Req, route: &Route) -> Reply {
         Route::AuditInstances { project } => dbss::instances(st, project, req),
         Route::ImageJobs { project } => image::list_jobs(st, project, req),
         Route::ImageJob { project, job_id } => image::show_job(st, project, job_id, req),
+        Route::ImageSubJobs { project } => image::list_sub_jobs(st, project, req),
+        Route::IamProjects => account::list_projects(st, req),
+        Route::IamAuthProjects => account::list_auth_projects(st),
         Route::Unknown | Route::IamTokens => api_not_found(req),
     }
 }
@@ -444,7 +514,15 @@ fn iam_tokens(st: &mut State, req: &Req) -> Reply {
     let scope = body["auth"]["scope"]["project"]["name"]
         .as_str()
         .unwrap_or("cn-north-4");
-    let project_id = st.world.projects.keys().next().cloned().unwrap_or_default();
+    // The project named in the scope, else the first one served.
+    let project_id = st
+        .world
+        .account
+        .iter()
+        .find(|p| p.name == scope)
+        .map(|p| p.id.clone())
+        .or_else(|| st.world.projects.keys().next().cloned())
+        .unwrap_or_default();
     let now = Utc::now();
     let stamp = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let mut reply = Reply::json_value(
@@ -509,6 +587,21 @@ mod tests {
             Route::Unknown
         );
         assert_eq!(Route::classify("POST", "/v3/auth/tokens"), Route::IamTokens);
+        assert_eq!(Route::classify("GET", "/v3/projects"), Route::IamProjects);
+        assert_eq!(
+            Route::classify("GET", "/v3/auth/projects/"),
+            Route::IamAuthProjects
+        );
+        assert_eq!(Route::classify("POST", "/v3/projects"), Route::Unknown);
+        assert_eq!(
+            Route::classify("GET", &format!("/v1/{p}/image-server-sub-jobs")),
+            Route::ImageSubJobs { project: p.into() }
+        );
+        assert_eq!(
+            Route::classify("GET", &format!("/v1/{p}/image-server-sub-jobs")).service(),
+            Some((p, "image"))
+        );
+        assert_eq!(Route::IamProjects.service(), None);
         assert_eq!(Route::classify("GET", "/v3/auth/tokens"), Route::Unknown);
     }
 }

@@ -954,18 +954,35 @@ async fn signed_get(
     date: DateTime<Utc>,
     extra: &[(&str, &str)],
 ) -> Answer {
-    let host = sim.addr().to_string();
     let path = format!("/v3/{P}/jobs");
+    let query = [("limit", "10"), ("offset", "0")];
+    signed_get_at(sim, &path, &query, (ak, sk), date, extra).await
+}
+
+async fn signed_get_at(
+    sim: &SimServer,
+    path: &str,
+    query: &[(&str, &str)],
+    (ak, sk): (&str, &str),
+    date: DateTime<Utc>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let host = sim.addr().to_string();
     let (query, headers) = sign(
         ak,
         sk,
         &host,
-        &path,
-        &[("limit", "10"), ("offset", "0")],
+        path,
+        query,
         extra,
         &date.format("%Y%m%dT%H%M%SZ").to_string(),
     );
-    let mut request = client().get(format!("{}{path}?{query}", sim.base_url()));
+    let url = if query.is_empty() {
+        format!("{}{path}", sim.base_url())
+    } else {
+        format!("{}{path}?{query}", sim.base_url())
+    };
+    let mut request = client().get(url);
     for (k, v) in headers.iter().filter(|(k, _)| k != "Host") {
         request = request.header(k, v);
     }
@@ -1093,4 +1110,509 @@ fn the_request_log_keeps_the_latest_requests_and_counts_them_all() {
         log.records.back().map(|r| r.path.as_str()),
         Some(last.as_str())
     );
+}
+
+/// The ids and names of the projects in a `projects` answer, in order.
+fn project_names(body: &Value) -> Vec<(String, String)> {
+    body["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id").to_owned(),
+                p["name"].as_str().expect("name").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn iam_finds_a_project_by_its_region_name() {
+    let sim = SimServer::start(SimConfig::account(30))
+        .await
+        .expect("start");
+    let answer = get(&sim, "/v3/projects?name=cn-north-4").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(
+        project_names(&body),
+        [(P.to_owned(), "cn-north-4".to_owned())]
+    );
+    let project = &body["projects"][0];
+    assert_eq!(project["domain_id"], DOMAIN_ID);
+    assert_eq!(project["parent_id"], DOMAIN_ID);
+    assert_eq!(project["enabled"], true);
+    assert_eq!(project["is_domain"], false);
+    assert!(
+        project["links"]["self"]
+            .as_str()
+            .expect("self")
+            .ends_with(P)
+    );
+    assert!(body["links"]["self"].is_string());
+    assert!(body["links"]["next"].is_null());
+
+    // A sub-project's parent is its region's default project.
+    let dev = get(&sim, "/v3/projects?name=cn-north-4_dev").await.json();
+    assert_eq!(dev["projects"][0]["parent_id"], P);
+    assert_eq!(
+        get(&sim, "/v3/projects?name=eu-west-101").await.json()["projects"][0]["id"],
+        "5e7a9c1b3d5f7a9c1b3d5f7a9c1b3d5f"
+    );
+    let none = get(&sim, "/v3/projects?name=sa-brazil-1").await;
+    assert_eq!(none.status, 200);
+    assert!(project_names(&none.json()).is_empty());
+
+    let disabled = get(&sim, "/v3/projects?enabled=false").await.json();
+    assert_eq!(
+        project_names(&disabled),
+        [(
+            "9f8e7d6c5b4a39281706f5e4d3c2b1a0".to_owned(),
+            "cn-north-4_retired".to_owned()
+        )]
+    );
+    let paged = get(&sim, "/v3/projects?page=2&per_page=3").await.json();
+    let all = project_names(&get(&sim, "/v3/projects").await.json());
+    assert_eq!(all.len(), 8);
+    assert_eq!(project_names(&paged), all[3..6]);
+    for bad in [
+        "per_page=5001&page=1",
+        "per_page=0&page=1",
+        "page=1",
+        "per_page=10",
+        "enabled=yes",
+    ] {
+        let answer = get(&sim, &format!("/v3/projects?{bad}")).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        assert_eq!(answer.json()["error"]["code"], 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn iam_lookup_in_a_single_project_world_and_with_duplicate_names() {
+    let sim = SimServer::start(SimConfig::new(31)).await.expect("start");
+    let body = get(&sim, "/v3/projects?name=cn-north-4").await.json();
+    assert_eq!(
+        project_names(&body),
+        [(P.to_owned(), "cn-north-4".to_owned())]
+    );
+
+    // IAM never holds two projects of one name, but the SDKs refuse it: tests can.
+    let mut config = SimConfig::new(32);
+    config.account = vec![
+        SimProject::new("11111111111111111111111111111111", "cn-north-4"),
+        SimProject::new("22222222222222222222222222222222", "cn-north-4"),
+    ];
+    let sim = SimServer::start(config).await.expect("start");
+    let body = get(&sim, "/v3/projects?name=cn-north-4").await.json();
+    assert_eq!(project_names(&body).len(), 2);
+    assert_eq!(sim.world().projects.len(), 2);
+}
+
+#[tokio::test]
+async fn iam_lists_the_whole_account_with_mos_and_disabled_projects() {
+    let sim = SimServer::start(SimConfig::account(33))
+        .await
+        .expect("start");
+    let body = get(&sim, "/v3/auth/projects").await.json();
+    let names: Vec<String> = project_names(&body).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "cn-north-4",
+            "cn-north-4_dev",
+            "ap-southeast-1",
+            "eu-west-101",
+            "cn-east-2",
+            "af-north-1",
+            "MOS",
+            "cn-north-4_retired"
+        ]
+    );
+    for project in body["projects"].as_array().expect("projects") {
+        for field in [
+            "id",
+            "name",
+            "enabled",
+            "domain_id",
+            "parent_id",
+            "is_domain",
+            "description",
+            "links",
+        ] {
+            assert!(project.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(project["enabled"], project["name"] != "cn-north-4_retired");
+    }
+    assert!(body["links"]["self"].is_string());
+
+    // The served projects are the enabled ones other than MOS.
+    let world = sim.world();
+    let served: Vec<&str> = world.projects.keys().map(String::as_str).collect();
+    assert_eq!(served.len(), 6);
+    for project in &world.account {
+        assert_eq!(
+            world.projects.contains_key(&project.id),
+            project.has_jobs(),
+            "{project:?}"
+        );
+    }
+    let mos = world.account.iter().find(|p| p.name == MOS).expect("MOS");
+    let answer = get(&sim, &format!("/v3/{}/jobs", mos.id)).await;
+    assert_eq!(answer.json()["error_code"], "APIGW.0311");
+    assert!(sim.missing_service_calls().is_empty());
+}
+
+#[tokio::test]
+async fn iam_project_lists_are_signed_like_every_request() {
+    let mut config = SimConfig::account(34);
+    config.auth = aksk(None);
+    let sim = SimServer::start(config).await.expect("start");
+    let key = (
+        "HPUAEXAMPLEAKID00001",
+        "ExampleSecretKeyDoNotUse0123456789abcdEF",
+    );
+    for (path, query) in [
+        ("/v3/projects", vec![("name", "cn-east-2")]),
+        ("/v3/auth/projects", vec![]),
+    ] {
+        let unsigned = get(&sim, path).await;
+        assert_eq!(unsigned.status, 401, "{path}");
+        assert_eq!(unsigned.json()["error_code"], "APIGW.0301");
+        let signed = signed_get_at(&sim, path, &query, key, Utc::now(), &[]).await;
+        assert_eq!(signed.status, 200, "{path}: {}", signed.text);
+        assert!(!project_names(&signed.json()).is_empty());
+        let wrong = signed_get_at(&sim, path, &query, (key.0, "wrong"), Utc::now(), &[]).await;
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn iam_token_carries_the_scoped_projects_id() {
+    let sim = SimServer::start(SimConfig::account(35))
+        .await
+        .expect("start");
+    let login = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "demo", "password": "demo", "domain": {"name": "demo"}}}},
+        "scope": {"project": {"name": "ap-southeast-1"}}}})
+    .to_string();
+    let granted = send(
+        client()
+            .post(format!("{}/v3/auth/tokens", sim.base_url()))
+            .body(login),
+    )
+    .await;
+    assert_eq!(granted.status, 201, "{}", granted.text);
+    assert_eq!(
+        granted.json()["token"]["project"]["id"],
+        "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+    );
+}
+
+#[tokio::test]
+async fn services_a_region_lacks_answer_404_and_are_recorded() {
+    let sim = SimServer::start(SimConfig::account(36))
+        .await
+        .expect("start");
+    let world = sim.world();
+    let id_of = |name: &str| {
+        world
+            .account
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.id.clone())
+            .expect("project")
+    };
+    let (eu, cn_east_2, af) = (
+        id_of("eu-west-101"),
+        id_of("cn-east-2"),
+        id_of("af-north-1"),
+    );
+    // Ground truth holds nothing a region lacks.
+    assert!(!world.projects[&eu].nosql.is_empty());
+    assert!(world.projects[&eu].audit_instances.is_empty());
+    assert!(world.projects[&eu].image_jobs.is_empty());
+    assert!(world.projects[&cn_east_2].image_jobs.is_empty());
+    assert!(!world.projects[&cn_east_2].audit_instances.is_empty());
+    assert!(world.projects[&af].nosql.is_empty());
+
+    // A host that does not exist has no faults either: the rule waits for a real call.
+    sim.add_fault(FaultRule::new("/", Fault::Status(500)).times(1));
+    let missing = [
+        (format!("/v2/{eu}/audit/instances"), "eu-west-101", "dbss"),
+        (format!("/v1/{eu}/audit/r-1/jobs"), "eu-west-101", "dbss"),
+        (
+            format!("/v1/{eu}/dbss/audit/jobs/r-1"),
+            "eu-west-101",
+            "dbss",
+        ),
+        (
+            format!("/v1/{eu}/image-server-jobs"),
+            "eu-west-101",
+            "image",
+        ),
+        (
+            format!("/v1/{cn_east_2}/image-server-jobs/123"),
+            "cn-east-2",
+            "image",
+        ),
+        (
+            format!("/v1/{cn_east_2}/image-server-sub-jobs?job_type=CREATE_SERVER"),
+            "cn-east-2",
+            "image",
+        ),
+        (format!("/v3/{af}/jobs"), "af-north-1", "nosql"),
+    ];
+    for (path, _, _) in &missing {
+        let answer = get(&sim, path).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert_eq!(answer.json()["error_code"], "APIGW.0101", "{path}");
+    }
+    let calls = sim.missing_service_calls();
+    assert_eq!(calls.len(), missing.len());
+    for (call, (path, region, service)) in calls.iter().zip(&missing) {
+        assert_eq!(call.path, path.split('?').next().expect("path"));
+        assert_eq!(call.region, *region);
+        assert_eq!(call.service, *service);
+        assert!(path.contains(&call.project_id));
+    }
+    assert!(sim.requests().iter().all(|r| r.status == 404));
+
+    // Offered services answer as usual (the first one meets the waiting fault).
+    assert_eq!(get(&sim, &format!("/v3/{eu}/jobs")).await.status, 500);
+    assert_eq!(get(&sim, &format!("/v3/{eu}/jobs")).await.status, 200);
+    assert_eq!(
+        get(&sim, &format!("/v2/{af}/audit/instances")).await.status,
+        200
+    );
+    assert_eq!(
+        get(&sim, &format!("/v1/{af}/image-server-jobs"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&sim, &format!("/v2/{P}/audit/instances")).await.status,
+        200
+    );
+    assert_eq!(sim.missing_service_calls().len(), missing.len());
+    sim.clear_requests();
+    assert!(sim.missing_service_calls().is_empty());
+}
+
+#[test]
+fn the_simulators_region_gaps_agree_with_jobtrails_table() {
+    use crate::model::Source;
+    for region in crate::regions::all() {
+        for source in Source::ALL {
+            assert_eq!(
+                region_offers(region.id, source.as_str()),
+                region.offers(source),
+                "{} {source}",
+                region.id
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn dbss_paths_can_be_only_the_current_or_only_the_legacy_one() {
+    let mut config = SimConfig::new(37);
+    config.dbss_paths = DbssPaths::LegacyOnly;
+    let sim = SimServer::start(config).await.expect("start");
+    let world = sim.world();
+    let resource = &world.projects[P].audit_instances[0].resource_id;
+    let legacy = format!("/v1/{P}/dbss/audit/jobs/{resource}");
+    let current = format!("/v1/{P}/audit/{resource}/jobs");
+
+    assert_eq!(get(&sim, &legacy).await.status, 200);
+    let gone = get(&sim, &current).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.json()["error_code"], "APIGW.0101");
+
+    sim.set_dbss_paths(DbssPaths::CurrentOnly);
+    assert_eq!(get(&sim, &current).await.status, 200);
+    assert_eq!(get(&sim, &legacy).await.json()["error_code"], "APIGW.0101");
+
+    sim.set_dbss_paths(DbssPaths::Both);
+    assert_eq!(get(&sim, &legacy).await.status, 200);
+    assert_eq!(get(&sim, &current).await.status, 200);
+    // Neither path's absence is a missing service: DBSS exists in cn-north-4.
+    assert!(sim.missing_service_calls().is_empty());
+
+    assert_eq!("current-only".parse(), Ok(DbssPaths::CurrentOnly));
+    assert_eq!("legacy-only".parse(), Ok(DbssPaths::LegacyOnly));
+    assert_eq!("both".parse(), Ok(DbssPaths::Both));
+    assert!("neither".parse::<DbssPaths>().is_err());
+}
+
+#[tokio::test]
+async fn a_new_job_of_a_settled_audit_instance_shows_first() {
+    let sim = SimServer::start(SimConfig::new(38)).await.expect("start");
+    let resource = sim.world().projects[P].audit_instances[1]
+        .resource_id
+        .clone();
+    let id = sim.add_dbss_job(P, &resource, "FAIL").expect("added");
+    let body = get(&sim, &format!("/v1/{P}/audit/{resource}/jobs"))
+        .await
+        .json();
+    let newest = &body["jobs"][0];
+    assert_eq!(newest["job_id"], id.as_str());
+    assert_eq!(newest["status"], "FAIL");
+    assert!(newest["error_code"].is_string() && newest["fail_reason"].is_string());
+    assert!(newest["end_time"].as_i64() >= newest["begin_time"].as_i64());
+    assert_eq!(newest["resource_id"], resource.as_str());
+    let running = sim.add_dbss_job(P, &resource, "RUNNING").expect("added");
+    let body = get(&sim, &format!("/v1/{P}/dbss/audit/jobs/{resource}"))
+        .await
+        .json();
+    assert_eq!(body["jobs"][0]["job_id"], running.as_str());
+    assert!(body["jobs"][0]["end_time"].is_null());
+    assert!(body["jobs"][0]["error_code"].is_null());
+    assert_eq!(sim.add_dbss_job(P, "no-such-instance", "FAIL"), None);
+    assert_eq!(sim.add_dbss_job("no-such-project", &resource, "FAIL"), None);
+}
+
+/// Every sub-job of `job_id` through the sub-jobs list, one type at a time, pages
+/// of 100.
+async fn sub_jobs_through_the_list(sim: &SimServer, job_id: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for job_type in [
+        "CREATE_SERVER",
+        "CREATE_SERVER_IMAGE",
+        "DELETE_SERVER",
+        "BUILD_IMAGE",
+        "GENERATE_IMAGE",
+        "DELETE_IMAGE_BUILD_SERVER",
+        "DELETE_IMAGE",
+    ] {
+        let mut offset = 0;
+        loop {
+            let path = format!(
+                "/v1/{P}/image-server-sub-jobs?job_id={job_id}&job_type={job_type}&limit=100&offset={offset}"
+            );
+            let body = get(sim, &path).await.json();
+            let items = body["items"].as_array().expect("items");
+            for item in items {
+                assert_eq!(item["job_id"], job_id);
+                assert_eq!(item["job_type"], job_type);
+                ids.push(item["id"].as_str().expect("id").to_owned());
+            }
+            offset += items.len();
+            if items.is_empty() || offset as u64 >= body["count"].as_u64().expect("count") {
+                break;
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn image_job_cut_short_keeps_the_rest_behind_the_sub_jobs_list() {
+    let mut config = SimConfig::new(39);
+    config.image_sub_jobs_max = 250;
+    config.image_sub_jobs_cut = Some(3);
+    let sim = SimServer::start(config).await.expect("start");
+    let world = sim.world();
+    let big = world.projects[P]
+        .image_jobs
+        .iter()
+        .max_by_key(|j| j.sub_jobs.len())
+        .expect("jobs");
+    assert!(big.sub_jobs.len() > 100, "{}", big.sub_jobs.len());
+
+    let detail = get(&sim, &format!("/v1/{P}/image-server-jobs/{}", big.id))
+        .await
+        .json();
+    assert_eq!(detail["sub_jobs_total"], big.sub_jobs.len());
+    let shown: Vec<&str> = detail["sub_jobs"]
+        .as_array()
+        .expect("sub_jobs")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    let truth: Vec<&str> = big.sub_jobs.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(shown, truth[..3]);
+
+    let mut listed = sub_jobs_through_the_list(&sim, &big.id).await;
+    let mut expected: Vec<String> = truth.iter().map(|s| (*s).to_owned()).collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    sim.set_image_sub_jobs_cut(None);
+    let full = get(&sim, &format!("/v1/{P}/image-server-jobs/{}", big.id))
+        .await
+        .json();
+    assert_eq!(
+        full["sub_jobs"].as_array().expect("sub_jobs").len(),
+        big.sub_jobs.len()
+    );
+}
+
+#[tokio::test]
+async fn the_sub_jobs_list_follows_its_rules() {
+    let sim = SimServer::start(SimConfig::new(40)).await.expect("start");
+    let world = sim.world();
+    let job = &world.projects[P].image_jobs[0];
+    let sub = &job.sub_jobs[0];
+    let base = format!("/v1/{P}/image-server-sub-jobs");
+    let answer = get(
+        &sim,
+        &format!("{base}?job_id={}&job_type={}", job.id, sub.job_type),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    let same_type = job
+        .sub_jobs
+        .iter()
+        .filter(|s| s.job_type == sub.job_type)
+        .count();
+    assert_eq!(body["count"], same_type);
+    let item = &body["items"][0];
+    assert_eq!(item["id"], sub.id.as_str());
+    assert_eq!(item["project_id"], P);
+    assert!(item["job_resource_info"].get("resource_id").is_some());
+    assert!(item["job_execute_info"].get("error_code").is_some());
+
+    // Without a job id: sub-jobs of every listed job, of that type.
+    let all = get(&sim, &format!("{base}?job_type=CREATE_SERVER&limit=100"))
+        .await
+        .json();
+    let expected = world.projects[P]
+        .image_jobs
+        .iter()
+        .filter(|j| j.listed)
+        .flat_map(|j| &j.sub_jobs)
+        .filter(|s| s.job_type == "CREATE_SERVER")
+        .count();
+    assert_eq!(all["count"], expected);
+    let none = get(&sim, &format!("{base}?job_type=DELETE_IMAGE&job_id=404"))
+        .await
+        .json();
+    assert_eq!(none["count"], 0);
+    assert_eq!(none["items"], serde_json::json!([]));
+
+    for bad in [
+        String::new(),
+        format!("?job_id={}", job.id),
+        "?job_type=NOPE".to_owned(),
+        "?job_type=CREATE_SERVER,DELETE_SERVER".to_owned(),
+        "?job_type=CREATE_SERVER&limit=101".to_owned(),
+        "?job_type=CREATE_SERVER&limit=0".to_owned(),
+        "?job_type=CREATE_SERVER&offset=-1".to_owned(),
+    ] {
+        let answer = get(&sim, &format!("{base}{bad}")).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        assert_eq!(answer.json()["error_code"], "WKS.00211102", "{bad}");
+    }
+    let unknown = get(
+        &sim,
+        "/v1/nope/image-server-sub-jobs?job_type=CREATE_SERVER",
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
 }

@@ -11,17 +11,21 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::SimConfig;
+use super::account::{SimProject, region_offers};
 
 /// The project every default configuration serves.
 pub const DEFAULT_PROJECT: &str = "0549b4a43100d4f32f51c01c2fe4acdb";
 
-/// Everything the simulated cloud knows, by project id.
+/// Everything the simulated cloud knows: jobs by project id, and the account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct World {
+    /// The projects served with jobs (the account's enabled ones, `MOS` aside).
     pub projects: BTreeMap<String, ProjectData>,
+    /// Every project as IAM lists it, in listing order.
+    pub account: Vec<SimProject>,
 }
 
-/// One project's jobs in the three services.
+/// One project's jobs in the three services (none in a service its region lacks).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ProjectData {
     /// Newest start first, as the list API orders them.
@@ -127,24 +131,37 @@ impl World {
             ids: HashSet::new(),
             now,
             history: Duration::days(i64::from(config.history_days.max(1))),
+            image_sub_jobs_max: i32::try_from(config.image_sub_jobs_max)
+                .unwrap_or(i32::MAX)
+                .max(1),
         };
+        let account = config.iam_projects();
         let mut projects = BTreeMap::new();
-        for project in &config.projects {
-            let instances = g.nosql_instances();
-            let nosql = g.nosql_jobs(config.nosql_jobs, &instances);
-            let audit_instances =
-                g.audit_instances(config.dbss_resources, config.dbss_jobs_per_resource);
-            let image_jobs = g.image_jobs(project, config.image_jobs);
-            projects.insert(
-                project.clone(),
-                ProjectData {
-                    nosql,
-                    audit_instances,
-                    image_jobs,
-                },
-            );
+        for project in account.iter().filter(|p| p.has_jobs()) {
+            let offers = |service| region_offers(project.region(), service);
+            let mut data = ProjectData::default();
+            if offers("nosql") {
+                let instances = g.nosql_instances();
+                data.nosql = g.nosql_jobs(config.nosql_jobs, &instances);
+            }
+            if offers("dbss") {
+                data.audit_instances =
+                    g.audit_instances(config.dbss_resources, config.dbss_jobs_per_resource);
+            }
+            if offers("image") {
+                data.image_jobs = g.image_jobs(&project.id, config.image_jobs);
+            }
+            projects.insert(project.id.clone(), data);
         }
-        World { projects }
+        World { projects, account }
+    }
+
+    /// The region of a project the account lists.
+    pub fn region_of(&self, project: &str) -> Option<&str> {
+        self.account
+            .iter()
+            .find(|p| p.id == project)
+            .map(SimProject::region)
     }
 
     pub fn project(&self, project: &str) -> Option<&ProjectData> {
@@ -262,6 +279,61 @@ impl World {
         }
         sort_nosql(&mut data.nosql);
         added
+    }
+
+    /// Adds a job, newest, to an audit instance (`FAIL` gets an error, a final
+    /// status an end); returns its id, `None` when there is no such instance.
+    pub(crate) fn add_dbss_job(
+        &mut self,
+        project: &str,
+        resource_id: &str,
+        status: &str,
+        rng: &mut StdRng,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let instance = self
+            .projects
+            .get_mut(project)?
+            .audit_instances
+            .iter_mut()
+            .find(|i| i.resource_id == resource_id)?;
+        let job_id = loop {
+            let candidate = format!("ff808081{}", hex(rng, 24));
+            if instance.jobs.iter().all(|j| j.job_id != candidate) {
+                break candidate;
+            }
+        };
+        let now_ms = now.timestamp_millis();
+        let running = matches!(status, "RUNNING" | "INIT" | "READY");
+        let (error_code, fail_reason) = if status == "FAIL" {
+            let (code, reason) = *pick(rng, DBSS_FAILURES);
+            (Some(code.to_owned()), Some(reason.to_owned()))
+        } else {
+            (None, None)
+        };
+        let charge_mode = instance
+            .jobs
+            .first()
+            .map_or_else(|| "Period".to_owned(), |j| j.charge_mode.clone());
+        instance.jobs.insert(
+            0,
+            DbssJob {
+                job_id: job_id.clone(),
+                status: status.to_owned(),
+                job_type: None,
+                server_id: None,
+                server_name: Some(instance.name.clone()),
+                resource_id: Some(resource_id.to_owned()),
+                begin_time: Some(now_ms - rng.random_range(5_000..=60_000)),
+                end_time: (!running).then_some(now_ms),
+                charge_mode,
+                error_code,
+                fail_reason,
+                ha_id: None,
+                ha_name: None,
+            },
+        );
+        Some(job_id)
     }
 
     /// Sets an image job's status; a final status also settles every sub-job to match.
@@ -485,6 +557,9 @@ struct Gen {
     ids: HashSet<String>,
     now: DateTime<Utc>,
     history: Duration,
+    /// Sub-jobs per image job are drawn from 1 to this (an `i32`, the type the
+    /// draw always had, so the default keeps every seed's world).
+    image_sub_jobs_max: i32,
 }
 
 impl Gen {
@@ -670,7 +745,7 @@ impl Gen {
         let mut jobs = Vec::with_capacity(n);
         for (i, begin) in begins.into_iter().enumerate() {
             let id = self.unique(numeric_id);
-            let sub_ids: Vec<String> = (0..self.rng.random_range(1..=5))
+            let sub_ids: Vec<String> = (0..self.rng.random_range(1..=self.image_sub_jobs_max))
                 .map(|_| self.unique(numeric_id))
                 .collect();
             let rng = &mut self.rng;
