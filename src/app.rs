@@ -242,7 +242,7 @@ pub async fn locked_sync(
 }
 
 fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
-    for error in report.errors.iter().chain(&report.warnings) {
+    for error in report.problems() {
         tracing::warn!("{error}");
     }
     tracing::info!(
@@ -258,7 +258,7 @@ fn finish_sync(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
         // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
         if global.verbose == 0 {
             let mut err = std::io::stderr().lock();
-            for error in report.errors.iter().chain(&report.warnings) {
+            for error in report.problems() {
                 let _ = writeln!(err, "warning: {error}");
             }
         }

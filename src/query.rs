@@ -765,21 +765,18 @@ pub(crate) mod test_support {
         let path = dir.path().join("jobtrail.db");
         let store = Store::open(&path).await.expect("open store");
         for (n, rows) in batches.iter().enumerate() {
-            let at = seen_at(n);
-            let run = store
-                .begin_run("nosql,dbss,image", &at)
-                .await
-                .expect("begin run");
+            let at = crate::normalize::parse_api_time(&seen_at(n)).expect("a time");
+            let run = store.begin_run(&Source::ALL, at).await.expect("begin run");
             let batch = JobBatch {
                 rows: rows.clone(),
                 state: Vec::new(),
             };
             store
-                .write_batch(run.id, &at, batch)
+                .write_batch(run.id, at, batch)
                 .await
                 .expect("write batch");
             store
-                .finish_run(&run, RunOutcome::Succeeded, 10 + n as u64, None, &at)
+                .finish_run(&run, RunOutcome::Succeeded, 10 + n as u64, None, at)
                 .await
                 .expect("finish run");
         }
@@ -1395,7 +1392,10 @@ mod tests {
         assert_eq!(job_count(&db).await, rows.len() as i64);
         // The guard does not leak into the store: it can still write.
         db.store
-            .begin_run("nosql", &seen_at(9))
+            .begin_run(
+                &[Source::Nosql],
+                crate::normalize::parse_api_time(&seen_at(9)).expect("a time"),
+            )
             .await
             .expect("store still writable");
     }

@@ -7,7 +7,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, Sink, parse_item, parse_json};
+use super::{FetchError, RowSink, parse_item, parse_json};
 use crate::http::{ApiClient, Call};
 use crate::model::{JobRow, Source};
 use crate::normalize::{
@@ -204,7 +204,7 @@ pub async fn fetch_window(
     target: Target<'_>,
     window: Window,
     status: Option<&str>,
-    sink: &Sink,
+    sink: &impl RowSink,
 ) -> Result<WindowStats, FetchError> {
     let first = read_window(target, window, status, sink).await?;
     if first.is_whole() {
@@ -258,7 +258,7 @@ async fn read_window(
     target: Target<'_>,
     window: Window,
     status: Option<&str>,
-    sink: &Sink,
+    sink: &impl RowSink,
 ) -> Result<WindowRead, FetchError> {
     let keep_ids = status.is_some();
     let first = target.page(window_query(window, status, 0)).await?;

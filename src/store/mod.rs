@@ -14,7 +14,7 @@ use sqlx::{ConnectOptions, SqlitePool};
 
 pub use jobs::UnfinishedJob;
 pub use runs::{RunOutcome, RunTotals, SyncRun};
-pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
+pub use state::{MissUpdate, StateUpdate};
 pub use writer::{BulkWriter, JobBatch};
 
 /// The schema migrations, embedded in the binary (re-run on change by build.rs).
