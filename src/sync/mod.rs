@@ -3,10 +3,10 @@
 //! that owns the database. Per-unit failures (a window, a resource, a job) are
 //! collected and the rest goes on; an authentication refusal stops everything.
 //!
-//! This module runs the whole and reports it; [`nosql`] syncs NoSQL windows
-//! and re-checks (planned by [`recheck`]), [`by_id`] the DBSS resources and
-//! image jobs, [`writer`] owns the database meanwhile, fed through [`sink`];
-//! [`misses`] counts 404s and [`outcome`] holds what is reported.
+//! This module runs the whole and reports it; `nosql` syncs NoSQL windows
+//! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
+//! image jobs, `writer` owns the database meanwhile, fed through `sink`;
+//! `misses` counts 404s and `outcome` holds what is reported.
 
 mod by_id;
 mod misses;

@@ -1,6 +1,6 @@
 //! NoSQL: this sync's range split into windows fetched a few at a time, the
 //! watermark moved over the windows stored whole, then the jobs stored
-//! unfinished before the range re-checked as [`super::recheck`] plans.
+//! unfinished before the range re-checked as `recheck` plans.
 
 use std::collections::HashSet;
 

@@ -82,10 +82,10 @@ pub enum SyncFailure {
 /// Something worth knowing that did not fail the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncWarning {
-    /// A NoSQL job no re-check has found [`GONE_AFTER_MISSES`] syncs in a row.
+    /// A NoSQL job no re-check has found `GONE_AFTER_MISSES` syncs in a row.
     JobGone { scope: Scope, id: String },
     /// A resource or job known only from the store that answered 404
-    /// [`GONE_AFTER_MISSES`] syncs in a row.
+    /// `GONE_AFTER_MISSES` syncs in a row.
     ItemGone {
         scope: Scope,
         kind: &'static str,
