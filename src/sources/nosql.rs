@@ -191,8 +191,8 @@ fn window_query(window: Window, status: Option<&str>, offset: u64) -> Vec<(Strin
 /// would take tens of thousands of requests.
 pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
 
-/// Pages one window until `offset >= total_count`, handing each page's rows to the sink
-/// as it arrives. After the first page, the rest are fetched a few at
+/// Pages one window until `offset >= total_count`, handing each page's rows to
+/// `sink` as it arrives. After the first page, the rest are fetched a few at
 /// a time. A list that changes while it is paged (a job deleted, totals that
 /// disagree between pages, an empty page before the end) can shift a job past a
 /// page boundary unseen: such a window is read once more, and if it is still
