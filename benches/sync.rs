@@ -257,17 +257,15 @@ async fn throughput(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         // (b) the same rows into an empty database, one transaction.
         let bound_db = dir.join(format!("insert-bound-{n}.db"));
         let store = Store::open(&bound_db).await?;
-        let run = store
-            .begin_run("nosql,dbss,image", "2024-01-01T00:00:00.000Z")
-            .await?;
+        let bound_time = jobtrail::normalize::parse_api_time("2024-01-01T00:00:00.000Z")
+            .context("a fixed time")?;
+        let run = store.begin_run(&Source::ALL, bound_time).await?;
         let batch = JobBatch {
             rows: job_rows.clone(),
             state: Vec::new(),
         };
         let t = Instant::now();
-        store
-            .write_batch(run.id, "2024-01-01T00:00:00.000Z", batch)
-            .await?;
+        store.write_batch(run.id, bound_time, batch).await?;
         inserts.push(t.elapsed());
         store.close().await;
         remove_db(&bound_db);

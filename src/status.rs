@@ -417,7 +417,7 @@ mod tests {
 
     use super::*;
     use crate::model::JobRow;
-    use crate::store::{StateUpdate, set_state};
+    use crate::store::StateUpdate;
     use crate::test_support::{db_with, job, sample_jobs, seen_at};
 
     #[tokio::test]
@@ -435,18 +435,17 @@ mod tests {
         );
         extra.project_id = "p9".into();
         let db = db_with(&[rows.clone(), vec![extra.clone()], vec![]]).await;
-        set_state(
-            &db.store,
-            &StateUpdate {
-                project_id: "p1".into(),
-                source: Source::Nosql,
-                key: "watermark".to_owned(),
-                value: "2024-03-01T00:00:00.000Z".into(),
-            },
-            &seen_at(5),
-        )
-        .await
-        .expect("state");
+        db.store
+            .set_state(
+                &StateUpdate::Watermark {
+                    project_id: "p1".into(),
+                    source: Source::Nosql,
+                    at: parse_api_time("2024-03-01T00:00:00.000Z").expect("time"),
+                },
+                parse_api_time(&seen_at(5)).expect("time"),
+            )
+            .await
+            .expect("state");
         let store = Store::open_read_only(&db.path).await.expect("read-only");
         let report = gather_at(&store, now).await.expect("gather");
 

@@ -26,21 +26,18 @@ pub async fn db_with(batches: &[Vec<JobRow>]) -> TestDb {
     let path = dir.path().join("jobtrail.db");
     let store = Store::open(&path).await.expect("open store");
     for (n, rows) in batches.iter().enumerate() {
-        let at = seen_at(n);
-        let run = store
-            .begin_run("nosql,dbss,image", &at)
-            .await
-            .expect("begin run");
+        let at = crate::normalize::parse_api_time(&seen_at(n)).expect("a time");
+        let run = store.begin_run(&Source::ALL, at).await.expect("begin run");
         let batch = JobBatch {
             rows: rows.clone(),
             state: Vec::new(),
         };
         store
-            .write_batch(run.id, &at, batch)
+            .write_batch(run.id, at, batch)
             .await
             .expect("write batch");
         store
-            .finish_run(&run, RunOutcome::Succeeded, 10 + n as u64, None, &at)
+            .finish_run(&run, RunOutcome::Succeeded, 10 + n as u64, None, at)
             .await
             .expect("finish run");
     }

@@ -14,6 +14,12 @@ use jobtrail::sim::{Fault, FaultRule, SimConfig, SimServer};
 use jobtrail::store::RunOutcome;
 use jobtrail::sync::{SyncOptions, SyncReport};
 
+/// Every failure of a sync, one per line, as the user reads them.
+fn error_text(report: &SyncReport) -> String {
+    let lines: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
 /// Retries as in production, but on a millisecond scale.
 fn fast_http() -> HttpSettings {
     HttpSettings {
@@ -157,7 +163,7 @@ async fn permanent(seed: u64, rule: FaultRule, error_says: &[&str]) {
         "{fault}: {:?}",
         report.errors
     );
-    let text = report.errors.join("\n");
+    let text = error_text(&report);
     for needle in error_says {
         assert!(
             text.contains(needle),
@@ -313,7 +319,7 @@ async fn an_endpoint_that_refuses_connections_fails_fast_and_names_it() {
         RunOutcome::Failed,
         "nothing could be synced"
     );
-    let text = report.errors.join("\n");
+    let text = error_text(&report);
     assert!(
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("could not connect"),
         "{text}"
@@ -465,7 +471,7 @@ async fn a_full_disk_fails_the_run_and_keeps_what_was_stored() {
     let failed = match report {
         Ok(report) => {
             assert_eq!(report.outcome, RunOutcome::Failed, "{:?}", report.errors);
-            report.errors.join("\n")
+            error_text(&report)
         }
         Err(e) => e.to_string(),
     };
@@ -587,7 +593,8 @@ async fn a_service_403_on_one_resource_fails_only_that_resource() {
     let report = case.sync().await;
     assert_eq!(report.outcome, RunOutcome::Partial, "{:?}", report.errors);
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert!(report.errors[0].contains(&bad.resource_id) && report.errors[0].contains("HTTP 403"));
+    let first = report.errors[0].to_string();
+    assert!(first.contains(&bad.resource_id) && first.contains("HTTP 403"));
     let stored = case.stored().await;
     let missing: Vec<_> = case
         .truth()
@@ -660,7 +667,7 @@ async fn an_endpoint_that_never_answers_costs_one_retry_budget_not_one_per_call(
         connections <= http.max_attempts,
         "one call's attempts reach the dead endpoint, the other 20 calls fail at once ({connections} connections)"
     );
-    let text = report.errors.join("\n");
+    let text = error_text(&report);
     assert!(
         text.contains("timed out") && text.contains("did not answer earlier in this run"),
         "{text}"

@@ -42,7 +42,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
 /// Logs and prints how a sync ended (warnings on stderr, the summary on
 /// stdout) and turns its outcome into the exit status.
 pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
-    for error in report.errors.iter().chain(&report.warnings) {
+    for error in report.problems() {
         tracing::warn!("{error}");
     }
     tracing::info!(
@@ -58,7 +58,7 @@ pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
         // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
         if global.verbose == 0 {
             let mut err = std::io::stderr().lock();
-            for error in report.errors.iter().chain(&report.warnings) {
+            for error in report.problems() {
                 let _ = writeln!(err, "warning: {error}");
             }
         }

@@ -495,7 +495,10 @@ async fn writes_are_refused_even_through_a_writable_store() {
     assert_eq!(job_count(&db).await, rows.len() as i64);
     // The guard does not leak into the store: it can still write.
     db.store
-        .begin_run("nosql", &seen_at(9))
+        .begin_run(
+            &[Source::Nosql],
+            parse_api_time(&seen_at(9)).expect("a time"),
+        )
         .await
         .expect("store still writable");
 }

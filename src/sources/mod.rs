@@ -1,55 +1,27 @@
 //! One module per cloud API: its wire DTOs (serde), how jobs are found (paging,
-//! windows, IDs), and the mapping of each job to a [`JobRow`].
+//! windows, IDs), and the mapping of each job to a [`JobRow`]. Sources fetch
+//! and normalize; they hand rows to a [`RowSink`] or return them, and know
+//! nothing of storage.
 
 pub mod dbss;
 pub mod image;
 pub mod nosql;
 
+use std::future::Future;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 use crate::model::JobRow;
-use crate::store::StateUpdate;
 
-/// What fetchers hand to the single writer, in order: rows, and the
-/// bookkeeping those rows justify (which therefore never lands before them).
-#[derive(Debug)]
-pub enum Found {
-    Rows(Vec<JobRow>),
-    State(StateUpdate),
-}
-
-/// The fetchers' end of the writer's channel.
-#[derive(Debug, Clone)]
-pub struct Sink {
-    tx: mpsc::Sender<Found>,
-}
-
-impl Sink {
-    pub fn new(tx: mpsc::Sender<Found>) -> Sink {
-        Sink { tx }
-    }
-
-    /// Hands rows to the writer; waits when the writer is behind (back-pressure
-    /// keeps memory flat). Fails only if the writer has stopped.
-    pub async fn rows(&self, rows: Vec<JobRow>) -> Result<(), WriterGone> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        self.tx
-            .send(Found::Rows(rows))
-            .await
-            .map_err(|_| WriterGone)
-    }
-
-    pub async fn state(&self, update: StateUpdate) -> Result<(), WriterGone> {
-        self.tx
-            .send(Found::State(update))
-            .await
-            .map_err(|_| WriterGone)
-    }
+/// Where a fetcher hands the rows it has parsed, page by page. Sources know
+/// nothing of what is behind it (the sync's writer, and the bookkeeping it
+/// sends along the same way).
+pub trait RowSink: Sync {
+    /// Hands rows on; waits while the receiver is behind (back-pressure keeps
+    /// memory flat). Fails only if the receiver has stopped.
+    fn rows(&self, rows: Vec<JobRow>) -> impl Future<Output = Result<(), WriterGone>> + Send;
 }
 
 /// The writer task ended (a database error); fetching further is pointless.

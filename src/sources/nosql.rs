@@ -7,7 +7,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, Sink, parse_item, parse_json};
+use super::{FetchError, RowSink, parse_item, parse_json};
 use crate::http::{ApiClient, Call};
 use crate::model::{JobRow, Source};
 use crate::normalize::{
@@ -192,7 +192,7 @@ fn window_query(window: Window, status: Option<&str>, offset: u64) -> Vec<(Strin
 pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
 
 /// Pages one window until `offset >= total_count`, handing each page's rows to
-/// the writer as it arrives. After the first page, the rest are fetched a few at
+/// `sink` as it arrives. After the first page, the rest are fetched a few at
 /// a time. A list that changes while it is paged (a job deleted, totals that
 /// disagree between pages, an empty page before the end) can shift a job past a
 /// page boundary unseen: such a window is read once more, and if it is still
@@ -204,7 +204,7 @@ pub async fn fetch_window(
     target: Target<'_>,
     window: Window,
     status: Option<&str>,
-    sink: &Sink,
+    sink: &impl RowSink,
 ) -> Result<WindowStats, FetchError> {
     let first = read_window(target, window, status, sink).await?;
     if first.is_whole() {
@@ -258,7 +258,7 @@ async fn read_window(
     target: Target<'_>,
     window: Window,
     status: Option<&str>,
-    sink: &Sink,
+    sink: &impl RowSink,
 ) -> Result<WindowRead, FetchError> {
     let keep_ids = status.is_some();
     let first = target.page(window_query(window, status, 0)).await?;

@@ -1,8 +1,11 @@
 //! Reading jobs back for the sync's plans: what to re-check and what to skip.
 //! (Writing them is `writer`'s job.)
 
+use chrono::{DateTime, Utc};
+
 use super::{Store, StoreError};
 use crate::model::Source;
+use crate::normalize::{format_utc, parse_api_time};
 
 impl Store {
     /// Jobs of one project and source not final yet (running or unknown), with
@@ -14,7 +17,7 @@ impl Store {
         &self,
         source: Source,
         project_id: &str,
-        started_before: Option<&str>,
+        started_before: Option<DateTime<Utc>>,
     ) -> Result<Vec<UnfinishedJob>, StoreError> {
         let rows = sqlx::query_as::<
             _,
@@ -36,7 +39,7 @@ impl Store {
         )
         .bind(source.as_str())
         .bind(project_id)
-        .bind(started_before)
+        .bind(started_before.map(format_utc))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -45,7 +48,7 @@ impl Store {
                 |(job_id, parent_job_id, started_at, resource_id, raw_status)| UnfinishedJob {
                     job_id,
                     parent_job_id,
-                    started_at,
+                    started_at: started_at.as_deref().and_then(parse_api_time),
                     resource_id,
                     raw_status,
                 },
@@ -76,6 +79,13 @@ impl Store {
 }
 
 impl Store {
+    /// How many jobs are stored, counting sub-jobs.
+    pub async fn job_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Start times (sorted) of a source and project's jobs within `[from, to]`
     /// in one raw status: what the re-check planner counts to price re-reading
     /// a span with the API's `status` filter.
@@ -84,10 +94,10 @@ impl Store {
         source: Source,
         project_id: &str,
         raw_status: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let times: Vec<String> = sqlx::query_scalar(
             // A raw status maps to one normalized status, and these are unfinished
             // ones: saying so lets SQLite seek `jobs_by_status_started`.
             "SELECT started_at FROM jobs WHERE status IN ('running', 'unknown') \
@@ -97,10 +107,11 @@ impl Store {
         .bind(source.as_str())
         .bind(project_id)
         .bind(raw_status)
-        .bind(from)
-        .bind(to)
+        .bind(format_utc(from))
+        .bind(format_utc(to))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(times.iter().filter_map(|t| parse_api_time(t)).collect())
     }
 
     /// DBSS resources whose stored jobs are all final and were confirmed since
@@ -108,7 +119,7 @@ impl Store {
     pub async fn settled_dbss_resources(
         &self,
         project_id: &str,
-        fresh_since: &str,
+        fresh_since: DateTime<Utc>,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT resource_id FROM jobs
@@ -117,7 +128,7 @@ impl Store {
              HAVING SUM(status NOT IN ('succeeded', 'failed')) = 0 AND MIN(last_seen_at) >= ?",
         )
         .bind(project_id)
-        .bind(fresh_since)
+        .bind(format_utc(fresh_since))
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().collect())
@@ -129,7 +140,7 @@ impl Store {
 pub struct UnfinishedJob {
     pub job_id: String,
     pub parent_job_id: Option<String>,
-    pub started_at: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
     pub resource_id: Option<String>,
     pub raw_status: Option<String>,
 }

@@ -21,7 +21,7 @@ pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
 pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
-pub use state::{NOSQL_WATERMARK, StateUpdate, get_state, miss_counts, missing_key, set_state};
+pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use writer::{BulkWriter, JobBatch};
 

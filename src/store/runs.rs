@@ -1,6 +1,10 @@
 //! `sync_runs`: one row per sync, opened when it starts and closed with its outcome.
 
+use chrono::{DateTime, Utc};
+
 use super::{Store, StoreError};
+use crate::model::Source;
+use crate::normalize::format_utc;
 
 /// A run's final status (SPEC §2 exit codes follow from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +28,7 @@ impl RunOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRun {
     pub id: i64,
-    pub started_at: String,
+    pub started_at: DateTime<Utc>,
     /// The largest `job_status_changes.id` when the run began: its history rows
     /// all come after it (one sync at a time holds the lock).
     pub history_before: i64,
@@ -41,7 +45,13 @@ pub struct RunTotals {
 impl Store {
     /// Opens a run. Runs left `running` by a process that died are closed as
     /// failed first: the caller holds the sync lock, so nobody else is running.
-    pub async fn begin_run(&self, sources: &str, started_at: &str) -> Result<SyncRun, StoreError> {
+    /// `sources` are stored by name, comma-separated, in the order given.
+    pub async fn begin_run(
+        &self,
+        sources: &[Source],
+        started_at: DateTime<Utc>,
+    ) -> Result<SyncRun, StoreError> {
+        let names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
         sqlx::query(
             "UPDATE sync_runs SET status = 'failed', \
              error = COALESCE(error, 'interrupted: the process ended before the run finished') \
@@ -52,8 +62,8 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO sync_runs (started_at, status, sources, pid) VALUES (?, 'running', ?, ?) RETURNING id",
         )
-        .bind(started_at)
-        .bind(sources)
+        .bind(format_utc(started_at))
+        .bind(names.join(","))
         .bind(i64::from(std::process::id()))
         .fetch_one(&self.pool)
         .await?;
@@ -63,7 +73,7 @@ impl Store {
                 .await?;
         Ok(SyncRun {
             id,
-            started_at: started_at.to_owned(),
+            started_at,
             history_before,
         })
     }
@@ -75,14 +85,14 @@ impl Store {
         outcome: RunOutcome,
         requests: u64,
         error: Option<&str>,
-        finished_at: &str,
+        finished_at: DateTime<Utc>,
     ) -> Result<RunTotals, StoreError> {
         let totals = self.run_totals(run).await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, jobs_seen = ?, \
              jobs_new = ?, jobs_changed = ?, error = ? WHERE id = ?",
         )
-        .bind(finished_at)
+        .bind(format_utc(finished_at))
         .bind(outcome.as_str())
         .bind(requests as i64)
         .bind(totals.seen)

@@ -17,11 +17,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::state::{StateUpdate, UPSERT_STATE_SQL};
 use super::{BUSY_TIMEOUT, Store, StoreError};
 use crate::model::JobRow;
+use crate::normalize::format_utc;
 
 /// Rows per multi-row INSERT statement: one statement per hundreds of rows
 /// amortizes SQLite's per-statement work (and the statement journal of each
@@ -116,12 +118,11 @@ impl Store {
     pub async fn write_batch(
         &self,
         sync_id: i64,
-        seen_at: &str,
+        seen_at: DateTime<Utc>,
         batch: JobBatch,
     ) -> Result<(), StoreError> {
         let mut writer = self.bulk_writer()?;
-        let seen_at = seen_at.to_owned();
-        tokio::task::spawn_blocking(move || writer.write_batch(sync_id, &seen_at, &batch))
+        tokio::task::spawn_blocking(move || writer.write_batch(sync_id, seen_at, &batch))
             .await
             .expect("the database writer thread panicked")
     }
@@ -177,7 +178,7 @@ impl BulkWriter {
     pub fn write_batch(
         &mut self,
         sync_id: i64,
-        seen_at: &str,
+        seen_at: DateTime<Utc>,
         batch: &JobBatch,
     ) -> Result<(), StoreError> {
         self.write(sync_id, seen_at, batch)?;
@@ -188,19 +189,21 @@ impl BulkWriter {
     /// open): nothing is durable, nor visible to other connections, until
     /// [`BulkWriter::commit`]. Several batches per transaction let a backfill
     /// write each hot index page once per commit instead of once per batch. On
-    /// an error the whole open transaction is rolled back.
+    /// an error the whole open transaction is rolled back. The rows and
+    /// state updates are marked as seen at `seen_at`.
     pub fn write(
         &mut self,
         sync_id: i64,
-        seen_at: &str,
+        seen_at: DateTime<Utc>,
         batch: &JobBatch,
     ) -> Result<(), StoreError> {
+        let seen_at = format_utc(seen_at);
         if self.conn.is_autocommit() {
             // IMMEDIATE takes the write lock now, under the busy timeout: a
             // transaction that read first could not wait for it later.
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        let written = self.write_in_transaction(sync_id, seen_at, batch);
+        let written = self.write_in_transaction(sync_id, &seen_at, batch);
         if written.is_err() && !self.conn.is_autocommit() {
             // Already failing: a rollback error would only hide the first one.
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -255,11 +258,12 @@ impl BulkWriter {
             rest = after;
         }
         for update in &batch.state {
+            let row = update.row();
             conn.prepare_cached(UPSERT_STATE_SQL)?.execute(params![
-                update.project_id,
-                update.source.as_str(),
-                update.key,
-                update.value,
+                row.project_id,
+                row.source.as_str(),
+                row.key.as_ref(),
+                row.value,
                 seen_at
             ])?;
         }
@@ -408,6 +412,10 @@ mod tests {
         .expect("history")
     }
 
+    fn at(text: &str) -> DateTime<Utc> {
+        crate::normalize::parse_api_time(text).expect(text)
+    }
+
     fn nosql(id: &str, status: Status) -> JobRow {
         job(Source::Nosql, id, Some("Backup"), status, None, None)
     }
@@ -529,7 +537,7 @@ mod tests {
         let db = db_with(&[vec![nosql("a", Status::Running)]]).await;
         let run = db
             .store
-            .begin_run("nosql", "2024-03-21T00:00:00.000Z")
+            .begin_run(&[Source::Nosql], at("2024-03-21T00:00:00Z"))
             .await
             .expect("run");
         // The second row is refused (as a full disk would), after the first was written.
@@ -543,7 +551,7 @@ mod tests {
             .execute_batch("CREATE TEMP TRIGGER refuse_c BEFORE INSERT ON jobs WHEN NEW.job_id = 'c' BEGIN SELECT RAISE(ABORT, 'refused'); END;")
             .expect("trigger");
         let err = writer
-            .write_batch(run.id, "2024-03-21T00:00:00.000Z", &batch)
+            .write_batch(run.id, at("2024-03-21T00:00:00Z"), &batch)
             .expect_err("refused");
         assert!(err.to_string().contains("refused"), "{err}");
         db.store
@@ -552,7 +560,7 @@ mod tests {
                 RunOutcome::Failed,
                 0,
                 Some("x"),
-                "2024-03-21T00:00:01.000Z",
+                at("2024-03-21T00:00:01Z"),
             )
             .await
             .expect("finish");
@@ -609,12 +617,13 @@ mod tests {
                 ("old".into(), Some("running".into()), "failed".into(), 1),
             ]
         );
-        let run = store.begin_run("nosql", "t3").await.expect("run");
+        let t3 = at("2024-03-21T00:00:03Z");
+        let run = store.begin_run(&[Source::Nosql], t3).await.expect("run");
         let batch = JobBatch {
             rows: vec![nosql("old", Status::Failed), nosql("new", Status::Running)],
             state: vec![],
         };
-        store.write_batch(run.id, "t3", batch).await.expect("write");
+        store.write_batch(run.id, t3, batch).await.expect("write");
         let mut expected = old_history;
         expected.push(("new".into(), None, "running".into(), run.id));
         assert_eq!(
@@ -644,7 +653,8 @@ mod tests {
     #[tokio::test]
     async fn batches_of_one_transaction_land_together_at_commit_and_not_before() {
         let db = db_with(&[]).await;
-        let run = db.store.begin_run("nosql", "t1").await.expect("run");
+        let t1 = at("2024-03-21T00:00:01Z");
+        let run = db.store.begin_run(&[Source::Nosql], t1).await.expect("run");
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs")
                 .fetch_one(db.store.pool())
@@ -657,14 +667,14 @@ mod tests {
         };
         let mut writer = db.store.bulk_writer().expect("writer");
         writer
-            .write(run.id, "t1", &batch(&["a", "b"]))
+            .write(run.id, t1, &batch(&["a", "b"]))
             .expect("write");
-        writer.write(run.id, "t1", &batch(&["c"])).expect("write");
+        writer.write(run.id, t1, &batch(&["c"])).expect("write");
         assert_eq!(count().await, 0, "nothing visible before the commit");
         writer.commit().expect("commit");
         assert_eq!(count().await, 3);
 
-        writer.write(run.id, "t1", &batch(&["d"])).expect("write");
+        writer.write(run.id, t1, &batch(&["d"])).expect("write");
         drop(writer);
         assert_eq!(
             count().await,

@@ -1,0 +1,270 @@
+//! One `jobtrail sync`: plan what to fetch (pure), fetch it concurrently under
+//! the client's in-flight bound, and hand every page to a single writer task
+//! that owns the database. Per-unit failures (a window, a resource, a job) are
+//! collected and the rest goes on; an authentication refusal stops everything.
+//!
+//! This module runs the whole and reports it; `nosql` syncs NoSQL windows
+//! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
+//! image jobs, `writer` owns the database meanwhile, fed through `sink`;
+//! `misses` counts 404s and `outcome` holds what is reported.
+
+mod by_id;
+mod misses;
+mod nosql;
+mod outcome;
+mod recheck;
+mod sink;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{ProjectSettings, Settings};
+use crate::http::ApiClient;
+use crate::model::Source;
+use crate::normalize::format_utc;
+use crate::progress::Progress;
+use crate::store::{RunOutcome, RunTotals, Store, StoreError, SyncRun};
+
+pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
+pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
+
+use outcome::{UnitResult, summarize_errors};
+use sink::Sink;
+
+/// DBSS resources / image jobs (and NoSQL re-checks) fetched at once per project.
+const IDS_IN_FLIGHT: usize = 16;
+
+/// What the user asked this sync to do.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Empty: every source configured.
+    pub sources: Vec<Source>,
+    /// Empty: every project configured.
+    pub projects: Vec<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Re-read everything in range, including final image jobs and settled resources.
+    pub full: bool,
+}
+
+/// How a sync ended.
+#[derive(Debug)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub outcome: RunOutcome,
+    pub totals: RunTotals,
+    pub requests: u64,
+    /// One per failed unit, naming source, project and what failed.
+    pub errors: Vec<SyncFailure>,
+    /// Things worth knowing that did not fail the run.
+    pub warnings: Vec<SyncWarning>,
+    pub elapsed: Duration,
+}
+
+impl SyncReport {
+    /// The one-line summary printed at the end (also under cron).
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "sync #{} {}: {} jobs seen ({} new, {} changed), {} requests in {:.1}s",
+            self.run_id,
+            self.outcome.as_str(),
+            self.totals.seen,
+            self.totals.new,
+            self.totals.changed,
+            self.requests,
+            self.elapsed.as_secs_f64()
+        );
+        if !self.errors.is_empty() {
+            line.push_str(&format!(
+                ", {} failed (see `jobtrail status`)",
+                self.errors.len()
+            ));
+        }
+        line
+    }
+
+    /// Every failure, then every warning, as the user reads them.
+    pub fn problems(&self) -> impl Iterator<Item = &dyn std::fmt::Display> {
+        let errors = self.errors.iter().map(|e| e as &dyn std::fmt::Display);
+        let warnings = self.warnings.iter().map(|w| w as &dyn std::fmt::Display);
+        errors.chain(warnings)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every part of one sync shares.
+struct SyncContext<'a> {
+    store: &'a Store,
+    client: &'a ApiClient,
+    options: &'a SyncOptions,
+    /// When the sync began: windows end here, and freshness counts from here.
+    now: DateTime<Utc>,
+    /// The writer's channel; closed when the context is dropped.
+    sink: Sink,
+    progress: &'a Progress,
+}
+
+/// Runs one sync. The caller holds the [`crate::store::SyncLock`].
+pub async fn run(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
+    options: &SyncOptions,
+    progress: &Progress,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let now = Utc::now();
+    let projects = select_projects(settings, options)?;
+    let sources: BTreeSet<Source> = if options.sources.is_empty() {
+        Source::ALL.into_iter().collect()
+    } else {
+        options.sources.iter().copied().collect()
+    };
+    let sources: Vec<Source> = sources.into_iter().collect();
+    check_range(options)?;
+    let run = store.begin_run(&sources, now).await?;
+
+    let (sink, rx) = Sink::channel();
+    let writer = tokio::spawn(writer::write_all(
+        store.clone(),
+        run.id,
+        rx,
+        progress.clone(),
+        writer::COMMIT_POLICY,
+    ));
+    let ctx = SyncContext {
+        store,
+        client,
+        options,
+        now,
+        sink,
+        progress,
+    };
+    let mut units = Vec::new();
+    for project in &projects {
+        for source in &sources {
+            if project.has(*source) {
+                units.push(ctx.sync_unit(project, *source));
+            }
+        }
+    }
+    let results: Vec<UnitResult> = futures::future::join_all(units).await;
+    drop(ctx);
+    let writer_failure = match writer.await {
+        Ok(Ok(())) => {
+            // A job this run stored is not missing, however it was found.
+            store.forget_misses_of_seen_jobs(run.id).await?;
+            None
+        }
+        Ok(Err(e)) => Some(SyncFailure::Writer(e)),
+        Err(e) => Some(SyncFailure::WriterCrashed(e)),
+    };
+    finish(store, client, run, results, writer_failure, started).await
+}
+
+/// Refuses a range that ends before it starts.
+fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
+    match (options.since, options.until) {
+        (Some(since), Some(until)) if since >= until => Err(SyncError::Usage(format!(
+            "--since ({}) must be before --until ({})",
+            format_utc(since),
+            format_utc(until)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn select_projects<'a>(
+    settings: &'a Settings,
+    options: &SyncOptions,
+) -> Result<Vec<&'a ProjectSettings>, SyncError> {
+    if settings.projects.is_empty() {
+        return Err(SyncError::Usage(
+            "no project is configured: add a [[project]] to jobtrail.toml (`jobtrail init` writes one), or pass --config".into(),
+        ));
+    }
+    for wanted in &options.projects {
+        if !settings.projects.iter().any(|p| &p.id == wanted) {
+            let known: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+            return Err(SyncError::Usage(format!(
+                "--project {wanted} is not in the configuration (configured: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(settings
+        .projects
+        .iter()
+        .filter(|p| options.projects.is_empty() || options.projects.contains(&p.id))
+        .collect())
+}
+
+impl SyncContext<'_> {
+    /// Syncs one (project, source) pair; its failures are in the result.
+    async fn sync_unit(&self, project: &ProjectSettings, source: Source) -> UnitResult {
+        let result = match source {
+            Source::Nosql => nosql::sync_nosql(self, project).await,
+            Source::Dbss => by_id::sync_dbss(self, project).await,
+            Source::Image => by_id::sync_image(self, project).await,
+        };
+        let scope = Scope {
+            source,
+            project_id: project.id.clone(),
+        };
+        UnitResult::finish(result, scope)
+    }
+}
+
+/// Closes the run with its outcome: failed when the credentials were refused,
+/// the writer failed or nothing succeeded; partial when only some units failed.
+async fn finish(
+    store: &Store,
+    client: &ApiClient,
+    run: SyncRun,
+    results: Vec<UnitResult>,
+    writer_failure: Option<SyncFailure>,
+    started: Instant,
+) -> Result<SyncReport, SyncError> {
+    let writer_failed = writer_failure.is_some();
+    let mut errors: Vec<SyncFailure> = writer_failure.into_iter().collect();
+    let mut warnings = Vec::new();
+    let mut succeeded_units = 0;
+    let mut auth_refused = false;
+    for result in results {
+        errors.extend(result.errors);
+        warnings.extend(result.warnings);
+        succeeded_units += result.succeeded;
+        auth_refused |= result.auth_refused;
+    }
+    let outcome = if errors.is_empty() {
+        RunOutcome::Succeeded
+    } else if auth_refused || writer_failed || succeeded_units == 0 {
+        RunOutcome::Failed
+    } else {
+        RunOutcome::Partial
+    };
+    let requests = client.requests_made();
+    let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
+    let totals = store
+        .finish_run(&run, outcome, requests, error_text.as_deref(), Utc::now())
+        .await?;
+    Ok(SyncReport {
+        run_id: run.id,
+        outcome,
+        totals,
+        requests,
+        errors,
+        warnings,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,201 @@
+//! What a sync reports: its failures and warnings as typed values (printed,
+//! and stored in `sync_runs.error`, as text), and what each (project, source)
+//! pair did.
+
+use std::fmt;
+
+use crate::http::ApiError;
+use crate::model::Source;
+use crate::normalize::format_utc;
+use crate::sources::FetchError;
+use crate::sources::nosql::Window;
+use crate::store::StoreError;
+
+use super::misses::GONE_AFTER_MISSES;
+
+/// The (project, source) pair a message is about: `nosql (project p1)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub source: Source,
+    pub project_id: String,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (project {})", self.source, self.project_id)
+    }
+}
+
+/// The part of a (project, source) pair that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unit {
+    /// A NoSQL window of this sync's range.
+    Window(Window),
+    /// A NoSQL span re-read for the stale jobs in it.
+    Recheck(Window),
+    /// A discovery list, by name ("audit instance list").
+    List(&'static str),
+    /// One resource or job, by kind ("resource", "job") and ID.
+    Item { kind: &'static str, id: String },
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unit::Window(w) => write!(f, "window {} … {}", format_utc(w.start), format_utc(w.end)),
+            Unit::Recheck(w) => write!(
+                f,
+                "re-check of {} … {}",
+                format_utc(w.start),
+                format_utc(w.end)
+            ),
+            Unit::List(name) => f.write_str(name),
+            Unit::Item { kind, id } => write!(f, "{kind} {id}"),
+        }
+    }
+}
+
+/// One thing a sync could not do. Each names source, project and what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncFailure {
+    /// The writer stopped on a database error: nothing after it was stored.
+    #[error("database: {0}")]
+    Writer(StoreError),
+    /// The writer task panicked.
+    #[error("database writer crashed: {0}")]
+    WriterCrashed(tokio::task::JoinError),
+    /// One unit could not be fetched (or handed to the writer); the rest went on.
+    #[error("{scope} {unit}: {error}")]
+    Fetch {
+        scope: Scope,
+        unit: Unit,
+        error: FetchError,
+    },
+    /// Reading what to fetch from the database failed, so the pair stopped.
+    #[error("{scope}: database: {error}")]
+    Store { scope: Scope, error: StoreError },
+    /// Calls were not sent after the credentials were refused (once per pair).
+    #[error("{scope}: not synced (or only in part), because a request was refused authentication")]
+    AuthRefused { scope: Scope },
+}
+
+/// Something worth knowing that did not fail the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncWarning {
+    /// A NoSQL job no re-check has found `GONE_AFTER_MISSES` syncs in a row.
+    JobGone { scope: Scope, id: String },
+    /// A resource or job known only from the store that answered 404
+    /// `GONE_AFTER_MISSES` syncs in a row.
+    ItemGone {
+        scope: Scope,
+        kind: &'static str,
+        id: String,
+    },
+}
+
+impl fmt::Display for SyncWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncWarning::JobGone { scope, id } => write!(
+                f,
+                "{scope} job {id}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)"
+            ),
+            SyncWarning::ItemGone { scope, kind, id } => write!(
+                f,
+                "{scope} {kind} {id}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)"
+            ),
+        }
+    }
+}
+
+/// The stored error text: every failure, capped so one bad run cannot bloat the table.
+pub(super) fn summarize_errors<E: fmt::Display>(errors: &[E]) -> String {
+    const SHOWN: usize = 50;
+    let mut text = errors
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if errors.len() > SHOWN {
+        text.push_str(&format!("\n… and {} more", errors.len() - SHOWN));
+    }
+    text
+}
+
+/// What one (project, source) pair did.
+#[derive(Debug, Default)]
+pub(super) struct UnitResult {
+    /// Windows, resources or jobs fetched and handed to the writer.
+    pub succeeded: usize,
+    pub errors: Vec<SyncFailure>,
+    pub warnings: Vec<SyncWarning>,
+    pub auth_refused: bool,
+    /// Some calls were not sent because the credentials were refused.
+    pub skipped: bool,
+}
+
+impl UnitResult {
+    /// Adds what a discovery list found, or records why it could not be read
+    /// (the configured IDs are still fetched).
+    pub fn discovered(
+        &mut self,
+        ids: &mut Vec<String>,
+        found: Result<Vec<String>, FetchError>,
+        scope: &Scope,
+        list: &'static str,
+    ) {
+        match found {
+            Ok(found) => {
+                self.succeeded += 1;
+                ids.extend(found);
+            }
+            Err(e) => self.fail(scope, Unit::List(list), e),
+        }
+    }
+
+    /// Records a failed unit. Calls skipped after an auth refusal are summed up
+    /// once per pair (see [`UnitResult::finish`]), not one by one.
+    pub fn fail(&mut self, scope: &Scope, unit: Unit, error: FetchError) {
+        if let FetchError::Api(e) = &error {
+            let skipped = matches!(e, ApiError::Skipped { .. });
+            self.auth_refused |= e.is_auth() || skipped;
+            if skipped {
+                self.skipped = true;
+                return;
+            }
+        }
+        self.errors.push(SyncFailure::Fetch {
+            scope: scope.clone(),
+            unit,
+            error,
+        });
+    }
+
+    /// The pair's result once it ended, or why reading the database stopped it.
+    pub fn finish(result: Result<UnitResult, StoreError>, scope: Scope) -> UnitResult {
+        let mut result = result.unwrap_or_else(|error| UnitResult {
+            errors: vec![SyncFailure::Store {
+                scope: scope.clone(),
+                error,
+            }],
+            ..UnitResult::default()
+        });
+        if result.skipped {
+            result.errors.push(SyncFailure::AuthRefused { scope });
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_is_capped() {
+        let errors: Vec<String> = (0..60).map(|i| format!("e{i}")).collect();
+        let text = summarize_errors(&errors);
+        assert!(text.contains("e49") && !text.contains("e50\n") && text.ends_with("and 10 more"));
+    }
+}

@@ -1,0 +1,246 @@
+//! The single writer: the one task that owns the database while a sync runs,
+//! and the policy that decides when its transaction is committed.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::sink::Found;
+use crate::progress::Progress;
+use crate::store::{BulkWriter, JobBatch, Store, StoreError};
+
+/// Rows the writer takes from the channel at a time.
+const ROWS_PER_BATCH: usize = 5_000;
+
+/// When the writer commits the transaction it is filling.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CommitPolicy {
+    /// Rows per transaction while jobs keep arriving. Each commit rewrites
+    /// every index page it touched (job IDs are random, so that is most of the
+    /// primary key), so bigger transactions cost fewer bytes per job; a killed
+    /// sync loses at most one transaction, which the next sync fetches again.
+    max_rows: usize,
+    /// The longest a transaction stays open: rows that arrive slowly (a slow
+    /// or throttled API) are durable within this, yet still share a commit.
+    max_open: Duration,
+    /// Committed when no rows have arrived for this long, so a transaction
+    /// never stays open while fetching stalls (retries, a long listing).
+    when_idle: Duration,
+}
+
+pub(super) const COMMIT_POLICY: CommitPolicy = CommitPolicy {
+    max_rows: 20_000,
+    max_open: Duration::from_secs(1),
+    when_idle: Duration::from_millis(100),
+};
+
+/// The single writer: drains the channel on a thread of its own, gathering
+/// whatever is waiting into batches of up to [`ROWS_PER_BATCH`] rows. Fetchers
+/// run ahead of it until the bounded channel is full (back-pressure keeps
+/// memory flat), and it never waits on the network. Batches share a
+/// transaction as `policy` says: a fast backfill commits a few large
+/// transactions, a slow one is durable within a second, and no transaction
+/// stays open while fetching stalls. Rows and the state updates sent after
+/// them (watermarks) land in the same commit or the rows in an earlier one.
+pub(super) async fn write_all(
+    store: Store,
+    sync_id: i64,
+    mut rx: mpsc::Receiver<Found>,
+    progress: Progress,
+    policy: CommitPolicy,
+) -> Result<(), StoreError> {
+    let mut writer = store.bulk_writer()?;
+    // The timeout needs the runtime's timer: callers run a multi-thread runtime.
+    let runtime = tokio::runtime::Handle::current();
+
+    let thread = tokio::task::spawn_blocking(move || {
+        // The open transaction: when its first batch was written, and its rows.
+        let mut open: Option<(Instant, usize)> = None;
+        let commit = |writer: &mut BulkWriter, open: &mut Option<(Instant, usize)>| {
+            writer.commit()?;
+            if let Some((_, rows)) = open.take() {
+                progress.jobs_stored(rows as u64);
+            }
+            Ok::<(), StoreError>(())
+        };
+        loop {
+            // `None`: time to commit; `Some(None)`: the fetchers are done.
+            let next = runtime.block_on(async {
+                match open {
+                    None => Some(rx.recv().await),
+                    Some((opened, _)) => {
+                        let left = policy.max_open.saturating_sub(opened.elapsed());
+                        tokio::time::timeout(policy.when_idle.min(left), rx.recv())
+                            .await
+                            .ok()
+                    }
+                }
+            });
+            let first = match next {
+                None => {
+                    commit(&mut writer, &mut open)?;
+                    continue;
+                }
+                Some(None) => break,
+                Some(Some(found)) => found,
+            };
+            let mut batch = JobBatch::default();
+            add(&mut batch, first);
+            while batch.rows.len() < ROWS_PER_BATCH {
+                match rx.try_recv() {
+                    Ok(found) => add(&mut batch, found),
+                    Err(_) => break,
+                }
+            }
+            let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
+            writer.write(sync_id, Utc::now(), &batch)?;
+            *rows += batch.rows.len();
+            if *rows >= policy.max_rows || opened.elapsed() >= policy.max_open {
+                commit(&mut writer, &mut open)?;
+            }
+        }
+        commit(&mut writer, &mut open)
+    });
+    thread.await.expect("the database writer thread panicked")
+}
+
+fn add(batch: &mut JobBatch, found: Found) {
+    match found {
+        Found::Rows(rows) => batch.rows.extend(rows),
+        Found::State(update) => batch.state.push(update),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+    use crate::test_support::{TestDb, db_with, job};
+
+    /// Jobs stored in the database, as another connection sees them.
+    async fn stored(store: &Store) -> i64 {
+        store.job_count().await.expect("count")
+    }
+
+    /// Polls until `want` jobs are visible, for at most ten seconds.
+    async fn until_stored(store: &Store, want: i64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = stored(store).await;
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A writer on a fresh database with `policy`, fed through the returned channel.
+    async fn writer_on_empty_db(
+        policy: CommitPolicy,
+    ) -> (
+        TestDb,
+        mpsc::Sender<Found>,
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+    ) {
+        let db = db_with(&[]).await;
+        let run = db
+            .store
+            .begin_run(&[Source::Nosql], Utc::now())
+            .await
+            .expect("run");
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_all(
+            db.store.clone(),
+            run.id,
+            rx,
+            Progress::new(false),
+            policy,
+        ));
+        (db, tx, writer)
+    }
+
+    fn running_jobs(ids: &[&str]) -> Found {
+        Found::Rows(
+            ids.iter()
+                .map(|id| {
+                    job(
+                        Source::Nosql,
+                        id,
+                        None,
+                        crate::model::Status::Running,
+                        None,
+                        None,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Longer than any test runs: a commit rule that never fires.
+    const NEVER: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_are_committed_when_fetching_pauses_not_only_when_it_ends() {
+        let policy = CommitPolicy {
+            max_rows: 1_000,
+            max_open: NEVER,
+            when_idle: Duration::from_millis(50),
+        };
+        let (db, tx, writer) = writer_on_empty_db(policy).await;
+        tx.send(running_jobs(&["a", "b"])).await.expect("send");
+        assert_eq!(
+            until_stored(&db.store, 2).await,
+            2,
+            "committed during the pause, the channel still open"
+        );
+        tx.send(running_jobs(&["c"])).await.expect("send");
+        assert_eq!(until_stored(&db.store, 3).await, 3);
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
+        assert_eq!(stored(&db.store).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_that_keep_arriving_are_committed_once_the_transaction_is_old_enough() {
+        let policy = CommitPolicy {
+            max_rows: 100_000,
+            max_open: Duration::from_millis(200),
+            when_idle: NEVER,
+        };
+        let (db, tx, writer) = writer_on_empty_db(policy).await;
+        let feeder = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for n in 0..2_000 {
+                    if tx.send(running_jobs(&[&format!("j{n}")])).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let seen = until_stored(&db.store, 1).await;
+        assert!(seen >= 1, "rows committed while the trickle went on");
+        assert!(!feeder.is_finished(), "the trickle was still going");
+        feeder.abort();
+        let _ = feeder.await;
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_that_reaches_its_size_is_committed_at_once() {
+        let policy = CommitPolicy {
+            max_rows: 3,
+            max_open: NEVER,
+            when_idle: NEVER,
+        };
+        let (db, tx, writer) = writer_on_empty_db(policy).await;
+        tx.send(running_jobs(&["a", "b"])).await.expect("send");
+        tx.send(running_jobs(&["c"])).await.expect("send");
+        assert_eq!(until_stored(&db.store, 3).await, 3, "channel still open");
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
+    }
+}
