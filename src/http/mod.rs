@@ -20,7 +20,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
-pub use error::{ApiError, CallSite, ErrorBody};
+pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
+use error::TransportFailure;
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -95,7 +96,7 @@ struct Inner {
     /// Slows every call down together when the cloud throttles.
     pacer: pacer::Pacer,
     /// Endpoints that never answered a whole call: origin → why.
-    unreachable: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    unreachable: std::sync::Mutex<std::collections::HashMap<String, TransportFailure>>,
     settings: HttpSettings,
 }
 
@@ -196,12 +197,14 @@ impl ApiClient {
             if inner.auth_refused.load(Ordering::Acquire) {
                 return Err(ApiError::Skipped { site });
             }
-            if let Some(detail) = self.unreachable(&site.endpoint) {
+            if let Some(earlier) = self.unreachable(&site.endpoint) {
                 return Err(ApiError::Transport {
                     site,
                     detail: format!(
-                        "not requested: the endpoint did not answer earlier in this run ({detail})"
+                        "not requested: the endpoint did not answer earlier in this run ({})",
+                        earlier.detail
                     ),
+                    kind: earlier.kind,
                     attempts: 0,
                 });
             }
@@ -258,7 +261,8 @@ impl ApiClient {
                 Err(AttemptError::Transport(e)) => (
                     ApiError::Transport {
                         site: site.clone(),
-                        detail: describe_transport_error(&e),
+                        detail: e.detail,
+                        kind: e.kind,
                         attempts,
                     },
                     None,
@@ -272,8 +276,8 @@ impl ApiClient {
                 }
             };
             let Some(delay) = give_up else {
-                if let ApiError::Transport { detail, .. } = &failure {
-                    self.mark_unreachable(&site.endpoint, detail);
+                if let ApiError::Transport { detail, kind, .. } = &failure {
+                    self.mark_unreachable(&site.endpoint, detail, *kind);
                 }
                 return Err(failure.with_attempts(attempts));
             };
@@ -290,17 +294,20 @@ impl ApiClient {
     }
 
     /// Why an endpoint was given up on earlier in this run, if it was.
-    fn unreachable(&self, endpoint: &str) -> Option<String> {
+    fn unreachable(&self, endpoint: &str) -> Option<TransportFailure> {
         let map = self.inner.unreachable.lock().ok()?;
         map.get(endpoint).cloned()
     }
 
     /// A call spent its whole retry budget without any answer: later calls to the
     /// same endpoint fail at once instead of each waiting out the same budget.
-    fn mark_unreachable(&self, endpoint: &str, detail: &str) {
+    fn mark_unreachable(&self, endpoint: &str, detail: &str, kind: TransportKind) {
         if let Ok(mut map) = self.inner.unreachable.lock() {
             map.entry(endpoint.to_owned())
-                .or_insert_with(|| detail.to_owned());
+                .or_insert_with(|| TransportFailure {
+                    detail: detail.to_owned(),
+                    kind,
+                });
         }
     }
 
@@ -308,7 +315,7 @@ impl ApiClient {
     async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
-            AttemptError::Transport(TransportError::Other(
+            AttemptError::Transport(TransportFailure::other(
                 "the request limiter was closed".into(),
             ))
         })?;
@@ -345,7 +352,7 @@ impl ApiClient {
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
             ) else {
-                return Err(AttemptError::Transport(TransportError::Other(format!(
+                return Err(AttemptError::Transport(TransportFailure::other(format!(
                     "header {name} cannot be sent (invalid characters)"
                 ))));
             };
@@ -358,7 +365,7 @@ impl ApiClient {
             .headers(header_map)
             .send()
             .await
-            .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?;
+            .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?;
         let status = response.status();
         let response_headers = response.headers().clone();
         let body = read_limited(response, inner.settings.max_body_bytes).await?;
@@ -372,13 +379,8 @@ impl ApiClient {
 }
 
 enum AttemptError {
-    Transport(TransportError),
+    Transport(TransportFailure),
     TooLarge(usize),
-}
-
-enum TransportError {
-    Reqwest(reqwest::Error),
-    Other(String),
 }
 
 /// Reads the body chunk by chunk, refusing more than `limit` bytes.
@@ -396,7 +398,7 @@ async fn read_limited(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?
+        .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?
     {
         if body.len() + chunk.len() > limit {
             return Err(AttemptError::TooLarge(limit));
@@ -439,32 +441,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .unwrap_or(Duration::ZERO)
     };
     Some(delay.min(CAP))
-}
-
-fn describe_transport_error(e: &TransportError) -> String {
-    match e {
-        TransportError::Other(text) => text.clone(),
-        TransportError::Reqwest(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "could not connect"
-            } else if e.is_body() || e.is_decode() {
-                "the connection broke while reading the response"
-            } else {
-                "request failed"
-            };
-            // The source chain says why (refused, reset, DNS…); URLs here carry no secrets.
-            let mut detail = kind.to_owned();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                source = s.source();
-            }
-            detail
-        }
-    }
 }
 
 #[cfg(test)]
