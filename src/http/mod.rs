@@ -496,4 +496,37 @@ mod tests {
         assert!(!is_retryable_status(StatusCode::NOT_FOUND));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
     }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_classified_where_it_happens() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+        let settings = HttpSettings {
+            max_attempts: 1,
+            ..HttpSettings::default()
+        };
+        let client = ApiClient::new(None, settings).expect("client");
+        let call = Call {
+            source: Source::Nosql,
+            project_id: "p",
+            base: &base,
+            path: "/v3/p/jobs".into(),
+            query: Vec::new(),
+        };
+        let parse = |_: &[u8]| Ok(());
+        let first = client.get(&call, parse).await.expect_err("refused");
+        assert!(
+            matches!(first, ApiError::Transport { kind: TransportKind::Refused, .. }),
+            "{first:?}"
+        );
+        // Later calls to the given-up endpoint keep the kind.
+        let later = client.get(&call, parse).await.expect_err("not requested");
+        assert!(
+            matches!(later, ApiError::Transport { kind: TransportKind::Refused, attempts: 0, .. }),
+            "{later:?}"
+        );
+    }
 }
