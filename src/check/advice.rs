@@ -192,7 +192,12 @@ impl Advice<'_> {
     }
 
     /// No answer at all, by the kind the HTTP layer classified.
-    fn unreachable(&self, detail: &str, kind: TransportKind, timeout: Duration) -> (String, String) {
+    fn unreachable(
+        &self,
+        detail: &str,
+        kind: TransportKind,
+        timeout: Duration,
+    ) -> (String, String) {
         let project = self.project;
         let endpoint_key = &self.endpoint_key;
         let url = project.endpoints.for_source(self.source);

@@ -20,8 +20,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
-pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
 use error::TransportFailure;
+pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -211,47 +211,18 @@ impl ApiClient {
             attempts += 1;
             let answer = self.attempt(&url, call.project_id).await;
             let (failure, retry_after) = match answer {
-                Ok(answer) => {
-                    if answer.status == StatusCode::TOO_MANY_REQUESTS {
-                        inner.pacer.throttled(retry_after(&answer.headers));
-                    } else {
-                        inner.pacer.succeeded();
-                    }
-                    if answer.status.is_success() {
-                        self.credentials_work(&mut probe);
-                        match parse(&answer.body) {
-                            Ok(value) => return Ok(value),
-                            Err(detail) => {
-                                malformed += 1;
-                                let failure = ApiError::Malformed {
-                                    site: site.clone(),
-                                    detail,
-                                };
-                                if malformed > settings.malformed_retries {
-                                    return Err(failure);
-                                }
-                                (failure, None)
-                            }
-                        }
-                    } else {
-                        let failure = ApiError::from_status(
-                            &site,
-                            answer.status,
-                            &answer.body,
-                            &answer.headers,
-                            &self.credential_description(),
-                        );
-                        if failure.is_auth() {
-                            inner.auth_refused.store(true, Ordering::Release);
+                Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
+                    Ok(value) => return Ok(value),
+                    Err(Judged::Final(failure)) => return Err(failure),
+                    Err(Judged::Retry(failure, after)) => (failure, after),
+                    Err(Judged::Malformed(failure)) => {
+                        malformed += 1;
+                        if malformed > settings.malformed_retries {
                             return Err(failure);
                         }
-                        self.credentials_work(&mut probe);
-                        if !is_retryable_status(answer.status) {
-                            return Err(failure);
-                        }
-                        (failure, retry_after(&answer.headers))
+                        (failure, None)
                     }
-                }
+                },
                 Err(AttemptError::TooLarge(limit)) => {
                     return Err(ApiError::Malformed {
                         site: site.clone(),
@@ -284,6 +255,49 @@ impl ApiClient {
             tracing::debug!(attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// What one HTTP answer means for the call: its parsed value, or a failure
+    /// and whether another attempt may pass. Feeds the pacer and the
+    /// credentials' state on the way.
+    fn judge<T>(
+        &self,
+        answer: &Answer,
+        site: &CallSite,
+        probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
+        parse: &impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Judged> {
+        let inner = &self.inner;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            inner.pacer.throttled(retry_after(&answer.headers));
+        } else {
+            inner.pacer.succeeded();
+        }
+        if answer.status.is_success() {
+            self.credentials_work(probe);
+            return parse(&answer.body).map_err(|detail| {
+                Judged::Malformed(ApiError::Malformed {
+                    site: site.clone(),
+                    detail,
+                })
+            });
+        }
+        let failure = ApiError::from_status(
+            site,
+            answer.status,
+            &answer.body,
+            &answer.headers,
+            &self.credential_description(),
+        );
+        if failure.is_auth() {
+            inner.auth_refused.store(true, Ordering::Release);
+            return Err(Judged::Final(failure));
+        }
+        self.credentials_work(probe);
+        if !is_retryable_status(answer.status) {
+            return Err(Judged::Final(failure));
+        }
+        Err(Judged::Retry(failure, retry_after(&answer.headers)))
     }
 
     /// An answer other than a refusal: the credentials are not the problem, so
@@ -376,6 +390,16 @@ impl ApiClient {
             body,
         })
     }
+}
+
+/// A failed answer, by what the retry loop does next.
+enum Judged {
+    /// Not retried (refused credentials, a client error).
+    Final(ApiError),
+    /// May pass on another attempt, after at least the delay given, if any.
+    Retry(ApiError, Option<Duration>),
+    /// A 2xx whose body did not parse: retried only as settings allow.
+    Malformed(ApiError),
 }
 
 enum AttemptError {
@@ -519,13 +543,26 @@ mod tests {
         let parse = |_: &[u8]| Ok(());
         let first = client.get(&call, parse).await.expect_err("refused");
         assert!(
-            matches!(first, ApiError::Transport { kind: TransportKind::Refused, .. }),
+            matches!(
+                first,
+                ApiError::Transport {
+                    kind: TransportKind::Refused,
+                    ..
+                }
+            ),
             "{first:?}"
         );
         // Later calls to the given-up endpoint keep the kind.
         let later = client.get(&call, parse).await.expect_err("not requested");
         assert!(
-            matches!(later, ApiError::Transport { kind: TransportKind::Refused, attempts: 0, .. }),
+            matches!(
+                later,
+                ApiError::Transport {
+                    kind: TransportKind::Refused,
+                    attempts: 0,
+                    ..
+                }
+            ),
             "{later:?}"
         );
     }
