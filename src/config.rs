@@ -236,39 +236,12 @@ impl Settings {
         }
 
         let mut projects = Vec::new();
-        let mut seen_ids = std::collections::HashSet::new();
+        let mut seen_ids = ProjectIds::default();
         for (index, p) in file.projects.iter().enumerate() {
-            let id = p.id.get_ref().trim();
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(invalid(format!(
-                    "line {}: project.id {:?} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)",
-                    at(p.id.span()),
-                    p.id.get_ref()
-                )));
-            }
-            if !seen_ids.insert(id.to_owned()) {
-                return Err(invalid(format!(
-                    "line {}: project {id} is listed twice",
-                    at(p.id.span())
-                )));
-            }
-            let region = p.region.get_ref().trim();
-            if region.is_empty()
-                || !region
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                return Err(invalid(format!(
-                    "line {}: project.region {:?} is not a region name such as \"cn-north-4\"",
-                    at(p.region.span()),
-                    p.region.get_ref()
-                )));
-            }
-            let mut endpoints = Endpoints::public(region)
+            let id = seen_ids
+                .add(p.id.get_ref())
+                .map_err(|why| invalid(format!("line {}: {why}", at(p.id.span()))))?;
+            let (region, mut endpoints) = parse_region(p.region.get_ref())
                 .map_err(|why| invalid(format!("line {}: {why}", at(p.region.span()))))?;
             for (key, url) in &parsed_overrides {
                 match *key {
@@ -335,8 +308,49 @@ fn dedup(ids: &[String]) -> Vec<String> {
     out
 }
 
+/// The project IDs of one file so far: each must be a project ID, and none may
+/// come twice. `sync` (through [`Settings::parse`]) and `check` both judge IDs here.
+#[derive(Debug, Default)]
+pub struct ProjectIds(std::collections::HashSet<String>);
+
+impl ProjectIds {
+    /// Takes the next `project.id` as written: the ID trimmed, or why it is refused.
+    pub fn add<'v>(&mut self, value: &'v str) -> Result<&'v str, String> {
+        let id = value.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "project.id {value:?} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)"
+            ));
+        }
+        if !self.0.insert(id.to_owned()) {
+            return Err(format!("project {id} is listed twice"));
+        }
+        Ok(id)
+    }
+}
+
+/// A `project.region` as written: the region trimmed, with its public
+/// endpoints, or why it is refused.
+pub fn parse_region(value: &str) -> Result<(&str, Endpoints), String> {
+    let region = value.trim();
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(format!(
+            "project.region {value:?} is not a region name such as \"cn-north-4\""
+        ));
+    }
+    Ok((region, Endpoints::public(region)?))
+}
+
 /// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')

@@ -23,16 +23,9 @@ pub(super) async fn run(args: &SimulateArgs) -> Result<Exit> {
     }
     let base = server.base_url();
     println!("simulated cloud listening on {base} (Ctrl-C to stop)\n\n# a jobtrail.toml for it:");
-    for project in &projects {
-        println!(
-            "[[project]]\nid = \"{project}\"\nregion = \"cn-north-4\"\n[project.nosql]\nsince = \"{}\"\n[project.dbss]\ndiscover = true\n[project.image]\ndiscover = true\n",
-            (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1))
-                .format("%Y-%m-%d")
-        );
-    }
-    println!(
-        "[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\""
-    );
+    let since =
+        (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1)).date_naive();
+    print!("{}", crate::init::simulator_config(&projects, since, &base));
     let _ = std::io::stdout().flush();
     tokio::signal::ctrl_c()
         .await

@@ -123,6 +123,8 @@ pub enum ApiError {
     Transport {
         site: CallSite,
         detail: String,
+        /// What kind of failure `detail` describes, for callers that explain it.
+        kind: TransportKind,
         attempts: usize,
     },
     /// A 2xx whose body is not what the API documents, after retries.
@@ -133,6 +135,131 @@ pub enum ApiError {
     Skipped { site: CallSite },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+}
+
+/// Why a request got no answer at all. Classified once, where the transport
+/// error is seen, so callers that explain failures (`check`) branch on a kind
+/// instead of re-reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol, a proxy re-signing).
+    Tls,
+    /// Nothing listens on that port.
+    Refused,
+    /// No answer within the timeout.
+    Timeout,
+    /// Anything else (a reset, a broken body, a request that could not be built).
+    Other,
+}
+
+impl TransportKind {
+    /// The kind of a reqwest error whose chain reads `detail`. The chain's text
+    /// is what tells DNS and TLS failures apart (hyper and rustls expose no kind
+    /// for them through reqwest); refusals and timeouts are also recognised by
+    /// their `io::ErrorKind`, should the operating system word them otherwise.
+    fn of(e: &reqwest::Error, detail: &str) -> TransportKind {
+        match TransportKind::from_chain_text(detail) {
+            TransportKind::Other => {}
+            known => return known,
+        }
+        let io_kinds = std::iter::successors(std::error::Error::source(e), |s| s.source())
+            .filter_map(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind);
+        let mut timed_out = e.is_timeout();
+        for kind in io_kinds {
+            match kind {
+                std::io::ErrorKind::ConnectionRefused => return TransportKind::Refused,
+                std::io::ErrorKind::TimedOut => timed_out = true,
+                _ => {}
+            }
+        }
+        if timed_out {
+            TransportKind::Timeout
+        } else {
+            TransportKind::Other
+        }
+    }
+
+    /// The kind named in an error chain's text (reqwest, hyper, rustls and the
+    /// operating system's own wording).
+    fn from_chain_text(detail: &str) -> TransportKind {
+        let d = detail.to_ascii_lowercase();
+        let any = |needles: &[&str]| needles.iter().any(|n| d.contains(n));
+        if any(&[
+            "dns error",
+            "failed to lookup address",
+            "name or service not known",
+            "nodename nor servname",
+            "no such host",
+            "temporary failure in name resolution",
+        ]) {
+            TransportKind::Dns
+        } else if any(&[
+            "connection refused",
+            "os error 111",
+            "os error 61)",
+            "os error 10061",
+        ]) {
+            TransportKind::Refused
+        } else if any(&[
+            "certificate",
+            "tls",
+            "handshake",
+            "invalidcontenttype",
+            "corrupt message",
+            "received fatal alert",
+            "peer is incompatible",
+        ]) {
+            TransportKind::Tls
+        } else if any(&["timed out", "deadline has elapsed"]) {
+            TransportKind::Timeout
+        } else {
+            TransportKind::Other
+        }
+    }
+}
+
+/// A transport failure of one attempt: its description and its kind.
+#[derive(Debug, Clone)]
+pub(super) struct TransportFailure {
+    pub detail: String,
+    pub kind: TransportKind,
+}
+
+impl TransportFailure {
+    /// From reqwest's error: what went wrong in words, then its whole source
+    /// chain (refused, reset, DNS…), which is the part a person can act on.
+    pub(super) fn from_reqwest(e: &reqwest::Error) -> TransportFailure {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else if e.is_body() || e.is_decode() {
+            "the connection broke while reading the response"
+        } else {
+            "request failed"
+        };
+        // URLs in the chain carry no secrets.
+        let mut detail = what.to_owned();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        let kind = TransportKind::of(e, &detail);
+        TransportFailure { detail, kind }
+    }
+
+    /// A request that could not be sent for a reason of our own.
+    pub(super) fn other(detail: String) -> TransportFailure {
+        TransportFailure {
+            detail,
+            kind: TransportKind::Other,
+        }
+    }
 }
 
 /// `, code APIGW.0301` or nothing.
@@ -242,9 +369,12 @@ impl ApiError {
                 message,
                 attempts: AttemptsText(n),
             },
-            ApiError::Transport { site, detail, .. } => ApiError::Transport {
+            ApiError::Transport {
+                site, detail, kind, ..
+            } => ApiError::Transport {
                 site,
                 detail,
+                kind,
                 attempts: n,
             },
             other => other,
@@ -338,5 +468,34 @@ mod tests {
             text.contains("HTTP 404, error code DBSS.10001: resource not found"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn transport_failures_are_told_apart() {
+        let cases = [
+            (
+                "could not connect: error sending request for url (https://nosuch.invalid/): client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                TransportKind::Dns,
+            ),
+            (
+                "could not connect: error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+                TransportKind::Refused,
+            ),
+            (
+                "could not connect: error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
+                TransportKind::Tls,
+            ),
+            (
+                "timed out: error sending request: operation timed out",
+                TransportKind::Timeout,
+            ),
+            (
+                "the connection broke while reading the response: reset",
+                TransportKind::Other,
+            ),
+        ];
+        for (detail, kind) in cases {
+            assert_eq!(TransportKind::from_chain_text(detail), kind, "{detail}");
+        }
     }
 }

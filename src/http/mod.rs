@@ -20,7 +20,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
-pub use error::{ApiError, CallSite, ErrorBody};
+use error::TransportFailure;
+pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -95,7 +96,7 @@ struct Inner {
     /// Slows every call down together when the cloud throttles.
     pacer: pacer::Pacer,
     /// Endpoints that never answered a whole call: origin → why.
-    unreachable: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    unreachable: std::sync::Mutex<std::collections::HashMap<String, TransportFailure>>,
     settings: HttpSettings,
 }
 
@@ -196,59 +197,32 @@ impl ApiClient {
             if inner.auth_refused.load(Ordering::Acquire) {
                 return Err(ApiError::Skipped { site });
             }
-            if let Some(detail) = self.unreachable(&site.endpoint) {
+            if let Some(earlier) = self.unreachable(&site.endpoint) {
                 return Err(ApiError::Transport {
                     site,
                     detail: format!(
-                        "not requested: the endpoint did not answer earlier in this run ({detail})"
+                        "not requested: the endpoint did not answer earlier in this run ({})",
+                        earlier.detail
                     ),
+                    kind: earlier.kind,
                     attempts: 0,
                 });
             }
             attempts += 1;
             let answer = self.attempt(&url, call.project_id).await;
             let (failure, retry_after) = match answer {
-                Ok(answer) => {
-                    if answer.status == StatusCode::TOO_MANY_REQUESTS {
-                        inner.pacer.throttled(retry_after(&answer.headers));
-                    } else {
-                        inner.pacer.succeeded();
-                    }
-                    if answer.status.is_success() {
-                        self.credentials_work(&mut probe);
-                        match parse(&answer.body) {
-                            Ok(value) => return Ok(value),
-                            Err(detail) => {
-                                malformed += 1;
-                                let failure = ApiError::Malformed {
-                                    site: site.clone(),
-                                    detail,
-                                };
-                                if malformed > settings.malformed_retries {
-                                    return Err(failure);
-                                }
-                                (failure, None)
-                            }
-                        }
-                    } else {
-                        let failure = ApiError::from_status(
-                            &site,
-                            answer.status,
-                            &answer.body,
-                            &answer.headers,
-                            &self.credential_description(),
-                        );
-                        if failure.is_auth() {
-                            inner.auth_refused.store(true, Ordering::Release);
+                Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
+                    Ok(value) => return Ok(value),
+                    Err(Judged::Final(failure)) => return Err(failure),
+                    Err(Judged::Retry(failure, after)) => (failure, after),
+                    Err(Judged::Malformed(failure)) => {
+                        malformed += 1;
+                        if malformed > settings.malformed_retries {
                             return Err(failure);
                         }
-                        self.credentials_work(&mut probe);
-                        if !is_retryable_status(answer.status) {
-                            return Err(failure);
-                        }
-                        (failure, retry_after(&answer.headers))
+                        (failure, None)
                     }
-                }
+                },
                 Err(AttemptError::TooLarge(limit)) => {
                     return Err(ApiError::Malformed {
                         site: site.clone(),
@@ -258,7 +232,8 @@ impl ApiClient {
                 Err(AttemptError::Transport(e)) => (
                     ApiError::Transport {
                         site: site.clone(),
-                        detail: describe_transport_error(&e),
+                        detail: e.detail,
+                        kind: e.kind,
                         attempts,
                     },
                     None,
@@ -272,14 +247,57 @@ impl ApiClient {
                 }
             };
             let Some(delay) = give_up else {
-                if let ApiError::Transport { detail, .. } = &failure {
-                    self.mark_unreachable(&site.endpoint, detail);
+                if let ApiError::Transport { detail, kind, .. } = &failure {
+                    self.mark_unreachable(&site.endpoint, detail, *kind);
                 }
                 return Err(failure.with_attempts(attempts));
             };
             tracing::debug!(attempt = attempts, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// What one HTTP answer means for the call: its parsed value, or a failure
+    /// and whether another attempt may pass. Feeds the pacer and the
+    /// credentials' state on the way.
+    fn judge<T>(
+        &self,
+        answer: &Answer,
+        site: &CallSite,
+        probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
+        parse: &impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Judged> {
+        let inner = &self.inner;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            inner.pacer.throttled(retry_after(&answer.headers));
+        } else {
+            inner.pacer.succeeded();
+        }
+        if answer.status.is_success() {
+            self.credentials_work(probe);
+            return parse(&answer.body).map_err(|detail| {
+                Judged::Malformed(ApiError::Malformed {
+                    site: site.clone(),
+                    detail,
+                })
+            });
+        }
+        let failure = ApiError::from_status(
+            site,
+            answer.status,
+            &answer.body,
+            &answer.headers,
+            &self.credential_description(),
+        );
+        if failure.is_auth() {
+            inner.auth_refused.store(true, Ordering::Release);
+            return Err(Judged::Final(failure));
+        }
+        self.credentials_work(probe);
+        if !is_retryable_status(answer.status) {
+            return Err(Judged::Final(failure));
+        }
+        Err(Judged::Retry(failure, retry_after(&answer.headers)))
     }
 
     /// An answer other than a refusal: the credentials are not the problem, so
@@ -290,17 +308,20 @@ impl ApiClient {
     }
 
     /// Why an endpoint was given up on earlier in this run, if it was.
-    fn unreachable(&self, endpoint: &str) -> Option<String> {
+    fn unreachable(&self, endpoint: &str) -> Option<TransportFailure> {
         let map = self.inner.unreachable.lock().ok()?;
         map.get(endpoint).cloned()
     }
 
     /// A call spent its whole retry budget without any answer: later calls to the
     /// same endpoint fail at once instead of each waiting out the same budget.
-    fn mark_unreachable(&self, endpoint: &str, detail: &str) {
+    fn mark_unreachable(&self, endpoint: &str, detail: &str, kind: TransportKind) {
         if let Ok(mut map) = self.inner.unreachable.lock() {
             map.entry(endpoint.to_owned())
-                .or_insert_with(|| detail.to_owned());
+                .or_insert_with(|| TransportFailure {
+                    detail: detail.to_owned(),
+                    kind,
+                });
         }
     }
 
@@ -308,7 +329,7 @@ impl ApiClient {
     async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
-            AttemptError::Transport(TransportError::Other(
+            AttemptError::Transport(TransportFailure::other(
                 "the request limiter was closed".into(),
             ))
         })?;
@@ -345,7 +366,7 @@ impl ApiClient {
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
             ) else {
-                return Err(AttemptError::Transport(TransportError::Other(format!(
+                return Err(AttemptError::Transport(TransportFailure::other(format!(
                     "header {name} cannot be sent (invalid characters)"
                 ))));
             };
@@ -358,7 +379,7 @@ impl ApiClient {
             .headers(header_map)
             .send()
             .await
-            .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?;
+            .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?;
         let status = response.status();
         let response_headers = response.headers().clone();
         let body = read_limited(response, inner.settings.max_body_bytes).await?;
@@ -371,14 +392,19 @@ impl ApiClient {
     }
 }
 
-enum AttemptError {
-    Transport(TransportError),
-    TooLarge(usize),
+/// A failed answer, by what the retry loop does next.
+enum Judged {
+    /// Not retried (refused credentials, a client error).
+    Final(ApiError),
+    /// May pass on another attempt, after at least the delay given, if any.
+    Retry(ApiError, Option<Duration>),
+    /// A 2xx whose body did not parse: retried only as settings allow.
+    Malformed(ApiError),
 }
 
-enum TransportError {
-    Reqwest(reqwest::Error),
-    Other(String),
+enum AttemptError {
+    Transport(TransportFailure),
+    TooLarge(usize),
 }
 
 /// Reads the body chunk by chunk, refusing more than `limit` bytes.
@@ -396,7 +422,7 @@ async fn read_limited(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| AttemptError::Transport(TransportError::Reqwest(e)))?
+        .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?
     {
         if body.len() + chunk.len() > limit {
             return Err(AttemptError::TooLarge(limit));
@@ -439,32 +465,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .unwrap_or(Duration::ZERO)
     };
     Some(delay.min(CAP))
-}
-
-fn describe_transport_error(e: &TransportError) -> String {
-    match e {
-        TransportError::Other(text) => text.clone(),
-        TransportError::Reqwest(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "could not connect"
-            } else if e.is_body() || e.is_decode() {
-                "the connection broke while reading the response"
-            } else {
-                "request failed"
-            };
-            // The source chain says why (refused, reset, DNS…); URLs here carry no secrets.
-            let mut detail = kind.to_owned();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                source = s.source();
-            }
-            detail
-        }
-    }
 }
 
 #[cfg(test)]
@@ -519,5 +519,51 @@ mod tests {
         assert!(!is_retryable_status(StatusCode::FORBIDDEN));
         assert!(!is_retryable_status(StatusCode::NOT_FOUND));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_classified_where_it_happens() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+        let settings = HttpSettings {
+            max_attempts: 1,
+            ..HttpSettings::default()
+        };
+        let client = ApiClient::new(None, settings).expect("client");
+        let call = Call {
+            source: Source::Nosql,
+            project_id: "p",
+            base: &base,
+            path: "/v3/p/jobs".into(),
+            query: Vec::new(),
+        };
+        let parse = |_: &[u8]| Ok(());
+        let first = client.get(&call, parse).await.expect_err("refused");
+        assert!(
+            matches!(
+                first,
+                ApiError::Transport {
+                    kind: TransportKind::Refused,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        // Later calls to the given-up endpoint keep the kind.
+        let later = client.get(&call, parse).await.expect_err("not requested");
+        assert!(
+            matches!(
+                later,
+                ApiError::Transport {
+                    kind: TransportKind::Refused,
+                    attempts: 0,
+                    ..
+                }
+            ),
+            "{later:?}"
+        );
     }
 }

@@ -172,15 +172,18 @@ impl<'a> DbssApi<'a> {
 
     /// Resource IDs of every audit instance in the project, paged to `total`.
     pub async fn discover(&self) -> Result<Vec<String>, FetchError> {
-        let call = self.call(
-            format!("/v2/{}/audit/instances", self.project_id),
-            Vec::new(),
-        );
+        let call = self.call(instances_path(self.project_id), Vec::new());
         super::list_ids(self.client, call, DISCOVERY_LIMIT, parse_instances).await
     }
 }
 
-fn parse_instances(body: &[u8]) -> super::ListPage {
+/// The audit instance list's path for a project.
+pub fn instances_path(project_id: &str) -> String {
+    format!("/v2/{project_id}/audit/instances")
+}
+
+/// One page of the audit instance list: resource IDs, and the list's `total`.
+pub(crate) fn parse_instances(body: &[u8]) -> super::ListPage {
     #[derive(Deserialize)]
     struct Page {
         instances: Vec<Instance>,

@@ -148,7 +148,7 @@ impl ImageApi<'_> {
     pub async fn job(&self, job_id: &str) -> Result<Vec<JobRow>, FetchError> {
         let segment = crate::auth::signer::encode(job_id);
         let call = self.call(
-            format!("/v1/{}/image-server-jobs/{segment}", self.project_id),
+            format!("{}/{segment}", jobs_path(self.project_id)),
             Vec::new(),
         );
         Ok(self
@@ -159,15 +159,18 @@ impl ImageApi<'_> {
 
     /// Every job ID in the list, paged to `count`. The list has no time filter.
     pub async fn discover(&self) -> Result<Vec<String>, FetchError> {
-        let call = self.call(
-            format!("/v1/{}/image-server-jobs", self.project_id),
-            Vec::new(),
-        );
+        let call = self.call(jobs_path(self.project_id), Vec::new());
         super::list_ids(self.client, call, LIST_LIMIT, parse_list).await
     }
 }
 
-fn parse_list(body: &[u8]) -> super::ListPage {
+/// The image-server job list's path for a project.
+pub fn jobs_path(project_id: &str) -> String {
+    format!("/v1/{project_id}/image-server-jobs")
+}
+
+/// One page of the job list: job IDs, and the list's `count`.
+pub(crate) fn parse_list(body: &[u8]) -> super::ListPage {
     #[derive(Deserialize)]
     struct Page {
         count: u64,

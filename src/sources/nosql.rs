@@ -58,6 +58,11 @@ pub fn time_param(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+0000").to_string()
 }
 
+/// The task list's path for a project.
+pub fn jobs_path(project_id: &str) -> String {
+    format!("/v3/{project_id}/jobs")
+}
+
 #[derive(Deserialize)]
 struct ListJobsPage<'a> {
     #[serde(borrow)]
@@ -163,7 +168,7 @@ impl Target<'_> {
             source: Source::Nosql,
             project_id: self.project_id,
             base: self.base,
-            path: format!("/v3/{}/jobs", self.project_id),
+            path: jobs_path(self.project_id),
             query,
         };
         let project_id = self.project_id;

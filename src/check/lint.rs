@@ -1,0 +1,541 @@
+//! The configuration half of `check`: every problem in a `jobtrail.toml` at
+//! once, each with its line and key. The rules themselves are
+//! [`Settings::parse`]'s (what `sync` runs); this walk only finds them all.
+
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::config::{
+    ConfigError, ProjectIds, Settings, line_of, parse_date_or_datetime, parse_endpoint,
+    parse_region,
+};
+use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
+
+/// A configuration problem: where (1-based line, if known) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The configuration as `check` sees it.
+#[derive(Debug)]
+pub struct ConfigReport {
+    pub path: PathBuf,
+    /// Every problem found; empty when the file is usable.
+    pub problems: Vec<Problem>,
+    /// The resolved settings, when [`Settings::parse`] accepts the file.
+    pub settings: Option<Settings>,
+}
+
+/// Reads and checks the configuration file at `path`.
+pub fn check_config_file(path: &Path) -> ConfigReport {
+    match std::fs::read_to_string(path) {
+        Ok(text) => check_config(&text, path),
+        Err(e) => {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "no configuration file at {}: write one with `jobtrail init --project ID --region REGION`, or name yours with --config PATH",
+                    path.display()
+                )
+            } else {
+                format!("cannot read {}: {e}", path.display())
+            };
+            ConfigReport {
+                path: path.to_path_buf(),
+                problems: vec![Problem {
+                    line: None,
+                    message,
+                }],
+                settings: None,
+            }
+        }
+    }
+}
+
+/// Checks configuration text. [`Settings::parse`] decides what is valid (it is
+/// what `sync` runs); a walk of the document before it lists every problem at
+/// once instead of the first one only. Should the two ever disagree, the
+/// parser's message is shown too, so a file `sync` refuses never passes.
+pub fn check_config(text: &str, path: &Path) -> ConfigReport {
+    let mut problems = lint(text);
+    let settings = match Settings::parse(text, path) {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            let message = match e {
+                ConfigError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            };
+            let line = first_line_number(&message);
+            let covered = line.is_some() && problems.iter().any(|p| p.line == line);
+            if !covered {
+                problems.push(Problem {
+                    line: None,
+                    message: message.trim_end().to_owned(),
+                });
+            }
+            None
+        }
+    };
+    if let Some(s) = &settings
+        && s.projects.is_empty()
+        && problems.is_empty()
+    {
+        problems.push(Problem {
+            line: None,
+            message: "no [[project]] is configured: add one (`jobtrail init` shows how)".into(),
+        });
+    }
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    ConfigReport {
+        path: path.to_path_buf(),
+        problems,
+        settings,
+    }
+}
+
+/// The first `line N` in a message (the parser's and toml's both say it so).
+fn first_line_number(message: &str) -> Option<usize> {
+    let at = message.find("line ")?;
+    let digits: String = message[at + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+struct Linter<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+type Entry<'a, 'i> = (
+    &'a Spanned<std::borrow::Cow<'i, str>>,
+    &'a Spanned<DeValue<'i>>,
+);
+
+impl Linter<'_> {
+    fn at(&mut self, span: std::ops::Range<usize>, message: String) {
+        let line = line_of(self.text, span.start);
+        self.problems.push(Problem {
+            line: Some(line),
+            message,
+        });
+    }
+
+    fn unknown(&mut self, (key, _): Entry<'_, '_>, table: &str, expected: &[&str]) {
+        let name = if table.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{table}.{}", key.get_ref())
+        };
+        self.at(
+            key.span(),
+            format!(
+                "unknown key `{name}` (expected {})",
+                expected
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+
+    fn wrong_type(&mut self, name: &str, value: &Spanned<DeValue<'_>>, expected: &str) {
+        let hint = if expected == "a string" && value.get_ref().is_datetime() {
+            " (write dates in quotes: \"2024-01-01\")"
+        } else {
+            ""
+        };
+        self.at(
+            value.span(),
+            format!(
+                "{name} must be {expected}, not {}{hint}",
+                article(value.get_ref().type_str())
+            ),
+        );
+    }
+
+    fn string<'v>(&mut self, name: &str, value: &'v Spanned<DeValue<'_>>) -> Option<&'v str> {
+        let s = value.get_ref().as_str();
+        if s.is_none() {
+            self.wrong_type(name, value, "a string");
+        }
+        s
+    }
+
+    fn boolean(&mut self, name: &str, value: &Spanned<DeValue<'_>>) -> Option<bool> {
+        let b = value.get_ref().as_bool();
+        if b.is_none() {
+            self.wrong_type(name, value, "true or false");
+        }
+        b
+    }
+
+    fn string_list(&mut self, name: &str, value: &Spanned<DeValue<'_>>) {
+        match value.get_ref().as_array() {
+            None => self.wrong_type(name, value, "a list of strings, e.g. [\"id-1\", \"id-2\"]"),
+            Some(items) => {
+                for item in items.iter() {
+                    if !item.get_ref().is_str() {
+                        self.wrong_type(&format!("every item of {name}"), item, "a string");
+                    }
+                }
+            }
+        }
+    }
+
+    fn table<'v, 'i>(
+        &mut self,
+        name: &str,
+        value: &'v Spanned<DeValue<'i>>,
+    ) -> Option<&'v DeTable<'i>> {
+        let t = value.get_ref().as_table();
+        if t.is_none() {
+            self.wrong_type(name, value, "a table");
+        }
+        t
+    }
+
+    fn document(&mut self, doc: &DeTable<'_>) {
+        const TOP: [&str; 5] = [
+            "database",
+            "queries_dir",
+            "allow_insecure_endpoints",
+            "project",
+            "endpoints",
+        ];
+        let allow_insecure = doc
+            .get("allow_insecure_endpoints")
+            .and_then(|v| v.get_ref().as_bool())
+            .unwrap_or(false);
+        for entry in doc.iter() {
+            let (key, value) = entry;
+            match key.get_ref().as_ref() {
+                "database" | "queries_dir" => {
+                    self.string(key.get_ref(), value);
+                }
+                "allow_insecure_endpoints" => {
+                    self.boolean("allow_insecure_endpoints", value);
+                }
+                "project" => self.projects(value),
+                "endpoints" => {
+                    if let Some(table) = self.table("[endpoints]", value) {
+                        self.endpoints(table, allow_insecure);
+                    }
+                }
+                _ => self.unknown(entry, "", &TOP),
+            }
+        }
+    }
+
+    fn endpoints(&mut self, table: &DeTable<'_>, allow_insecure: bool) {
+        const KEYS: [&str; 4] = ["nosql", "dbss", "image", "iam"];
+        for entry in table.iter() {
+            let (key, value) = entry;
+            if !KEYS.contains(&key.get_ref().as_ref()) {
+                self.unknown(entry, "endpoints", &KEYS);
+                continue;
+            }
+            let name = format!("endpoints.{}", key.get_ref());
+            if let Some(url) = self.string(&name, value)
+                && let Err(why) = parse_endpoint(url, allow_insecure)
+            {
+                self.at(value.span(), format!("{name} = {url:?}: {why}"));
+            }
+        }
+    }
+
+    fn projects(&mut self, value: &Spanned<DeValue<'_>>) {
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong_type(
+                "project",
+                value,
+                "a list of [[project]] tables (write [[project]], with two brackets)",
+            );
+            return;
+        };
+        let mut seen = ProjectIds::default();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(table) = self.table("[[project]]", item) {
+                self.project(index, item.span(), table, &mut seen);
+            }
+        }
+    }
+
+    fn project(
+        &mut self,
+        index: usize,
+        span: std::ops::Range<usize>,
+        table: &DeTable<'_>,
+        seen: &mut ProjectIds,
+    ) {
+        const KEYS: [&str; 5] = ["id", "region", "nosql", "dbss", "image"];
+        let number = index + 1;
+        let mut has_source = false;
+        for entry in table.iter() {
+            let (key, value) = entry;
+            match key.get_ref().as_ref() {
+                "id" => {
+                    if let Some(id) = self.string("project.id", value) {
+                        self.project_id(id, value.span(), seen);
+                    }
+                }
+                "region" => {
+                    if let Some(region) = self.string("project.region", value) {
+                        self.region(region, value.span());
+                    }
+                }
+                "nosql" => {
+                    has_source = true;
+                    if let Some(t) = self.table("[project.nosql]", value) {
+                        self.nosql(t);
+                    }
+                }
+                "dbss" => {
+                    has_source = true;
+                    if let Some(t) = self.table("[project.dbss]", value) {
+                        self.id_source(t, "dbss", "resource_ids");
+                    }
+                }
+                "image" => {
+                    has_source = true;
+                    if let Some(t) = self.table("[project.image]", value) {
+                        self.id_source(t, "image", "job_ids");
+                    }
+                }
+                _ => self.unknown(entry, "project", &KEYS),
+            }
+        }
+        for required in ["id", "region"] {
+            if table.get(required).is_none() {
+                self.at(
+                    span.clone(),
+                    format!("project #{number} has no `{required}`: add `{required} = \"…\"` under [[project]]"),
+                );
+            }
+        }
+        if !has_source {
+            self.at(
+                span,
+                format!("project #{number} has no source table: add [project.nosql], [project.dbss] or [project.image] under it"),
+            );
+        }
+    }
+
+    /// The placeholder `init` writes gets its own message; the rest is
+    /// [`ProjectIds`]'s to judge.
+    fn project_id(&mut self, id: &str, span: std::ops::Range<usize>, seen: &mut ProjectIds) {
+        if id.trim() == PROJECT_PLACEHOLDER {
+            self.at(
+                span,
+                "project.id is still the placeholder from `jobtrail init`: put your project ID there (console → My Credentials → API Credentials → Projects)".into(),
+            );
+        } else if let Err(why) = seen.add(id) {
+            self.at(span, why);
+        }
+    }
+
+    /// The placeholder `init` writes gets its own message; the rest is
+    /// [`parse_region`]'s to judge.
+    fn region(&mut self, region: &str, span: std::ops::Range<usize>) {
+        if region.trim() == REGION_PLACEHOLDER {
+            self.at(
+                span,
+                "project.region is still the placeholder from `jobtrail init`: put the project's region there, e.g. \"cn-north-4\"".into(),
+            );
+        } else if let Err(why) = parse_region(region) {
+            self.at(span, why);
+        }
+    }
+
+    fn nosql(&mut self, table: &DeTable<'_>) {
+        for entry in table.iter() {
+            let (key, value) = entry;
+            if key.get_ref() == "since" {
+                if let Some(since) = self.string("project.nosql.since", value)
+                    && let Err(why) = parse_date_or_datetime(since)
+                {
+                    self.at(
+                        value.span(),
+                        format!("project.nosql.since = {since:?}: {why}"),
+                    );
+                }
+            } else {
+                self.unknown(entry, "project.nosql", &["since"]);
+            }
+        }
+    }
+
+    fn id_source(&mut self, table: &DeTable<'_>, source: &str, ids_key: &str) {
+        for entry in table.iter() {
+            let (key, value) = entry;
+            let name = format!("project.{source}.{}", key.get_ref());
+            if key.get_ref() == ids_key {
+                self.string_list(&name, value);
+            } else if key.get_ref() == "discover" {
+                self.boolean(&name, value);
+            } else {
+                self.unknown(entry, &format!("project.{source}"), &[ids_key, "discover"]);
+            }
+        }
+    }
+}
+
+fn article(type_name: &str) -> String {
+    if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {type_name}")
+    } else {
+        format!("a {type_name}")
+    }
+}
+
+/// Every problem in the document, in file order. Syntax errors first stop the
+/// walk (what follows a syntax error is a guess).
+pub fn lint(text: &str) -> Vec<Problem> {
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    let mut linter = Linter {
+        text,
+        problems: Vec::new(),
+    };
+    if !errors.is_empty() {
+        for e in errors {
+            let line = e.span().map(|s| line_of(text, s.start));
+            linter.problems.push(Problem {
+                line,
+                message: format!("not valid TOML: {}", e.message().trim_end()),
+            });
+        }
+        return linter.problems;
+    }
+    linter.document(doc.get_ref());
+    linter.problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{InitOptions, render as init_render};
+
+    fn check(text: &str) -> ConfigReport {
+        check_config(text, Path::new("/tmp/jobtrail.toml"))
+    }
+
+    fn messages(report: &ConfigReport) -> Vec<String> {
+        report.problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn what_init_writes_is_clean() {
+        let text = init_render(&InitOptions {
+            project: Some("abc123".into()),
+            region: Some("cn-north-4".into()),
+            ..InitOptions::default()
+        })
+        .expect("renders");
+        let report = check(&text);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.settings.is_some());
+    }
+
+    #[test]
+    fn placeholders_are_both_named_with_their_lines() {
+        let text = init_render(&InitOptions::default()).expect("renders");
+        let report = check(&text);
+        let m = messages(&report);
+        assert_eq!(m.len(), 2, "{m:?}");
+        let line_of = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map(|i| i + 1)
+                .expect("present")
+        };
+        assert_eq!(report.problems[0].line, Some(line_of(PROJECT_PLACEHOLDER)));
+        assert!(
+            m[0].contains("project.id is still the placeholder"),
+            "{m:?}"
+        );
+        assert_eq!(report.problems[1].line, Some(line_of(REGION_PLACEHOLDER)));
+        assert!(report.settings.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let text = r#"databse = "x.db"
+allow_insecure_endpoints = "yes"
+
+[[project]]
+id = "p1"
+region = "cn north"
+
+[project.nosql]
+since = 2024-01-01
+
+[project.dbss]
+resource_ids = "r1"
+discover = true
+
+[[project]]
+id = "p1"
+region = "cn-north-4"
+[project.image]
+job_idz = []
+
+[[project]]
+region = "cn-north-4"
+
+[endpoints]
+nosql = "http://example.com"
+"#;
+        let report = check(text);
+        let m = messages(&report);
+        let expect = [
+            ("line 1:", "unknown key `databse`"),
+            ("line 2:", "allow_insecure_endpoints must be true or false"),
+            ("line 6:", "project.region \"cn north\""),
+            ("line 9:", "write dates in quotes"),
+            (
+                "line 12:",
+                "project.dbss.resource_ids must be a list of strings",
+            ),
+            ("line 16:", "project p1 is listed twice"),
+            ("line 19:", "unknown key `project.image.job_idz`"),
+            ("no `id`", "project #3"),
+            ("project #3 has no source table", ""),
+            ("line 25:", "endpoints.nosql"),
+        ];
+        for (a, b) in expect {
+            assert!(
+                m.iter().any(|x| x.contains(a) && x.contains(b)),
+                "{a} {b} not in {m:#?}"
+            );
+        }
+        assert!(report.settings.is_none());
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_with_their_line() {
+        let report = check("[[project]]\nid = \"p\nregion = \"cn-north-4\"\n");
+        assert!(!report.problems.is_empty());
+        assert_eq!(report.problems[0].line, Some(2), "{:?}", report.problems);
+        assert!(report.problems[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn a_file_without_projects_is_not_ready() {
+        let report = check("database = \"x.db\"\n");
+        assert!(messages(&report)[0].contains("no [[project]]"));
+    }
+}
