@@ -1,5 +1,5 @@
 //! Command-line arguments as typed (clap derive). Resolution into settings
-//! happens in [`crate::app`], never here.
+//! happens in [`crate::config`] (`Locations`), never here.
 // The doc comments below are clap's `--help` text, not rustdoc: brackets in them
 // such as `[,query=TEXT]` are usage syntax, not links.
 #![allow(rustdoc::broken_intra_doc_links)]

@@ -477,12 +477,17 @@ impl Locations {
     /// `database`, then `./jobtrail.db`.
     pub fn resolve(&self) -> Result<Resolved, ConfigError> {
         let settings = self.settings()?;
-        let database = self
-            .db
+        let database = self.database_for(&settings);
+        Ok(Resolved { settings, database })
+    }
+
+    /// The database these settings lead to: `--db`, then the file's
+    /// `database`, then `./jobtrail.db`.
+    pub fn database_for(&self, settings: &Settings) -> PathBuf {
+        self.db
             .clone()
             .or_else(|| settings.database.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE));
-        Ok(Resolved { settings, database })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
     }
 
     /// The demo's database: `--db`, else `./jobtrail-demo.db`.

@@ -23,6 +23,7 @@ pub mod sources;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod text;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -328,15 +328,6 @@ pub fn truncate(s: &str, limit: usize) -> String {
     out
 }
 
-/// Keeps the first `max` characters of `s`, adding "…" when anything was cut
-/// (for text that is not laid out in terminal columns: web pages, messages).
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
-    }
-}
-
 /// The narrowest a column is cut to, however little room there is.
 const MIN_COLUMN_WIDTH: usize = 4;
 
@@ -605,13 +596,5 @@ mod tests {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("中文中文", 5), "中文…");
         assert_eq!(truncate("abc", 3), "abc");
-    }
-
-    #[test]
-    fn truncating_by_characters_keeps_whole_characters() {
-        assert_eq!(truncate_chars("abcdef", 4), "abcd…");
-        assert_eq!(truncate_chars("中文中文", 3), "中文中…");
-        assert_eq!(truncate_chars("abc", 3), "abc");
-        assert_eq!(truncate_chars("", 0), "");
     }
 }

@@ -450,10 +450,7 @@ async fn a_full_disk_fails_the_run_and_keeps_what_was_stored() {
     let mut store = jobtrail::store::Store::open(&case.db())
         .await
         .expect("open");
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
-        .await
-        .expect("pages");
+    let pages = store.page_count().await.expect("pages");
     store.limit_pages(pages).await.expect("limit");
     let client = ApiClient::new(None, fast_http()).expect("client");
     let options = SyncOptions {

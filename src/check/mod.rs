@@ -62,11 +62,12 @@ impl Report {
 pub async fn run(config_path: &Path, db_flag: Option<&Path>, timeout: Duration) -> Report {
     let config = check_config_file(config_path);
     let credentials = Credentials::from_environment();
+    let locations = crate::config::Locations {
+        db: db_flag.map(Path::to_path_buf),
+        config: Some(config_path.to_path_buf()),
+    };
     let database = config.settings.as_ref().map(|s| {
-        let path = db_flag
-            .map(Path::to_path_buf)
-            .or_else(|| s.database.clone())
-            .unwrap_or_else(|| PathBuf::from("jobtrail.db"));
+        let path = locations.database_for(s);
         let exists = path.exists();
         (path, exists)
     });

@@ -7,6 +7,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 
 use crate::model::Source;
+use crate::text::truncate_chars;
 
 /// Where a call went: shown in every error about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,7 +281,7 @@ pub struct MessageText(pub Option<String>);
 impl fmt::Display for MessageText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(m) if !m.is_empty() => write!(f, ": {}", truncate(m, 300)),
+            Some(m) if !m.is_empty() => write!(f, ": {}", truncate_chars(m, 300)),
             _ => Ok(()),
         }
     }
@@ -296,15 +297,6 @@ impl fmt::Display for AttemptsText {
         } else {
             Ok(())
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let cut: String = s.chars().take(max).collect();
-        format!("{cut}…")
     }
 }
 
@@ -325,7 +317,7 @@ impl ApiError {
                 if text.starts_with('<') {
                     "the answer was an HTML page, not the API's JSON (a proxy or gateway in the way?)".to_owned()
                 } else {
-                    truncate(text, 200)
+                    truncate_chars(text, 200)
                 }
             })
         });

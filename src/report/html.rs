@@ -10,8 +10,8 @@ use super::{MAX_TYPE_ROWS, MAX_WEEKS, STUCK_AFTER_HOURS};
 use super::{ReportData, failure_rate, week_grid};
 use crate::model::Source;
 use crate::normalize::{format_utc, parse_api_time};
-use crate::output::truncate_chars;
 use crate::store::JobWindow;
+use crate::text::truncate_chars;
 
 /// Bars in the failure-rate and duration charts.
 const MAX_CHART_BARS: usize = 15;

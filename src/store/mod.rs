@@ -173,8 +173,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Pages the database file holds now (with [`Store::limit_pages`], a way
+    /// to simulate a disk that is full at exactly this size).
+    pub async fn page_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub fn path(&self) -> &Path {

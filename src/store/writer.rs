@@ -407,7 +407,7 @@ mod tests {
         sqlx::query_as(
             "SELECT job_id, old_status, new_status, sync_id FROM job_status_changes ORDER BY id",
         )
-        .fetch_all(store.pool())
+        .fetch_all(&store.pool)
         .await
         .expect("history")
     }
@@ -467,13 +467,13 @@ mod tests {
         );
         let stored: (i64, String) =
             sqlx::query_as("SELECT COUNT(*), MAX(status) FROM jobs WHERE job_id = 'job-0007'")
-                .fetch_one(db.store.pool())
+                .fetch_one(&db.store.pool)
                 .await
                 .expect("job");
         assert_eq!(stored, (1, "failed".to_owned()));
         let totals: (i64, i64, i64) =
             sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs")
-                .fetch_one(db.store.pool())
+                .fetch_one(&db.store.pool)
                 .await
                 .expect("run");
         assert_eq!(totals, (1_210, 1_210, 1));
@@ -503,7 +503,7 @@ mod tests {
                                       || '/' || substr(job_id, instr(job_id, '-j') + 2))
              FROM jobs",
         )
-        .fetch_one(db.store.pool())
+        .fetch_one(&db.store.pool)
         .await
         .expect("count");
         assert_eq!(
@@ -526,7 +526,7 @@ mod tests {
         .await;
         let runs: Vec<(i64, i64, i64)> =
             sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs ORDER BY id")
-                .fetch_all(db.store.pool())
+                .fetch_all(&db.store.pool)
                 .await
                 .expect("runs");
         assert_eq!(runs, vec![(1, 1, 0), (2, 1, 1)]);
@@ -565,7 +565,7 @@ mod tests {
             .await
             .expect("finish");
         let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-            .fetch_one(db.store.pool())
+            .fetch_one(&db.store.pool)
             .await
             .expect("count");
         assert_eq!(jobs, 1);
@@ -634,7 +634,7 @@ mod tests {
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name",
         )
-        .fetch_all(store.pool())
+        .fetch_all(&store.pool)
         .await
         .expect("indexes");
         assert_eq!(
@@ -657,7 +657,7 @@ mod tests {
         let run = db.store.begin_run(&[Source::Nosql], t1).await.expect("run");
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs")
-                .fetch_one(db.store.pool())
+                .fetch_one(&db.store.pool)
                 .await
                 .expect("count")
         };

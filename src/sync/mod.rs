@@ -188,11 +188,9 @@ fn select_projects<'a>(
     settings: &'a Settings,
     options: &SyncOptions,
 ) -> Result<Vec<&'a ProjectSettings>, SyncError> {
-    if settings.projects.is_empty() {
-        return Err(SyncError::Usage(
-            "no project is configured: add a [[project]] to jobtrail.toml (`jobtrail init` writes one), or pass --config".into(),
-        ));
-    }
+    settings
+        .require_projects()
+        .map_err(|e| SyncError::Usage(e.to_string()))?;
     for wanted in &options.projects {
         if !settings.projects.iter().any(|p| &p.id == wanted) {
             let known: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
