@@ -2,6 +2,7 @@
 //! their status history, sync-run accounting and watermarks.
 
 mod jobs;
+pub mod postgres;
 mod runs;
 mod state;
 mod writer;
