@@ -168,7 +168,7 @@ fn holder_name() -> String {
 }
 
 /// This machine's name, for messages that say where a sync runs.
-fn host_name() -> String {
+pub(super) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

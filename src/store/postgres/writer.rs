@@ -10,6 +10,9 @@
 //! migration). A job seen twice in one batch (its status flipped between two
 //! answers) is upserted in a later round than its first sighting, so its
 //! history keeps both states in order and the stored row is the last one.
+//! The rows of one job come in the same order as on SQLite; across jobs,
+//! within a round, first sightings (in batch order) take their ids before
+//! changes (in batch order), where SQLite interleaves them.
 
 use std::collections::HashMap;
 
