@@ -111,7 +111,8 @@ impl CopyRows {
             self.null();
             return Ok(());
         };
-        let at = parse_api_time(text).ok_or_else(|| field.error(format!("{text:?} is not a time")))?;
+        let at =
+            parse_api_time(text).ok_or_else(|| field.error(format!("{text:?} is not a time")))?;
         self.buf.extend_from_slice(&8i32.to_be_bytes());
         let micros = at.timestamp_micros() - postgres_epoch().timestamp_micros();
         self.buf.extend_from_slice(&micros.to_be_bytes());
@@ -126,8 +127,9 @@ impl CopyRows {
 
     /// A value of `prefix` then `bytes`, after its length.
     fn bytes(&mut self, field: Field<'_>, prefix: &[u8], bytes: &[u8]) -> Result<(), PgStoreError> {
-        let len = i32::try_from(prefix.len() + bytes.len())
-            .map_err(|_| field.error(format!("is {} bytes, over PostgreSQL's limit", bytes.len())))?;
+        let len = i32::try_from(prefix.len() + bytes.len()).map_err(|_| {
+            field.error(format!("is {} bytes, over PostgreSQL's limit", bytes.len()))
+        })?;
         self.buf.extend_from_slice(&len.to_be_bytes());
         self.buf.extend_from_slice(prefix);
         self.buf.extend_from_slice(bytes);

@@ -234,6 +234,8 @@ mod tests {
             Some("host cron-3.example, pid 42".to_owned())
         );
         assert_eq!(jobtrail_holder("psql"), None);
-        assert!(holder_name().starts_with(&format!("jobtrail sync pid={} host=", std::process::id())));
+        assert!(
+            holder_name().starts_with(&format!("jobtrail sync pid={} host=", std::process::id()))
+        );
     }
 }

@@ -71,7 +71,9 @@ impl PgStore {
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(MISSING_PREFIX)?.to_owned(), v.parse().ok()?)))
+            .filter_map(|(k, v)| {
+                Some((k.strip_prefix(MISSING_PREFIX)?.to_owned(), v.parse().ok()?))
+            })
             .collect())
     }
 

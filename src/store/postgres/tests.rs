@@ -181,7 +181,6 @@ async fn sync_batches(store: &PgStore, batches: Vec<Vec<JobRow>>) -> Vec<RunTota
     totals
 }
 
-
 #[tokio::test]
 async fn migrations_apply_and_reopening_changes_nothing() {
     let Some(db) = test_db().await else { return };
@@ -267,8 +266,21 @@ async fn an_upsert_keeps_first_seen_at_and_updates_the_rest() {
     later.fail_reason = Some("disk full".into());
     later.ended_at = Some("2024-03-01T10:05:00.250Z".into());
     later.duration_ms = Some(300_250);
-    sync_batches(&db.store, vec![vec![job("a", Status::Running)], vec![later]]).await;
-    let row: (DateTime<Utc>, DateTime<Utc>, String, Option<String>, Option<DateTime<Utc>>, Option<i64>, i64) =
+    sync_batches(
+        &db.store,
+        vec![vec![job("a", Status::Running)], vec![later]],
+    )
+    .await;
+    type Stored = (
+        DateTime<Utc>,
+        DateTime<Utc>,
+        String,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+        i64,
+    );
+    let row: Stored =
         sqlx::query_as(
             "SELECT first_seen_at, last_seen_at, status, fail_reason, ended_at, duration_ms, last_sync_id FROM jobs",
         )
@@ -303,7 +315,11 @@ async fn history_records_first_sightings_and_changes_but_not_repeats() {
         &db.store,
         vec![
             vec![job("a", Status::Running), job("b", Status::Running)],
-            vec![job("a", Status::Running), b_failed, job("c", Status::Succeeded)],
+            vec![
+                job("a", Status::Running),
+                b_failed,
+                job("c", Status::Succeeded),
+            ],
             vec![b_other_reason],
             vec![b_other_json, job("c", Status::Succeeded)],
         ],
@@ -333,7 +349,11 @@ async fn history_records_first_sightings_and_changes_but_not_repeats() {
 #[tokio::test]
 async fn a_hand_update_records_a_change_and_other_updates_do_not() {
     let Some(db) = test_db().await else { return };
-    sync_batches(&db.store, vec![vec![job("a", Status::Running), job("b", Status::Running)]]).await;
+    sync_batches(
+        &db.store,
+        vec![vec![job("a", Status::Running), job("b", Status::Running)]],
+    )
+    .await;
     for sql in [
         "UPDATE jobs SET job_type = 'Restore', progress = 50",
         "UPDATE jobs SET status = 'running', raw_status = 'Running' WHERE job_id = 'a'",
@@ -342,14 +362,20 @@ async fn a_hand_update_records_a_change_and_other_updates_do_not() {
     ] {
         sqlx::query(sql).execute(&db.store.pool).await.expect(sql);
     }
-    let changes: Vec<(String, Option<String>, String, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT job_id, old_status, new_status, raw_status, fail_reason
+    type Change = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let changes: Vec<Change> = sqlx::query_as(
+        "SELECT job_id, old_status, new_status, raw_status, fail_reason
              FROM job_status_changes WHERE old_status IS NOT NULL ORDER BY id",
-        )
-        .fetch_all(&db.store.pool)
-        .await
-        .expect("changes");
+    )
+    .fetch_all(&db.store.pool)
+    .await
+    .expect("changes");
     assert_eq!(
         changes,
         [
@@ -360,7 +386,13 @@ async fn a_hand_update_records_a_change_and_other_updates_do_not() {
                 Some("Running".to_owned()),
                 Some("by hand".to_owned())
             ),
-            ("b".to_owned(), Some("running".to_owned()), "running".to_owned(), None, None),
+            (
+                "b".to_owned(),
+                Some("running".to_owned()),
+                "running".to_owned(),
+                None,
+                None
+            ),
         ]
     );
 }
@@ -400,7 +432,11 @@ async fn a_failing_batch_leaves_no_rows_no_history_and_no_watermark() {
     assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 1);
     assert_eq!(
-        count(&db.store, "SELECT COUNT(*) FROM jobs WHERE status = 'running'").await,
+        count(
+            &db.store,
+            "SELECT COUNT(*) FROM jobs WHERE status = 'running'"
+        )
+        .await,
         1
     );
     assert_eq!(history(&db.store).await, [h("a", None, "running", 1)]);
@@ -475,7 +511,10 @@ async fn a_killed_writer_leaves_no_partial_batch_and_the_next_one_completes() {
     assert!(killed);
     assert!(writer.commit().await.is_err(), "its session is gone");
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 0);
-    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await, 0);
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await,
+        0
+    );
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM sync_state").await, 0);
     let mut next = db.store.bulk_writer().await.expect("writer");
     next.write_batch(
@@ -489,7 +528,10 @@ async fn a_killed_writer_leaves_no_partial_batch_and_the_next_one_completes() {
     .await
     .expect("write");
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 2_000);
-    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await, 2_000);
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await,
+        2_000
+    );
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM sync_state").await, 1);
 }
 
@@ -558,7 +600,11 @@ async fn hostile_text_round_trips_through_copy() {
         .await
         .expect("run");
     db.store
-        .write_batch(run.id, at("2024-03-22T00:00:00Z"), &batch(vec![row.clone()]))
+        .write_batch(
+            run.id,
+            at("2024-03-22T00:00:00Z"),
+            &batch(vec![row.clone()]),
+        )
         .await
         .expect("write");
     type Back = (
@@ -618,17 +664,38 @@ async fn hostile_text_round_trips_through_copy() {
 async fn batches_of_one_transaction_land_together_at_commit_and_not_before() {
     let Some(db) = test_db().await else { return };
     let now = at("2024-03-22T00:00:00Z");
-    let run = db.store.begin_run(&[Source::Nosql], now).await.expect("run");
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
     let ids = |ids: &[&str]| batch(ids.iter().map(|id| job(id, Status::Running)).collect());
     let mut writer = db.store.bulk_writer().await.expect("writer");
-    writer.write(run.id, now, &ids(&["a", "b"])).await.expect("write");
-    writer.write(run.id, now, &ids(&["c", "a"])).await.expect("write");
-    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 0, "nothing before the commit");
+    writer
+        .write(run.id, now, &ids(&["a", "b"]))
+        .await
+        .expect("write");
+    writer
+        .write(run.id, now, &ids(&["c", "a"]))
+        .await
+        .expect("write");
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM jobs").await,
+        0,
+        "nothing before the commit"
+    );
     writer.commit().await.expect("commit");
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 3);
-    writer.write(run.id, now, &ids(&["d"])).await.expect("write");
+    writer
+        .write(run.id, now, &ids(&["d"]))
+        .await
+        .expect("write");
     writer.close().await;
-    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 3, "uncommitted is rolled back");
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM jobs").await,
+        3,
+        "uncommitted is rolled back"
+    );
     assert_eq!(history(&db.store).await.len(), 3);
 }
 
@@ -676,8 +743,15 @@ async fn the_sync_reads_answer_as_on_sqlite() {
         .await
         .expect("unfinished");
     let ids: Vec<&str> = unfinished.iter().map(|j| j.job_id.as_str()).collect();
-    assert_eq!(ids, ["n2", "n1", "n3"], "unknown start first, then by start");
-    assert_eq!(unfinished[1].started_at.as_deref(), Some("2024-03-01T10:00:00.000Z"));
+    assert_eq!(
+        ids,
+        ["n2", "n1", "n3"],
+        "unknown start first, then by start"
+    );
+    assert_eq!(
+        unfinished[1].started_at.as_deref(),
+        Some("2024-03-01T10:00:00.000Z")
+    );
     assert_eq!(unfinished[0].raw_status.as_deref(), Some("Odd"));
     let before = db
         .store
@@ -697,12 +771,13 @@ async fn the_sync_reads_answer_as_on_sqlite() {
             .expect("settled"),
         HashSet::from(["r1".to_owned()])
     );
-    assert!(db
-        .store
-        .settled_dbss_resources("p1", at("2024-03-21T00:00:00.001Z"))
-        .await
-        .expect("settled")
-        .is_empty());
+    assert!(
+        db.store
+            .settled_dbss_resources("p1", at("2024-03-21T00:00:00.001Z"))
+            .await
+            .expect("settled")
+            .is_empty()
+    );
     assert_eq!(
         db.store
             .start_times_between(
@@ -729,13 +804,22 @@ async fn the_sync_reads_answer_as_on_sqlite() {
         db.store.set_state(&update, now).await.expect("set");
     }
     assert_eq!(
-        db.store.miss_counts("p1", Source::Nosql).await.expect("misses"),
+        db.store
+            .miss_counts("p1", Source::Nosql)
+            .await
+            .expect("misses"),
         HashMap::from([("n1".to_owned(), 1), ("gone".to_owned(), 3)])
     );
     // Run 1 stored n1: its miss count is forgotten, the other stays.
-    db.store.forget_misses_of_seen_jobs(1).await.expect("forget");
+    db.store
+        .forget_misses_of_seen_jobs(1)
+        .await
+        .expect("forget");
     assert_eq!(
-        db.store.miss_counts("p1", Source::Nosql).await.expect("misses"),
+        db.store
+            .miss_counts("p1", Source::Nosql)
+            .await
+            .expect("misses"),
         HashMap::from([("gone".to_owned(), 3)])
     );
     let updated: DateTime<Utc> = sqlx::query_scalar("SELECT updated_at FROM sync_state")
@@ -749,12 +833,19 @@ async fn the_sync_reads_answer_as_on_sqlite() {
 async fn a_batch_keeps_the_last_of_a_state_key_given_twice() {
     let Some(db) = test_db().await else { return };
     let now = at("2024-03-22T00:00:00Z");
-    let run = db.store.begin_run(&[Source::Nosql], now).await.expect("run");
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
     let state = JobBatch {
         rows: vec![],
         state: vec![watermark("w1"), watermark("w2")],
     };
-    db.store.write_batch(run.id, now, &state).await.expect("write");
+    db.store
+        .write_batch(run.id, now, &state)
+        .await
+        .expect("write");
     assert_eq!(
         db.store
             .get_state("p1", Source::Nosql, "watermark")
@@ -791,7 +882,11 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
     assert_eq!(status(dead.id).await.0, "running", "its process is alive");
     // The process dies: its session ends, and its run lock with it.
     dying.close().await;
-    let next = db.store.begin_run(&[Source::Nosql], now).await.expect("run");
+    let next = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
     assert_eq!(
         status(dead.id).await,
         (
@@ -800,9 +895,18 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
             "dbss".to_owned()
         )
     );
-    assert_eq!(status(live.id).await, ("running".to_owned(), None, "nosql,image".to_owned()));
+    assert_eq!(
+        status(live.id).await,
+        ("running".to_owned(), None, "nosql,image".to_owned())
+    );
     let totals = other_host
-        .finish_run(&live, RunOutcome::Partial, 7, Some("one project failed"), now)
+        .finish_run(
+            &live,
+            RunOutcome::Partial,
+            7,
+            Some("one project failed"),
+            now,
+        )
         .await
         .expect("finish");
     assert_eq!(totals, RunTotals::default());
@@ -818,7 +922,10 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
         .await
         .expect("finish");
     // Finished runs hold no lock: beginning another closes nothing of theirs.
-    db.store.begin_run(&[Source::Nosql], now).await.expect("run");
+    db.store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
     assert_eq!(status(next.id).await.0, "succeeded");
 }
 
@@ -826,8 +933,16 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
 async fn different_projects_lock_at_once_and_the_same_one_is_refused_naming_host_and_pid() {
     let Some(db) = test_db().await else { return };
     let wait = Duration::from_millis(400);
-    let first = db.store.lock_projects(&["p1", "p3"], wait).await.expect("p1, p3");
-    let second = db.store.lock_projects(&["p2"], wait).await.expect("p2 at the same time");
+    let first = db
+        .store
+        .lock_projects(&["p1", "p3"], wait)
+        .await
+        .expect("p1, p3");
+    let second = db
+        .store
+        .lock_projects(&["p2"], wait)
+        .await
+        .expect("p2 at the same time");
     assert_eq!(first.projects().len(), 2);
     let started = Instant::now();
     let err = db
@@ -837,8 +952,14 @@ async fn different_projects_lock_at_once_and_the_same_one_is_refused_naming_host
         .expect_err("p3 is taken");
     assert!(started.elapsed() >= wait, "it waited first");
     let text = err.to_string();
-    assert!(text.starts_with("another sync of project p3 is running on this database (host "), "{text}");
-    assert!(text.contains(&format!(", pid {})", std::process::id())), "{text}");
+    assert!(
+        text.starts_with("another sync of project p3 is running on this database (host "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(", pid {})", std::process::id())),
+        "{text}"
+    );
     assert!(text.contains(&super::lock::host_name()), "{text}");
     // The refused attempt holds nothing: p4 is free.
     let third = db.store.lock_projects(&["p4"], wait).await.expect("p4");
@@ -849,7 +970,10 @@ async fn different_projects_lock_at_once_and_the_same_one_is_refused_naming_host
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     second.release().await;
-    let after_wait = waiting.await.expect("task").expect("p2 after its holder finished");
+    let after_wait = waiting
+        .await
+        .expect("task")
+        .expect("p2 after its holder finished");
     assert_eq!(after_wait.projects(), ["p2"]);
     drop((first, third));
 }
@@ -860,7 +984,10 @@ async fn a_lock_is_released_when_its_session_dies() {
     let wait = Duration::from_millis(300);
     let mut held = db.store.lock_projects(&["p1"], wait).await.expect("p1");
     held.check().await.expect("held");
-    db.store.lock_projects(&["p1"], wait).await.expect_err("taken");
+    db.store
+        .lock_projects(&["p1"], wait)
+        .await
+        .expect_err("taken");
     // As when its process is killed: the server ends the session.
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(held.backend_pid())
@@ -907,7 +1034,10 @@ async fn connection_errors_name_the_database_and_never_the_password() {
     let err = PgStore::open(&wrong).await.expect_err("wrong password");
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains(&format!("{}:{}/postgres", server.host(), server.port())), "{shown}");
+        assert!(
+            shown.contains(&format!("{}:{}/postgres", server.host(), server.port())),
+            "{shown}"
+        );
     }
 }
 
@@ -920,12 +1050,22 @@ async fn the_password_may_come_from_pgpassword_or_pgpass() {
         .expect("utf-8")
         .into_owned();
     let user = db.url.options().get_username().to_owned();
-    let no_password = format!("postgres://{user}@{}:{}/{}", db.url.host(), db.url.port(), db.name);
+    let no_password = format!(
+        "postgres://{user}@{}:{}/{}",
+        db.url.host(),
+        db.url.port(),
+        db.name
+    );
     let dir = tempfile::tempdir().expect("dir");
     let pgpass = dir.path().join("pgpass");
     std::fs::write(
         &pgpass,
-        format!("{}:{}:{}:{user}:{password}\n", db.url.host(), db.url.port(), db.name),
+        format!(
+            "{}:{}:{}:{user}:{password}\n",
+            db.url.host(),
+            db.url.port(),
+            db.name
+        ),
     )
     .expect("pgpass");
     #[cfg(unix)]
@@ -973,7 +1113,9 @@ async fn child_opens_with_a_password_from_the_environment() {
     let Ok(url) = std::env::var(CHILD_VAR) else {
         return;
     };
-    let store = PgStore::open(&url).await.expect("open with the password from the environment");
+    let store = PgStore::open(&url)
+        .await
+        .expect("open with the password from the environment");
     store.close().await;
     println!("CHILD OPENED");
 }

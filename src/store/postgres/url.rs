@@ -17,7 +17,8 @@ const REDACTED: &str = "***";
 /// the password.
 #[derive(Clone)]
 pub struct DbUrl {
-    options: PgConnectOptions,
+    /// Boxed: errors carry a `DbUrl`, and the options are large.
+    options: Box<PgConnectOptions>,
     /// `postgres://user:***@host:5432/db`, built once.
     shown: String,
     /// Passwords given in the URL, scrubbed from any error text that might
@@ -68,7 +69,7 @@ impl DbUrl {
             database = options.get_database().unwrap_or(options.get_username()),
         );
         let mut parsed = DbUrl {
-            options,
+            options: Box::new(options),
             shown,
             secrets,
         };
@@ -100,16 +101,16 @@ impl DbUrl {
 
     /// `text` with any password of this URL replaced by `***`.
     pub(super) fn scrub(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .fold(text.to_owned(), |t, secret| t.replace(secret.as_str(), REDACTED))
+        self.secrets.iter().fold(text.to_owned(), |t, secret| {
+            t.replace(secret.as_str(), REDACTED)
+        })
     }
 
     /// This URL naming another database on the same server (tests create one each).
     #[cfg(test)]
     pub(super) fn with_database(&self, database: &str) -> DbUrl {
         let mut other = self.clone();
-        other.options = other.options.clone().database(database);
+        other.options = Box::new(self.options.as_ref().clone().database(database));
         other.shown = format!(
             "{}/{database}",
             self.shown.rsplit_once('/').map_or("", |(head, _)| head)
@@ -136,12 +137,19 @@ mod tests {
 
     #[test]
     fn postgres_url_display_and_debug_never_show_the_password() {
-        let url = DbUrl::parse("postgres://alice:s3cr%40t-pw@db.example:6543/history?sslmode=disable")
-            .expect("url");
-        assert_eq!(url.to_string(), "postgres://alice:***@db.example:6543/history");
+        let url =
+            DbUrl::parse("postgres://alice:s3cr%40t-pw@db.example:6543/history?sslmode=disable")
+                .expect("url");
+        assert_eq!(
+            url.to_string(),
+            "postgres://alice:***@db.example:6543/history"
+        );
         let debug = format!("{url:?}");
         assert!(!debug.contains("s3cr"), "{debug}");
-        assert_eq!((url.host(), url.port(), url.database()), ("db.example", 6543, "history"));
+        assert_eq!(
+            (url.host(), url.port(), url.database()),
+            ("db.example", 6543, "history")
+        );
         assert_eq!(url.scrub("x s3cr@t-pw y s3cr%40t-pw"), "x *** y ***");
     }
 

@@ -12,7 +12,7 @@
 //! history keeps both states in order and the stored row is the last one.
 //! The rows of one job come in the same order as on SQLite; across jobs,
 //! within a round, first sightings (in batch order) take their ids before
-//! changes (in batch order), where SQLite interleaves them.
+//! changes (in the order the upsert meets them), where SQLite interleaves them.
 
 use std::collections::HashMap;
 
@@ -58,14 +58,17 @@ WHERE s.grp = $3 AND NOT EXISTS (
 ORDER BY s.ord";
 
 /// The upsert of one round (`$3`), seen at `$1` by run `$2`. Never a delete
-/// and insert: a known job keeps its `first_seen_at`.
+/// and insert: a known job keeps its `first_seen_at`. Not sorted by `ord`: a
+/// round names each job once, so the order only decides the ids of changes
+/// to different jobs, and a sort of whole rows (raw_json and all) spills to
+/// disk at the default `work_mem`.
 const UPSERT_SQL: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_id, job_type,
     status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name,
     error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id)
 SELECT source, project_id, job_id, parent_job_id, job_type, status, raw_status, progress,
     started_at, ended_at, duration_ms, resource_id, resource_name, error_code, fail_reason,
     raw_json, $1, $1, $2
-FROM jobtrail_staging WHERE grp = $3 ORDER BY ord
+FROM jobtrail_staging WHERE grp = $3
 ON CONFLICT (source, project_id, job_id) DO UPDATE SET
     parent_job_id = excluded.parent_job_id, job_type = excluded.job_type,
     status = excluded.status, raw_status = excluded.raw_status, progress = excluded.progress,
@@ -156,7 +159,9 @@ impl PgWriter {
         // fails the batch with nothing to undo.
         let (copy, rounds) = encode(batch)?;
         self.busy = true;
-        let written = self.write_encoded(sync_id, to_millis(seen_at), batch, copy, rounds).await;
+        let written = self
+            .write_encoded(sync_id, to_millis(seen_at), batch, copy, rounds)
+            .await;
         if written.is_err() && self.batches_open > 0 {
             // Already failing: a rollback error would only hide the first one.
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
@@ -235,7 +240,14 @@ impl PgWriter {
         let state: Vec<(&str, Source, &str, &str)> = batch
             .state
             .iter()
-            .map(|u| (u.project_id.as_str(), u.source, u.key.as_str(), u.value.as_str()))
+            .map(|u| {
+                (
+                    u.project_id.as_str(),
+                    u.source,
+                    u.key.as_str(),
+                    u.value.as_str(),
+                )
+            })
             .collect();
         upsert_state_rows(&mut *conn, &state, seen_at).await
     }
