@@ -1119,3 +1119,32 @@ async fn child_opens_with_a_password_from_the_environment() {
     store.close().await;
     println!("CHILD OPENED");
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
+    // Accepts the connection, then says nothing (as a host behind a black hole would).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let silent = tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let err = PgStore::open(&format!(
+        "postgres://jobtrail:hunter2@127.0.0.1:{port}/history?sslmode=disable"
+    ))
+    .await
+    .expect_err("no answer");
+    assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot connect to the PostgreSQL database postgres://jobtrail:***@127.0.0.1:{port}/history: no answer within 5 seconds"
+        )
+    );
+    silent.abort();
+}
