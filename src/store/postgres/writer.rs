@@ -178,9 +178,11 @@ impl PgWriter {
         }
         if self.batches_open > 0 {
             self.busy = true;
-            sqlx::raw_sql("COMMIT").execute(&mut self.conn).await?;
+            let committed = sqlx::raw_sql("COMMIT").execute(&mut self.conn).await;
+            // Committed or not, the transaction is over (a failed COMMIT rolls back).
             self.batches_open = 0;
             self.busy = false;
+            committed?;
         }
         Ok(())
     }
