@@ -4,6 +4,7 @@
 mod adhoc;
 mod jobs;
 mod lock;
+pub mod postgres;
 mod report;
 mod runs;
 mod state;

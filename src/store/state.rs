@@ -13,12 +13,12 @@ use crate::normalize::{format_utc, parse_api_time};
 
 /// The key of a source's watermark: every window up to this instant (UTC
 /// text) is stored whole.
-const WATERMARK_KEY: &str = "watermark";
+pub(super) const WATERMARK_KEY: &str = "watermark";
 
 /// The key prefix under which misses of a job or resource known only from the
 /// store are counted: `missing:{id}`. [`Store::forget_misses_of_seen_jobs`]
 /// takes the ID from character 9 on, just past it.
-const MISSING_PREFIX: &str = "missing:";
+pub(super) const MISSING_PREFIX: &str = "missing:";
 
 /// One value to set, in the same transaction as the rows that justify it.
 #[derive(Debug, Clone, PartialEq, Eq)]

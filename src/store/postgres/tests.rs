@@ -1,0 +1,1152 @@
+//! The PostgreSQL store against a real server: `JOBTRAIL_TEST_POSTGRES` is a
+//! superuser URL (`.ci/with-postgres` starts a throwaway server and sets it),
+//! and each test works in a fresh database of its own, dropped at the end.
+//! Without the variable the tests say loudly that they were skipped, and fail
+//! under CI.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::ConnectOptions;
+
+use super::*;
+use crate::model::{JobRow, Source, Status};
+use crate::normalize::parse_api_time;
+use crate::store::{JobBatch, RunOutcome, RunTotals, StateUpdate};
+
+const SERVER_VAR: &str = "JOBTRAIL_TEST_POSTGRES";
+
+/// Set in a child process started by [`the_password_may_come_from_pgpassword_or_pgpass`].
+const CHILD_VAR: &str = "JOBTRAIL_TEST_POSTGRES_CHILD_URL";
+
+/// The test server's superuser URL, or `None` (after saying so) when there is none.
+fn server() -> Option<DbUrl> {
+    match std::env::var(SERVER_VAR) {
+        Ok(url) if !url.is_empty() => Some(DbUrl::parse(&url).expect(SERVER_VAR)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{SERVER_VAR} is not set under CI: run the tests through .ci/with-postgres")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: no PostgreSQL to test against; set {SERVER_VAR} or run under .ci/with-postgres"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh database and the store opened on it; dropped with the test.
+struct TestDb {
+    store: PgStore,
+    url: DbUrl,
+    server: DbUrl,
+    name: String,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs outside async: a thread with a runtime of its own, which
+        // also works while a failed test unwinds.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let mut conn = server.options().connect().await.expect("server");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("drop database");
+            });
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("could not drop the test database");
+        }
+    }
+}
+
+async fn test_db() -> Option<TestDb> {
+    let server = server()?;
+    let name = format!("jobtrail_test_{:016x}", rand::random::<u64>());
+    let mut conn = server.options().connect().await.expect("server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let url = server.with_database(&name);
+    let store = PgStore::open_url(url.clone()).await.expect("open");
+    Some(TestDb {
+        store,
+        url,
+        server,
+        name,
+    })
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    parse_api_time(text).expect(text)
+}
+
+fn job(id: &str, status: Status) -> JobRow {
+    JobRow {
+        source: Source::Nosql,
+        project_id: "p1".into(),
+        job_id: id.into(),
+        parent_job_id: None,
+        job_type: Some("Backup".into()),
+        status,
+        raw_status: Some(
+            match status {
+                Status::Running => "Running",
+                Status::Succeeded => "Completed",
+                Status::Failed => "Failed",
+                Status::Unknown => "Odd",
+            }
+            .into(),
+        ),
+        progress: None,
+        started_at: Some("2024-03-01T10:00:00.000Z".into()),
+        ended_at: None,
+        duration_ms: None,
+        resource_id: None,
+        resource_name: None,
+        error_code: None,
+        fail_reason: None,
+        raw_json: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+fn batch(rows: Vec<JobRow>) -> JobBatch {
+    JobBatch {
+        rows,
+        state: vec![],
+    }
+}
+
+/// p1's NoSQL watermark at `value` (a time as the APIs write it).
+fn watermark(value: &str) -> StateUpdate {
+    StateUpdate::Watermark {
+        project_id: "p1".into(),
+        source: Source::Nosql,
+        at: at(value),
+    }
+}
+
+type History = Vec<(String, Option<String>, String, i64)>;
+
+/// (job_id, old_status, new_status, sync_id) of every history row, in order.
+async fn history(store: &PgStore) -> History {
+    sqlx::query_as(
+        "SELECT job_id, old_status, new_status, sync_id FROM job_status_changes ORDER BY id",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .expect("history")
+}
+
+fn h(id: &str, old: Option<&str>, new: &str, sync: i64) -> (String, Option<String>, String, i64) {
+    (id.to_owned(), old.map(str::to_owned), new.to_owned(), sync)
+}
+
+async fn count(store: &PgStore, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&store.pool)
+        .await
+        .expect(sql)
+}
+
+/// Stores each batch in a run of its own, finished as succeeded.
+async fn sync_batches(store: &PgStore, batches: Vec<Vec<JobRow>>) -> Vec<RunTotals> {
+    let mut totals = vec![];
+    for (n, rows) in batches.into_iter().enumerate() {
+        let when = at("2024-03-21T00:00:00Z") + chrono::Duration::hours(n as i64);
+        let run = store.begin_run(&[Source::Nosql], when).await.expect("run");
+        store
+            .write_batch(run.id, when, &batch(rows))
+            .await
+            .expect("write");
+        totals.push(
+            store
+                .finish_run(&run, RunOutcome::Succeeded, 1, None, when)
+                .await
+                .expect("finish"),
+        );
+    }
+    totals
+}
+
+#[tokio::test]
+async fn migrations_apply_and_reopening_changes_nothing() {
+    let Some(db) = test_db().await else { return };
+    let objects: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' ORDER BY table_name",
+    )
+    .fetch_all(&db.store.pool)
+    .await
+    .expect("tables");
+    assert_eq!(
+        objects,
+        [
+            "_sqlx_migrations",
+            "failures_by_type_reason",
+            "job_status_changes",
+            "jobs",
+            "recent_failures",
+            "running_jobs",
+            "sync_runs",
+            "sync_state"
+        ]
+    );
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'jobs' ORDER BY indexname",
+    )
+    .fetch_all(&db.store.pool)
+    .await
+    .expect("indexes");
+    assert_eq!(
+        indexes,
+        [
+            "jobs_by_job_type",
+            "jobs_by_last_sync",
+            "jobs_by_parent",
+            "jobs_by_resource",
+            "jobs_by_status_started",
+            "jobs_pkey"
+        ]
+    );
+    let applied = || async {
+        sqlx::query_as::<_, (i64, DateTime<Utc>)>(
+            "SELECT version, installed_on FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(&db.store.pool)
+        .await
+        .expect("migrations")
+    };
+    let before = applied().await;
+    assert_eq!(before.len(), PG_MIGRATOR.iter().count());
+    let again = PgStore::open_url(db.url.clone()).await.expect("reopen");
+    assert_eq!(applied().await, before, "nothing applied twice");
+    again.close().await;
+}
+
+#[tokio::test]
+async fn a_database_of_a_newer_jobtrail_is_refused() {
+    let Some(db) = test_db().await else { return };
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&db.store.pool)
+    .await
+    .expect("future migration");
+    let err = PgStore::open_url(db.url.clone())
+        .await
+        .expect_err("newer schema");
+    let known = known_version();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the database {} was written by a newer jobtrail (schema version 9999, this build knows up to {known}); upgrade jobtrail",
+            db.url
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_upsert_keeps_first_seen_at_and_updates_the_rest() {
+    let Some(db) = test_db().await else { return };
+    let mut later = job("a", Status::Failed);
+    later.fail_reason = Some("disk full".into());
+    later.ended_at = Some("2024-03-01T10:05:00.250Z".into());
+    later.duration_ms = Some(300_250);
+    sync_batches(
+        &db.store,
+        vec![vec![job("a", Status::Running)], vec![later]],
+    )
+    .await;
+    type Stored = (
+        DateTime<Utc>,
+        DateTime<Utc>,
+        String,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+        i64,
+    );
+    let row: Stored =
+        sqlx::query_as(
+            "SELECT first_seen_at, last_seen_at, status, fail_reason, ended_at, duration_ms, last_sync_id FROM jobs",
+        )
+        .fetch_one(&db.store.pool)
+        .await
+        .expect("row");
+    assert_eq!(
+        row,
+        (
+            at("2024-03-21T00:00:00Z"),
+            at("2024-03-21T01:00:00Z"),
+            "failed".to_owned(),
+            Some("disk full".to_owned()),
+            Some(at("2024-03-01T10:05:00.250Z")),
+            Some(300_250),
+            2
+        )
+    );
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 1);
+}
+
+#[tokio::test]
+async fn history_records_first_sightings_and_changes_but_not_repeats() {
+    let Some(db) = test_db().await else { return };
+    let mut b_failed = job("b", Status::Failed);
+    b_failed.fail_reason = Some("x".into());
+    let mut b_other_reason = b_failed.clone();
+    b_other_reason.fail_reason = Some("y".into());
+    let mut b_other_json = b_other_reason.clone();
+    b_other_json.raw_json = r#"{"id":"b","more":1}"#.into();
+    let totals = sync_batches(
+        &db.store,
+        vec![
+            vec![job("a", Status::Running), job("b", Status::Running)],
+            vec![
+                job("a", Status::Running),
+                b_failed,
+                job("c", Status::Succeeded),
+            ],
+            vec![b_other_reason],
+            vec![b_other_json, job("c", Status::Succeeded)],
+        ],
+    )
+    .await;
+    assert_eq!(
+        history(&db.store).await,
+        vec![
+            h("a", None, "running", 1),
+            h("b", None, "running", 1),
+            // Within a batch, first sightings come before changes.
+            h("c", None, "succeeded", 2),
+            h("b", Some("running"), "failed", 2),
+            h("b", Some("failed"), "failed", 3),
+        ]
+    );
+    let counted: Vec<(i64, i64, i64)> = totals.iter().map(|t| (t.seen, t.new, t.changed)).collect();
+    assert_eq!(counted, [(2, 2, 0), (3, 1, 1), (1, 0, 1), (2, 0, 0)]);
+    let stored: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs ORDER BY id")
+            .fetch_all(&db.store.pool)
+            .await
+            .expect("runs");
+    assert_eq!(stored, counted);
+}
+
+#[tokio::test]
+async fn a_hand_update_records_a_change_and_other_updates_do_not() {
+    let Some(db) = test_db().await else { return };
+    sync_batches(
+        &db.store,
+        vec![vec![job("a", Status::Running), job("b", Status::Running)]],
+    )
+    .await;
+    for sql in [
+        "UPDATE jobs SET job_type = 'Restore', progress = 50",
+        "UPDATE jobs SET status = 'running', raw_status = 'Running' WHERE job_id = 'a'",
+        "UPDATE jobs SET status = 'failed', fail_reason = 'by hand' WHERE job_id = 'a'",
+        "UPDATE jobs SET raw_status = NULL WHERE job_id = 'b'",
+    ] {
+        sqlx::query(sql).execute(&db.store.pool).await.expect(sql);
+    }
+    type Change = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let changes: Vec<Change> = sqlx::query_as(
+        "SELECT job_id, old_status, new_status, raw_status, fail_reason
+             FROM job_status_changes WHERE old_status IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&db.store.pool)
+    .await
+    .expect("changes");
+    assert_eq!(
+        changes,
+        [
+            (
+                "a".to_owned(),
+                Some("running".to_owned()),
+                "failed".to_owned(),
+                Some("Running".to_owned()),
+                Some("by hand".to_owned())
+            ),
+            (
+                "b".to_owned(),
+                Some("running".to_owned()),
+                "running".to_owned(),
+                None,
+                None
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_batch_leaves_no_rows_no_history_and_no_watermark() {
+    let Some(db) = test_db().await else { return };
+    sync_batches(&db.store, vec![vec![job("a", Status::Running)]]).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_c() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.job_id = 'c' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_c BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_c();",
+    )
+    .execute(&db.store.pool)
+    .await
+    .expect("trigger");
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T00:00:00Z"))
+        .await
+        .expect("run");
+    // The job changed and a new one came before the refused row; the watermark
+    // those rows justify travels with them.
+    let failing = JobBatch {
+        rows: vec![
+            job("a", Status::Failed),
+            job("b", Status::Running),
+            job("c", Status::Running),
+        ],
+        state: vec![watermark("2024-03-22T00:00:00.000Z")],
+    };
+    let mut writer = db.store.bulk_writer().await.expect("writer");
+    let err = writer
+        .write_batch(run.id, at("2024-03-22T00:00:00Z"), &failing)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 1);
+    assert_eq!(
+        count(
+            &db.store,
+            "SELECT COUNT(*) FROM jobs WHERE status = 'running'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(history(&db.store).await, [h("a", None, "running", 1)]);
+    assert_eq!(
+        db.store
+            .get_state("p1", Source::Nosql, "watermark")
+            .await
+            .expect("state"),
+        None
+    );
+    // The writer goes on after a failed batch, and a value that cannot be
+    // stored fails before anything is sent.
+    let mut bad_time = job("d", Status::Running);
+    bad_time.started_at = Some("not a time".into());
+    let err = writer
+        .write_batch(run.id, at("2024-03-22T00:00:00Z"), &batch(vec![bad_time]))
+        .await
+        .expect_err("bad time");
+    assert!(err.to_string().contains("nosql/p1/d"), "{err}");
+    writer
+        .write_batch(
+            run.id,
+            at("2024-03-22T00:00:00Z"),
+            &JobBatch {
+                rows: vec![job("d", Status::Running)],
+                state: vec![watermark("2024-03-22T00:00:00.000Z")],
+            },
+        )
+        .await
+        .expect("write");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 2);
+    assert_eq!(
+        db.store
+            .get_state("p1", Source::Nosql, "watermark")
+            .await
+            .expect("state")
+            .as_deref(),
+        Some("2024-03-22T00:00:00.000Z")
+    );
+}
+
+#[tokio::test]
+async fn a_killed_writer_leaves_no_partial_batch_and_the_next_one_completes() {
+    let Some(db) = test_db().await else { return };
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T00:00:00Z"))
+        .await
+        .expect("run");
+    let now = at("2024-03-22T00:00:00Z");
+    let mut writer = db.store.bulk_writer().await.expect("writer");
+    let rows: Vec<JobRow> = (0..2_000)
+        .map(|n| job(&format!("j{n}"), Status::Running))
+        .collect();
+    writer
+        .write(
+            run.id,
+            now,
+            &JobBatch {
+                rows: rows.clone(),
+                state: vec![watermark("2024-03-20T00:00:00Z")],
+            },
+        )
+        .await
+        .expect("write");
+    let pid = writer.backend_pid().await;
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&db.store.pool)
+        .await
+        .expect("terminate");
+    assert!(killed);
+    assert!(writer.commit().await.is_err(), "its session is gone");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 0);
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await,
+        0
+    );
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM sync_state").await, 0);
+    let mut next = db.store.bulk_writer().await.expect("writer");
+    next.write_batch(
+        run.id,
+        now,
+        &JobBatch {
+            rows,
+            state: vec![watermark("2024-03-20T00:00:00Z")],
+        },
+    )
+    .await
+    .expect("write");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 2_000);
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM job_status_changes").await,
+        2_000
+    );
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM sync_state").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_seen_twice_in_one_batch_keeps_both_states_in_order() {
+    let Some(db) = test_db().await else { return };
+    let rows: Vec<JobRow> = (0..1_203)
+        .map(|n| job(&format!("job-{n:04}"), Status::Running))
+        .chain([job("job-0007", Status::Failed)])
+        .chain((1_203..1_210).map(|n| job(&format!("job-{n:04}"), Status::Running)))
+        .chain([job("job-0007", Status::Succeeded)])
+        .collect();
+    let totals = sync_batches(&db.store, vec![rows]).await;
+    let all = history(&db.store).await;
+    assert_eq!(all.len(), 1_212, "1,210 first sightings and two changes");
+    let of_7: Vec<_> = all.iter().filter(|r| r.0 == "job-0007").cloned().collect();
+    assert_eq!(
+        of_7,
+        [
+            h("job-0007", None, "running", 1),
+            h("job-0007", Some("running"), "failed", 1),
+            h("job-0007", Some("failed"), "succeeded", 1),
+        ]
+    );
+    let firsts: Vec<String> = all
+        .iter()
+        .filter(|r| r.1.is_none())
+        .map(|r| r.0.clone())
+        .collect();
+    let expected: Vec<String> = (0..1_210).map(|n| format!("job-{n:04}")).collect();
+    assert_eq!(firsts, expected, "first sightings in batch order");
+    let stored: String = sqlx::query_scalar("SELECT status FROM jobs WHERE job_id = 'job-0007'")
+        .fetch_one(&db.store.pool)
+        .await
+        .expect("job");
+    assert_eq!(stored, "succeeded", "the last sighting is the row");
+    assert_eq!(
+        (totals[0].seen, totals[0].new, totals[0].changed),
+        (1_210, 1_210, 2)
+    );
+}
+
+#[tokio::test]
+async fn hostile_text_round_trips_through_copy() {
+    let Some(db) = test_db().await else { return };
+    let hostile = "tab\there, newline\nthere, cr\r, backslash \\ \\N \\\\t, quote ' \" , \
+                   comma; 中文 émoji 🚀, nul\0end, \u{7f}\u{1b}[0m";
+    let mut row = job("j\t1\\N", Status::Failed);
+    row.project_id = "p\n1".into();
+    row.job_type = Some(hostile.into());
+    row.fail_reason = Some(hostile.into());
+    row.resource_name = Some(String::new());
+    row.progress = Some(-1);
+    row.duration_ms = Some(i64::MAX);
+    row.started_at = Some("0001-01-01T00:00:00.000Z".into());
+    row.ended_at = Some("9999-12-31T23:59:59.999Z".into());
+    row.raw_json = concat!(
+        r#"{"name":"tab\there \"q\" back\\slash \\u0000 é 中","#,
+        r#""nul":"a\u0000b","lone":"\ud800","pair":"\ud83d\ude80","#,
+        r#""num":1.50,"big":12345678901234567890,"nested":{"k":[1,null,true]}}"#
+    )
+    .into();
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T00:00:00Z"))
+        .await
+        .expect("run");
+    db.store
+        .write_batch(
+            run.id,
+            at("2024-03-22T00:00:00Z"),
+            &batch(vec![row.clone()]),
+        )
+        .await
+        .expect("write");
+    type Back = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let back: Back = sqlx::query_as(
+        "SELECT project_id, job_id, job_type, fail_reason, resource_name, progress, duration_ms,
+                started_at, ended_at FROM jobs",
+    )
+    .fetch_one(&db.store.pool)
+    .await
+    .expect("row");
+    let stored_hostile = hostile.replace('\0', "\u{FFFD}");
+    assert_eq!(
+        back,
+        (
+            "p\n1".to_owned(),
+            "j\t1\\N".to_owned(),
+            Some(stored_hostile.clone()),
+            Some(stored_hostile),
+            Some(String::new()),
+            Some(-1),
+            Some(i64::MAX),
+            Some(at("0001-01-01T00:00:00Z")),
+            Some(at("9999-12-31T23:59:59.999Z")),
+        )
+    );
+    let json: (String, String, String, String, String, String) = sqlx::query_as(
+        "SELECT raw_json->>'name', raw_json->>'nul', raw_json->>'lone', raw_json->>'pair',
+                raw_json->>'num', raw_json->>'big' FROM jobs",
+    )
+    .fetch_one(&db.store.pool)
+    .await
+    .expect("json");
+    assert_eq!(
+        json,
+        (
+            "tab\there \"q\" back\\slash \\u0000 é 中".to_owned(),
+            "a\u{FFFD}b".to_owned(),
+            "\u{FFFD}".to_owned(),
+            "🚀".to_owned(),
+            "1.50".to_owned(),
+            "12345678901234567890".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn batches_of_one_transaction_land_together_at_commit_and_not_before() {
+    let Some(db) = test_db().await else { return };
+    let now = at("2024-03-22T00:00:00Z");
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
+    let ids = |ids: &[&str]| batch(ids.iter().map(|id| job(id, Status::Running)).collect());
+    let mut writer = db.store.bulk_writer().await.expect("writer");
+    writer
+        .write(run.id, now, &ids(&["a", "b"]))
+        .await
+        .expect("write");
+    writer
+        .write(run.id, now, &ids(&["c", "a"]))
+        .await
+        .expect("write");
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM jobs").await,
+        0,
+        "nothing before the commit"
+    );
+    writer.commit().await.expect("commit");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 3);
+    writer
+        .write(run.id, now, &ids(&["d"]))
+        .await
+        .expect("write");
+    writer.close().await;
+    assert_eq!(
+        count(&db.store, "SELECT COUNT(*) FROM jobs").await,
+        3,
+        "uncommitted is rolled back"
+    );
+    assert_eq!(history(&db.store).await.len(), 3);
+}
+
+#[tokio::test]
+async fn the_sync_reads_answer_as_on_sqlite() {
+    let Some(db) = test_db().await else { return };
+    let image = |id: &str, parent: Option<&str>, status: Status| {
+        let mut row = job(id, status);
+        row.source = Source::Image;
+        row.parent_job_id = parent.map(str::to_owned);
+        row
+    };
+    let dbss = |id: &str, resource: &str, status: Status| {
+        let mut row = job(id, status);
+        row.source = Source::Dbss;
+        row.resource_id = Some(resource.into());
+        row
+    };
+    let mut unknown_start = job("n2", Status::Unknown);
+    unknown_start.started_at = None;
+    let mut later = job("n3", Status::Running);
+    later.started_at = Some("2024-03-05T00:00:00.000Z".into());
+    sync_batches(
+        &db.store,
+        vec![vec![
+            job("n1", Status::Running),
+            unknown_start,
+            later,
+            job("n4", Status::Succeeded),
+            image("i1", None, Status::Succeeded),
+            image("i1-s1", Some("i1"), Status::Succeeded),
+            image("i2", None, Status::Succeeded),
+            image("i2-s1", Some("i2"), Status::Running),
+            image("i3", None, Status::Running),
+            dbss("d1", "r1", Status::Succeeded),
+            dbss("d2", "r1", Status::Failed),
+            dbss("d3", "r2", Status::Succeeded),
+            dbss("d4", "r2", Status::Running),
+        ]],
+    )
+    .await;
+    let unfinished = db
+        .store
+        .unfinished_jobs(Source::Nosql, "p1", None)
+        .await
+        .expect("unfinished");
+    let ids: Vec<&str> = unfinished.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["n2", "n1", "n3"],
+        "unknown start first, then by start"
+    );
+    assert_eq!(
+        unfinished[1].started_at,
+        Some(at("2024-03-01T10:00:00Z"))
+    );
+    assert_eq!(unfinished[0].raw_status.as_deref(), Some("Odd"));
+    let before = db
+        .store
+        .unfinished_jobs(Source::Nosql, "p1", Some(at("2024-03-02T00:00:00Z")))
+        .await
+        .expect("unfinished");
+    let ids: Vec<&str> = before.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["n2", "n1"]);
+    assert_eq!(
+        db.store.finished_image_jobs("p1").await.expect("images"),
+        HashSet::from(["i1".to_owned()])
+    );
+    assert_eq!(
+        db.store
+            .settled_dbss_resources("p1", at("2024-03-21T00:00:00Z"))
+            .await
+            .expect("settled"),
+        HashSet::from(["r1".to_owned()])
+    );
+    assert!(
+        db.store
+            .settled_dbss_resources("p1", at("2024-03-21T00:00:00.001Z"))
+            .await
+            .expect("settled")
+            .is_empty()
+    );
+    assert_eq!(
+        db.store
+            .start_times_between(
+                Source::Nosql,
+                "p1",
+                "Running",
+                at("2024-03-01T10:00:00Z"),
+                at("2024-03-05T00:00:00Z")
+            )
+            .await
+            .expect("times"),
+        [at("2024-03-01T10:00:00Z"), at("2024-03-05T00:00:00Z")]
+    );
+    assert_eq!(db.store.job_count().await.expect("count"), 13);
+
+    let miss = |id: &str, count| StateUpdate::Misses {
+        project_id: "p1".into(),
+        source: Source::Nosql,
+        miss: crate::store::MissUpdate {
+            id: id.into(),
+            count,
+        },
+    };
+    let now = at("2024-03-22T00:00:00Z");
+    for update in [miss("n1", 1), miss("gone", 2), miss("gone", 3)] {
+        db.store.set_state(&update, now).await.expect("set");
+    }
+    assert_eq!(
+        db.store
+            .miss_counts("p1", Source::Nosql)
+            .await
+            .expect("misses"),
+        HashMap::from([("n1".to_owned(), 1), ("gone".to_owned(), 3)])
+    );
+    // Run 1 stored n1: its miss count is forgotten, the other stays.
+    db.store
+        .forget_misses_of_seen_jobs(1)
+        .await
+        .expect("forget");
+    assert_eq!(
+        db.store
+            .miss_counts("p1", Source::Nosql)
+            .await
+            .expect("misses"),
+        HashMap::from([("gone".to_owned(), 3)])
+    );
+    let updated: DateTime<Utc> = sqlx::query_scalar("SELECT updated_at FROM sync_state")
+        .fetch_one(&db.store.pool)
+        .await
+        .expect("updated");
+    assert_eq!(updated, now);
+}
+
+#[tokio::test]
+async fn a_batch_keeps_the_last_of_a_state_key_given_twice() {
+    let Some(db) = test_db().await else { return };
+    let now = at("2024-03-22T00:00:00Z");
+    let run = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
+    let state = JobBatch {
+        rows: vec![],
+        state: vec![watermark("2024-03-20T00:00:00Z"), watermark("2024-03-21T00:00:00Z")],
+    };
+    db.store
+        .write_batch(run.id, now, &state)
+        .await
+        .expect("write");
+    assert_eq!(
+        db.store
+            .get_state("p1", Source::Nosql, "watermark")
+            .await
+            .expect("state")
+            .as_deref(),
+        Some("2024-03-21T00:00:00.000Z")
+    );
+}
+
+#[tokio::test]
+async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() {
+    let Some(db) = test_db().await else { return };
+    let now = at("2024-03-22T00:00:00Z");
+    let dying = PgStore::open_url(db.url.clone()).await.expect("open");
+    let dead = dying.begin_run(&[Source::Dbss], now).await.expect("run");
+    let other_host = PgStore::open_url(db.url.clone()).await.expect("open");
+    let live = other_host
+        .begin_run(&[Source::Nosql, Source::Image], now)
+        .await
+        .expect("run");
+    let status = |id: i64| {
+        let pool = db.store.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>, String)>(
+                "SELECT status, error, sources FROM sync_runs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("run")
+        }
+    };
+    assert_eq!(status(dead.id).await.0, "running", "its process is alive");
+    // The process dies: its session ends, and its run lock with it.
+    dying.close().await;
+    let next = db
+        .store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
+    assert_eq!(
+        status(dead.id).await,
+        (
+            "failed".to_owned(),
+            Some("interrupted: the process ended before the run finished".to_owned()),
+            "dbss".to_owned()
+        )
+    );
+    assert_eq!(
+        status(live.id).await,
+        ("running".to_owned(), None, "nosql,image".to_owned())
+    );
+    let totals = other_host
+        .finish_run(
+            &live,
+            RunOutcome::Partial,
+            7,
+            Some("one project failed"),
+            now,
+        )
+        .await
+        .expect("finish");
+    assert_eq!(totals, RunTotals::default());
+    let finished: (String, i64, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT status, requests, finished_at FROM sync_runs WHERE id = $1")
+            .bind(live.id)
+            .fetch_one(&db.store.pool)
+            .await
+            .expect("run");
+    assert_eq!(finished, ("partial".to_owned(), 7, Some(now)));
+    db.store
+        .finish_run(&next, RunOutcome::Succeeded, 0, None, now)
+        .await
+        .expect("finish");
+    // Finished runs hold no lock: beginning another closes nothing of theirs.
+    db.store
+        .begin_run(&[Source::Nosql], now)
+        .await
+        .expect("run");
+    assert_eq!(status(next.id).await.0, "succeeded");
+}
+
+#[tokio::test]
+async fn different_projects_lock_at_once_and_the_same_one_is_refused_naming_host_and_pid() {
+    let Some(db) = test_db().await else { return };
+    let wait = Duration::from_millis(400);
+    let first = db
+        .store
+        .lock_projects(&["p1", "p3"], wait)
+        .await
+        .expect("p1, p3");
+    let second = db
+        .store
+        .lock_projects(&["p2"], wait)
+        .await
+        .expect("p2 at the same time");
+    assert_eq!(first.projects().len(), 2);
+    let started = Instant::now();
+    let err = db
+        .store
+        .lock_projects(&["p4", "p3"], wait)
+        .await
+        .expect_err("p3 is taken");
+    assert!(started.elapsed() >= wait, "it waited first");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("another sync of project p3 is running on this database (host "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(", pid {})", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains(&super::lock::host_name()), "{text}");
+    // The refused attempt holds nothing: p4 is free.
+    let third = db.store.lock_projects(&["p4"], wait).await.expect("p4");
+    // A sync waiting for a lock gets it when the holder finishes in time.
+    let waiting = {
+        let store = db.store.clone();
+        tokio::spawn(async move { store.lock_projects(&["p2"], Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.release().await;
+    let after_wait = waiting
+        .await
+        .expect("task")
+        .expect("p2 after its holder finished");
+    assert_eq!(after_wait.projects(), ["p2"]);
+    drop((first, third));
+}
+
+#[tokio::test]
+async fn a_lock_is_released_when_its_session_dies() {
+    let Some(db) = test_db().await else { return };
+    let wait = Duration::from_millis(300);
+    let mut held = db.store.lock_projects(&["p1"], wait).await.expect("p1");
+    held.check().await.expect("held");
+    db.store
+        .lock_projects(&["p1"], wait)
+        .await
+        .expect_err("taken");
+    // As when its process is killed: the server ends the session.
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(held.backend_pid())
+        .execute(&db.store.pool)
+        .await
+        .expect("terminate");
+    let again = db
+        .store
+        .lock_projects(&["p1"], Duration::from_secs(5))
+        .await
+        .expect("released with its session");
+    assert!(matches!(held.check().await, Err(PgLockError::Lost { .. })));
+    // Dropping a guard releases its locks too.
+    drop(again);
+    db.store
+        .lock_projects(&["p1"], Duration::from_secs(5))
+        .await
+        .expect("released on drop");
+}
+
+#[tokio::test]
+async fn connection_errors_name_the_database_and_never_the_password() {
+    // Nothing listens on port 1: refused at once.
+    let started = Instant::now();
+    let err = PgStore::open("postgres://jobtrail:hunter2-secret@127.0.0.1:1/history")
+        .await
+        .expect_err("refused");
+    assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot connect to the PostgreSQL database postgres://jobtrail:***@127.0.0.1:1/history: "),
+        "{text}"
+    );
+    for shown in [text, format!("{err:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let Some(server) = server() else { return };
+    let wrong = format!(
+        "postgres://{}:hunter2-secret@{}:{}/postgres",
+        server.options().get_username(),
+        server.host(),
+        server.port()
+    );
+    let err = PgStore::open(&wrong).await.expect_err("wrong password");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains(&format!("{}:{}/postgres", server.host(), server.port())),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_password_may_come_from_pgpassword_or_pgpass() {
+    let Some(db) = test_db().await else { return };
+    let raw = ::url::Url::parse(&std::env::var(SERVER_VAR).expect("url")).expect("url");
+    let password = percent_encoding::percent_decode_str(raw.password().expect("a password"))
+        .decode_utf8()
+        .expect("utf-8")
+        .into_owned();
+    let user = db.url.options().get_username().to_owned();
+    let no_password = format!(
+        "postgres://{user}@{}:{}/{}",
+        db.url.host(),
+        db.url.port(),
+        db.name
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let pgpass = dir.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "{}:{}:{}:{user}:{password}\n",
+            db.url.host(),
+            db.url.port(),
+            db.name
+        ),
+    )
+    .expect("pgpass");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).expect("mode");
+    }
+    let child = |env: &[(&str, &std::ffi::OsStr)]| {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("exe"));
+        command
+            .args([
+                "store::postgres::tests::child_opens_with_a_password_from_the_environment",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD_VAR, &no_password)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", dir.path());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().expect("child")
+    };
+    for env in [
+        vec![("PGPASSWORD", std::ffi::OsStr::new(&password))],
+        vec![("PGPASSFILE", pgpass.as_os_str())],
+    ] {
+        let out = child(&env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CHILD OPENED"),
+            "{env:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // And without either, the server refuses: the password really came from them.
+    let out = child(&[]);
+    assert!(!out.status.success());
+}
+
+/// Run only as the child of [`the_password_may_come_from_pgpassword_or_pgpass`].
+#[tokio::test]
+async fn child_opens_with_a_password_from_the_environment() {
+    let Ok(url) = std::env::var(CHILD_VAR) else {
+        return;
+    };
+    let store = PgStore::open(&url)
+        .await
+        .expect("open with the password from the environment");
+    store.close().await;
+    println!("CHILD OPENED");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
+    // Accepts the connection, then says nothing (as a host behind a black hole would).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let silent = tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let err = PgStore::open(&format!(
+        "postgres://jobtrail:hunter2@127.0.0.1:{port}/history?sslmode=disable"
+    ))
+    .await
+    .expect_err("no answer");
+    assert!(started.elapsed() < CONNECT_TIMEOUT + Duration::from_secs(2));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot connect to the PostgreSQL database postgres://jobtrail:***@127.0.0.1:{port}/history: no answer within 5 seconds"
+        )
+    );
+    silent.abort();
+}

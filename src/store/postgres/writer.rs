@@ -1,0 +1,271 @@
+//! Writing jobs to PostgreSQL in bulk: per batch, one binary COPY into a
+//! temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE`
+//! into `jobs`, the batch's first sightings and its state updates, all in the
+//! transaction that commits them: a killed sync leaves no partial batch, and a
+//! watermark never lands without the rows that justify it.
+//!
+//! History is recorded exactly as on SQLite: the writer adds a row for each
+//! job it stores for the first time, and the `jobs_status_changed` trigger one
+//! for each change of status, raw status or failure reason (see the
+//! migration). A job seen twice in one batch (its status flipped between two
+//! answers) is upserted in a later round than its first sighting, so its
+//! history keeps both states in order and the stored row is the last one.
+//! The rows of one job come in the same order as on SQLite; across jobs,
+//! within a round, first sightings (in batch order) take their ids before
+//! changes (in the order the upsert meets them), where SQLite interleaves them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use super::copy::{COLUMNS, CopyRows};
+use super::state::upsert_state_rows;
+use super::{PgStore, PgStoreError, connect, to_millis};
+use crate::model::Source;
+use crate::store::{JobBatch, StateUpdate};
+
+/// Bytes per COPY message: large enough to amortize each round trip, small
+/// enough that the server starts parsing early.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Local buffers for the staging table, per writer session (PostgreSQL's
+/// default is 8 MB): a large batch stays in memory instead of going through
+/// temporary files. Allocated only as it is used.
+const TEMP_BUFFERS: &str = "64MB";
+
+/// The staging table, one per writer session. Its rows vanish at every commit
+/// and rollback; a second batch in one transaction truncates it first.
+const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS jobtrail_staging (
+    ord integer NOT NULL, grp integer NOT NULL,
+    source text NOT NULL, project_id text NOT NULL, job_id text NOT NULL,
+    parent_job_id text, job_type text, status text NOT NULL, raw_status text,
+    progress bigint, started_at timestamptz, ended_at timestamptz, duration_ms bigint,
+    resource_id text, resource_name text, error_code text, fail_reason text,
+    raw_json jsonb NOT NULL
+) ON COMMIT DELETE ROWS";
+
+/// First sightings of one round (`$3`): the staged jobs not stored yet, in
+/// batch order, seen at `$1` by run `$2`. Run before the round's upsert.
+const FIRST_SIGHTINGS_SQL: &str = "INSERT INTO job_status_changes
+    (source, project_id, job_id, old_status, new_status, raw_status, fail_reason, observed_at, sync_id)
+SELECT s.source, s.project_id, s.job_id, NULL, s.status, s.raw_status, s.fail_reason, $1, $2
+FROM jobtrail_staging s
+WHERE s.grp = $3 AND NOT EXISTS (
+    SELECT 1 FROM jobs j
+    WHERE j.source = s.source AND j.project_id = s.project_id AND j.job_id = s.job_id)
+ORDER BY s.ord";
+
+/// The upsert of one round (`$3`), seen at `$1` by run `$2`. Never a delete
+/// and insert: a known job keeps its `first_seen_at`. Not sorted by `ord`: a
+/// round names each job once, so the order only decides the ids of changes
+/// to different jobs, and a sort of whole rows (raw_json and all) spills to
+/// disk at the default `work_mem`.
+const UPSERT_SQL: &str = "INSERT INTO jobs (source, project_id, job_id, parent_job_id, job_type,
+    status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name,
+    error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id)
+SELECT source, project_id, job_id, parent_job_id, job_type, status, raw_status, progress,
+    started_at, ended_at, duration_ms, resource_id, resource_name, error_code, fail_reason,
+    raw_json, $1, $1, $2
+FROM jobtrail_staging WHERE grp = $3
+ON CONFLICT (source, project_id, job_id) DO UPDATE SET
+    parent_job_id = excluded.parent_job_id, job_type = excluded.job_type,
+    status = excluded.status, raw_status = excluded.raw_status, progress = excluded.progress,
+    started_at = excluded.started_at, ended_at = excluded.ended_at,
+    duration_ms = excluded.duration_ms, resource_id = excluded.resource_id,
+    resource_name = excluded.resource_name, error_code = excluded.error_code,
+    fail_reason = excluded.fail_reason, raw_json = excluded.raw_json,
+    last_seen_at = excluded.last_seen_at, last_sync_id = excluded.last_sync_id";
+
+/// The connection a sync writes jobs through, with its own session (so its
+/// staging table and open transaction are nobody else's). Dropping it closes
+/// the connection, and the server rolls back whatever was not committed.
+pub struct PgWriter {
+    conn: PgConnection,
+    /// Batches written in the open transaction (none: no transaction open).
+    batches_open: usize,
+    /// Set while a write is under way: still set at the next call, the last
+    /// one was abandoned half-way and the session's state is unknown.
+    busy: bool,
+}
+
+impl std::fmt::Debug for PgWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWriter")
+            .field("batches_open", &self.batches_open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Opens a writer on a connection of its own.
+    pub async fn bulk_writer(&self) -> Result<PgWriter, PgStoreError> {
+        let mut conn = connect(&self.url, self.url.options().clone()).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET temp_buffers = '{TEMP_BUFFERS}'; {CREATE_STAGING}"
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(PgWriter {
+            conn,
+            batches_open: 0,
+            busy: false,
+        })
+    }
+
+    /// Stores one batch through a writer of its own: for callers that write
+    /// once (tests, the benchmark's bound). A sync keeps one writer.
+    pub async fn write_batch(
+        &self,
+        sync_id: i64,
+        seen_at: DateTime<Utc>,
+        batch: &JobBatch,
+    ) -> Result<(), PgStoreError> {
+        let mut writer = self.bulk_writer().await?;
+        writer.write_batch(sync_id, seen_at, batch).await?;
+        writer.close().await;
+        Ok(())
+    }
+}
+
+impl PgWriter {
+    /// Stores a batch atomically: every row, its history and every state
+    /// update, or none of them.
+    pub async fn write_batch(
+        &mut self,
+        sync_id: i64,
+        seen_at: DateTime<Utc>,
+        batch: &JobBatch,
+    ) -> Result<(), PgStoreError> {
+        self.write(sync_id, seen_at, batch).await?;
+        self.commit().await
+    }
+
+    /// Writes a batch into the open transaction (beginning one if none is
+    /// open): nothing is durable, nor visible to other sessions, until
+    /// [`PgWriter::commit`]. On an error the whole open transaction is rolled
+    /// back.
+    pub async fn write(
+        &mut self,
+        sync_id: i64,
+        seen_at: DateTime<Utc>,
+        batch: &JobBatch,
+    ) -> Result<(), PgStoreError> {
+        if self.busy {
+            return Err(PgStoreError::WriterInterrupted);
+        }
+        // Encoded before anything is sent: a value that cannot be stored
+        // fails the batch with nothing to undo.
+        let (copy, rounds) = encode(batch)?;
+        self.busy = true;
+        let written = self
+            .write_encoded(sync_id, to_millis(seen_at), batch, copy, rounds)
+            .await;
+        if written.is_err() && self.batches_open > 0 {
+            // Already failing: a rollback error would only hide the first one.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+            self.batches_open = 0;
+        }
+        self.busy = false;
+        written
+    }
+
+    /// Commits what [`PgWriter::write`] wrote, if anything.
+    pub async fn commit(&mut self) -> Result<(), PgStoreError> {
+        if self.busy {
+            return Err(PgStoreError::WriterInterrupted);
+        }
+        if self.batches_open > 0 {
+            self.busy = true;
+            let committed = sqlx::raw_sql("COMMIT").execute(&mut self.conn).await;
+            // Committed or not, the transaction is over (a failed COMMIT rolls back).
+            self.batches_open = 0;
+            self.busy = false;
+            committed?;
+        }
+        Ok(())
+    }
+
+    /// Closes the session; an uncommitted transaction is rolled back.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+
+    /// This writer's server process, as `pg_stat_activity.pid` shows it.
+    #[cfg(test)]
+    pub(super) async fn backend_pid(&mut self) -> i32 {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut self.conn)
+            .await
+            .expect("backend pid")
+    }
+
+    async fn write_encoded(
+        &mut self,
+        sync_id: i64,
+        seen_at: DateTime<Utc>,
+        batch: &JobBatch,
+        copy: Vec<u8>,
+        rounds: i32,
+    ) -> Result<(), PgStoreError> {
+        let conn = &mut self.conn;
+        if self.batches_open == 0 {
+            sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+        } else {
+            sqlx::raw_sql("TRUNCATE jobtrail_staging")
+                .execute(&mut *conn)
+                .await?;
+        }
+        self.batches_open += 1;
+        if !batch.rows.is_empty() {
+            let mut copy_in = conn
+                .copy_in_raw(&format!(
+                    "COPY jobtrail_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+                ))
+                .await?;
+            for chunk in copy.chunks(COPY_CHUNK) {
+                copy_in.send(chunk).await?;
+            }
+            copy_in.finish().await?;
+            for round in 0..rounds {
+                for sql in [FIRST_SIGHTINGS_SQL, UPSERT_SQL] {
+                    sqlx::query(sql)
+                        .bind(seen_at)
+                        .bind(sync_id)
+                        .bind(round)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        }
+        let state: Vec<_> = batch.state.iter().map(StateUpdate::row).collect();
+        upsert_state_rows(&mut *conn, &state, seen_at).await
+    }
+}
+
+/// The batch as binary COPY data, and how many upsert rounds it needs: a
+/// row's round is how many times its job appeared earlier in the batch, so
+/// each round names every job at most once (PostgreSQL refuses to upsert one
+/// row twice in a statement) and a job's later sightings follow its earlier.
+fn encode(batch: &JobBatch) -> Result<(Vec<u8>, i32), PgStoreError> {
+    let bytes: usize = batch.rows.iter().map(|r| r.raw_json.len() + 256).sum();
+    let mut rows = CopyRows::with_capacity(bytes);
+    let mut seen: HashMap<(Source, &str, &str), i32> = HashMap::with_capacity(batch.rows.len());
+    let mut rounds = 0;
+    for (ord, row) in batch.rows.iter().enumerate() {
+        let earlier = seen
+            .entry((row.source, row.project_id.as_str(), row.job_id.as_str()))
+            .or_insert(0);
+        let round = *earlier;
+        *earlier += 1;
+        rounds = rounds.max(round + 1);
+        let ord = i32::try_from(ord).map_err(|_| PgStoreError::BadValue {
+            job: row.job_id.clone(),
+            column: "batch",
+            problem: "is beyond 2^31 rows".to_owned(),
+        })?;
+        rows.push(ord, round, row)?;
+    }
+    Ok((rows.finish(), rounds))
+}
