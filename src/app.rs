@@ -1,9 +1,8 @@
 //! The library's front door: what `main.rs`, the integration tests and the
 //! benchmark call. The commands live in [`crate::commands`]; this module adds
 //! the version string and the two pieces the tests share with the commands:
-//! a sync of a database file under its lock, and a simulated project's settings.
+//! a sync of a database under its lock, and a simulated project's settings.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -14,7 +13,7 @@ use crate::config::{
 };
 use crate::http::ApiClient;
 use crate::progress::Progress;
-use crate::store::{Store, SyncLock};
+use crate::store::{DatabaseLocation, PgStore, Store, SyncLock};
 use crate::sync::{SyncError, SyncOptions, SyncReport};
 
 /// `--version`: the crate version and the commit it was built from.
@@ -28,28 +27,51 @@ pub const VERSION: &str = concat!(
 /// How long a second sync waits for the first before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Takes the database's sync lock, opens it and runs one sync.
+/// Takes the sync lock, opens the database and runs one sync. On SQLite the
+/// lock is the file's (one sync at a time); on PostgreSQL it is per project
+/// (syncs of other projects, from any host, run at the same time).
 pub async fn locked_sync(
-    db: &Path,
+    db: impl Into<DatabaseLocation>,
     settings: &Settings,
     client: &ApiClient,
     options: &SyncOptions,
     progress: bool,
 ) -> Result<SyncReport> {
-    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-    }
-    let _lock = SyncLock::acquire(db, LOCK_WAIT)?;
-    let store = Store::open(db).await?;
     let progress = Progress::new(progress);
-    let result = crate::sync::run(settings, &store, client, options, &progress).await;
+    let result = match db.into() {
+        DatabaseLocation::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+            }
+            let _lock = SyncLock::acquire(&path, LOCK_WAIT)?;
+            let store = Store::open(path).await?;
+            let result = crate::sync::run(settings, &store, client, options, &progress).await;
+            store.close().await;
+            result
+        }
+        DatabaseLocation::Postgres(url) => {
+            let projects = crate::sync::select_projects(settings, options).map_err(usage)?;
+            let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
+            let pg = PgStore::open_url(url).await?;
+            let lock = pg.lock_projects(&ids, LOCK_WAIT).await?;
+            let store = Store::Postgres(pg);
+            let result = crate::sync::run(settings, &store, client, options, &progress).await;
+            lock.release().await;
+            store.close().await;
+            result
+        }
+    };
     progress.finish();
-    store.close().await;
-    result.map_err(|e| match e {
+    result.map_err(usage)
+}
+
+/// A sync's usage mistakes exit 2, its other failures 1.
+fn usage(e: SyncError) -> anyhow::Error {
+    match e {
         SyncError::Usage(text) => UsageError(text).into(),
         other => anyhow::Error::from(other),
-    })
+    }
 }
 
 /// Project settings that point every source of a simulated project at `base`.

@@ -29,8 +29,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// SQLite database file [default: from the config file, else ./jobtrail.db]
-    #[arg(long, global = true, env = "JOBTRAIL_DB", value_name = "PATH")]
+    /// Database: a SQLite file (or sqlite:PATH), or a postgres://user@host/db URL [default: from the config file, else ./jobtrail.db]
+    #[arg(
+        long,
+        global = true,
+        env = "JOBTRAIL_DB",
+        value_name = "PATH|URL",
+        hide_env_values = true
+    )]
     pub db: Option<PathBuf>,
     /// Configuration file [default: ./jobtrail.toml when present]
     #[arg(long, global = true, env = "JOBTRAIL_CONFIG", value_name = "PATH")]
@@ -56,7 +62,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Pull job history from the cloud into the database
     #[command(
-        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
+        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n  jobtrail --db postgres://jobtrail@db/jobtrail sync --shard 2/3  # host 2 of 3 sharing one database\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
     )]
     Sync(SyncArgs),
     /// Run SQL, or a saved query by name, on the database (read-only)
@@ -89,6 +95,11 @@ pub enum Command {
         after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7\n  jobtrail simulate --fault 503,path=/jobs,query=offset=50,times=3 --fault invalid-json,path=/audit/"
     )]
     Simulate(SimulateArgs),
+    /// Copy a whole history (jobs, status changes, runs, state) between databases, SQLite or PostgreSQL
+    #[command(
+        after_help = "Examples:\n  jobtrail copy --from jobtrail.db --to postgres://jobtrail@db.example/jobtrail  # move up\n  jobtrail copy --from postgres://reader@db.example/jobtrail --to backup.db      # take a copy\n  jobtrail copy --from laptop.db --to postgres://jobtrail@db.example/jobtrail --merge\n\nCopying again copies only what is new (running it twice changes nothing). A target that holds a\ndifferent history (sync runs the source does not have) is refused unless --merge is given.\nExit codes: 0 copied, 1 error (nothing copied), 2 usage error."
+    )]
+    Copy(CopyArgs),
     /// Write a commented jobtrail.toml to start from
     #[command(
         after_help = "Examples:\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in ID and region\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4 \\\n      --endpoint http://127.0.0.1:8080                 # all APIs at `jobtrail simulate`\n\nWithout --project or --region the file gets a marked placeholder that `jobtrail check` flags.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
@@ -129,6 +140,19 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The database to copy from: a SQLite file (or sqlite:PATH) or a postgres:// URL; only read
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: PathBuf,
+    /// The database to copy into (created and set up if needed)
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: PathBuf,
+    /// Merge into a target that holds another history (its runs are kept; the source's are added)
+    #[arg(long)]
+    pub merge: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Seconds to wait for each test request
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -157,6 +181,9 @@ pub struct SyncArgs {
     /// Only these project IDs (repeatable) [default: every configured project]
     #[arg(long = "project", value_name = "ID")]
     pub projects: Vec<String>,
+    /// Only the I-th of N shares of the configured projects (by a hash of each project ID), so N hosts split an account: 1/3, 2/3 and 3/3
+    #[arg(long, value_name = "I/N", conflicts_with = "projects", value_parser = parse_shard)]
+    pub shard: Option<crate::config::Shard>,
     /// Start of the NoSQL range to (re-)read: 2024-01-31 or 2024-01-31T08:00:00Z [default: the watermark]
     #[arg(long, value_name = "DATE|DATETIME", value_parser = parse_when)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -329,6 +356,10 @@ fn parse_fault(spec: &str) -> Result<crate::sim::FaultRule, String> {
         }
     }
     Ok(rule)
+}
+
+fn parse_shard(s: &str) -> Result<crate::config::Shard, String> {
+    s.parse()
 }
 
 fn parse_source(s: &str) -> Result<Source, String> {

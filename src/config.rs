@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::Source;
+use crate::store::DatabaseLocation;
 
 /// A problem with the configuration, naming the file, line and key.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +22,16 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// `--db` or `JOBTRAIL_DB` is a PostgreSQL URL that does not parse (the
+    /// message never quotes it).
+    #[error("--db (or JOBTRAIL_DB): {0}")]
+    Database(String),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    database: Option<PathBuf>,
+    database: Option<Spanned<PathBuf>>,
     queries_dir: Option<PathBuf>,
     /// Allow plain-http endpoints that are not loopback (signed requests would travel in clear).
     #[serde(default)]
@@ -83,8 +88,9 @@ struct EndpointsFile {
 /// Everything a command needs to know, resolved.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// From the file's `database` key (relative to the file); `--db` wins over it.
-    pub database: Option<PathBuf>,
+    /// From the file's `database` key (a file relative to the config file, or
+    /// a PostgreSQL URL); `--db` wins over it.
+    pub database: Option<DatabaseLocation>,
     pub queries_dir: Option<PathBuf>,
     pub projects: Vec<ProjectSettings>,
 }
@@ -235,6 +241,15 @@ impl Settings {
             }
         }
 
+        let database = match file.database {
+            None => None,
+            Some(value) => Some(
+                DatabaseLocation::parse(value.get_ref())
+                    .map_err(|why| invalid(format!("line {}: database: {why}", at(value.span()))))?
+                    .relative_to(base_dir),
+            ),
+        };
+
         let mut projects = Vec::new();
         let mut seen_ids = ProjectIds::default();
         for (index, p) in file.projects.iter().enumerate() {
@@ -291,7 +306,7 @@ impl Settings {
             });
         }
         Ok(Settings {
-            database: file.database.map(relative),
+            database,
             queries_dir: file.queries_dir.map(relative),
             projects,
         })
@@ -409,6 +424,52 @@ pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
     Err("expected a date like 2024-01-31 or a date-time like 2024-01-31T08:00:00Z".into())
 }
 
+/// `sync --shard I/N`: the I-th (from 1) of N shares of the configured
+/// projects. A project's share follows from its ID alone (a SHA-256 of it),
+/// so every host that runs with the same N agrees on who syncs what, whatever
+/// order the projects are listed in, and adding a project moves no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Whether `project_id` falls in this share.
+    pub fn includes(&self, project_id: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"jobtrail shard\0")
+            .chain_update(project_id.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let usage = || format!("`{text}` is not a share: write I/N, the I-th of N (1 ≤ I ≤ N), e.g. 2/3");
+        let (index, count) = text.split_once('/').ok_or_else(usage)?;
+        let index: u32 = index.trim().parse().map_err(|_| usage())?;
+        let count: u32 = count.trim().parse().map_err(|_| usage())?;
+        if index == 0 || count == 0 || index > count {
+            return Err(usage());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Precedence: which file, which database, which query folder. Flags and the
 // environment (clap has already let `--db` win over `JOBTRAIL_DB` and
@@ -438,7 +499,7 @@ pub struct Locations {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub settings: Settings,
-    pub database: PathBuf,
+    pub database: DatabaseLocation,
 }
 
 /// A command that needs a project ran without one.
@@ -477,24 +538,35 @@ impl Locations {
     /// `database`, then `./jobtrail.db`.
     pub fn resolve(&self) -> Result<Resolved, ConfigError> {
         let settings = self.settings()?;
-        let database = self.database_for(&settings);
+        let database = self.database_for(&settings)?;
         Ok(Resolved { settings, database })
     }
 
     /// The database these settings lead to: `--db`, then the file's
-    /// `database`, then `./jobtrail.db`.
-    pub fn database_for(&self, settings: &Settings) -> PathBuf {
-        self.db
-            .clone()
-            .or_else(|| settings.database.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATABASE))
+    /// `database`, then `./jobtrail.db`. A URL is PostgreSQL, anything else a
+    /// SQLite file ([`DatabaseLocation::parse`]).
+    pub fn database_for(&self, settings: &Settings) -> Result<DatabaseLocation, ConfigError> {
+        match (self.flag_database()?, &settings.database) {
+            (Some(flag), _) => Ok(flag),
+            (None, Some(file)) => Ok(file.clone()),
+            (None, None) => Ok(DatabaseLocation::Sqlite(PathBuf::from(DEFAULT_DATABASE))),
+        }
     }
 
     /// The demo's database: `--db`, else `./jobtrail-demo.db`.
-    pub fn demo_database(&self) -> PathBuf {
+    pub fn demo_database(&self) -> Result<DatabaseLocation, ConfigError> {
+        Ok(self
+            .flag_database()?
+            .unwrap_or_else(|| DatabaseLocation::Sqlite(PathBuf::from(DEMO_DATABASE))))
+    }
+
+    /// `--db` or `JOBTRAIL_DB`, read.
+    fn flag_database(&self) -> Result<Option<DatabaseLocation>, ConfigError> {
         self.db
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEMO_DATABASE))
+            .as_deref()
+            .map(DatabaseLocation::parse)
+            .transpose()
+            .map_err(|e| ConfigError::Database(e.to_string()))
     }
 
     /// The saved-query folder: `--queries-dir`, else the file's `queries_dir`
@@ -519,6 +591,38 @@ impl Settings {
 }
 
 #[cfg(test)]
+mod shard_tests {
+    use super::Shard;
+
+    #[test]
+    fn every_project_falls_in_exactly_one_share() {
+        let ids: Vec<String> = (0..200).map(|n| format!("project-{n:03}")).collect();
+        let shares: Vec<Shard> = (1..=3)
+            .map(|i| format!("{i}/3").parse().expect("share"))
+            .collect();
+        for id in &ids {
+            let holders = shares.iter().filter(|s| s.includes(id)).count();
+            assert_eq!(holders, 1, "{id}");
+        }
+        for share in &shares {
+            let n = ids.iter().filter(|id| share.includes(id)).count();
+            assert!((40..=95).contains(&n), "{share} holds {n} of 200");
+        }
+        let whole: Shard = "1/1".parse().expect("one share");
+        assert!(ids.iter().all(|id| whole.includes(id)));
+    }
+
+    #[test]
+    fn a_share_is_i_of_n_from_one() {
+        assert_eq!("2/4".parse::<Shard>().expect("ok").to_string(), "2/4");
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "1/3/4", ""] {
+            let err = bad.parse::<Shard>().expect_err(bad);
+            assert!(err.contains("I/N"), "{bad}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod precedence_tests {
     use super::*;
 
@@ -535,7 +639,10 @@ mod precedence_tests {
             config: Some(config.clone()),
         };
         let resolved = from_file.resolve().expect("resolve");
-        assert_eq!(resolved.database, dir.path().join("from-file.db"));
+        assert_eq!(
+            resolved.database.sqlite_path(),
+            Some(dir.path().join("from-file.db").as_path())
+        );
         assert_eq!(resolved.settings.projects.len(), 1);
         assert_eq!(
             from_file.queries_dir(None).expect("dir"),
@@ -551,20 +658,39 @@ mod precedence_tests {
             config: Some(config),
         };
         assert_eq!(
-            flagged.resolve().expect("resolve").database,
-            PathBuf::from("flag.db")
+            flagged.resolve().expect("resolve").database.sqlite_path(),
+            Some(Path::new("flag.db"))
         );
-        assert_eq!(flagged.demo_database(), PathBuf::from("flag.db"));
+        assert_eq!(
+            flagged.demo_database().expect("demo").sqlite_path(),
+            Some(Path::new("flag.db"))
+        );
+        let url = Locations {
+            db: Some(PathBuf::from("postgres://ops:s3cret@db.example/jobtrail")),
+            config: None,
+        };
+        let database = url.resolve().expect("resolve").database;
+        assert!(matches!(database, DatabaseLocation::Postgres(_)));
+        assert_eq!(database.to_string(), "postgres://ops:***@db.example:5432/jobtrail");
+        let bad = Locations {
+            db: Some(PathBuf::from("postgres://ops:s3cret@[db/x")),
+            config: None,
+        };
+        let err = bad.resolve().expect_err("bad URL");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]
     fn without_flags_the_defaults_apply() {
         let none = Locations::default();
         assert_eq!(none.config_file(), PathBuf::from("jobtrail.toml"));
-        assert_eq!(none.demo_database(), PathBuf::from("jobtrail-demo.db"));
+        assert_eq!(
+            none.demo_database().expect("demo").sqlite_path(),
+            Some(Path::new("jobtrail-demo.db"))
+        );
         let empty = Resolved {
             settings: Settings::default(),
-            database: PathBuf::from(DEFAULT_DATABASE),
+            database: DatabaseLocation::Sqlite(PathBuf::from(DEFAULT_DATABASE)),
         };
         assert_eq!(empty.settings.require_projects(), Err(NoProject));
     }
@@ -615,8 +741,14 @@ job_ids = ["702364883651395584"]
     fn full_example_resolves_with_public_endpoints() {
         let s = parse(FULL).expect("valid");
         assert_eq!(
-            s.database,
-            Some(PathBuf::from("/etc/jobtrail/data/jobtrail.db"))
+            s.database.as_ref().and_then(DatabaseLocation::sqlite_path),
+            Some(Path::new("/etc/jobtrail/data/jobtrail.db"))
+        );
+        let url = parse("database = \"postgres://ops@db.example/jobtrail\"\n").expect("url");
+        assert_eq!(
+            url.database.map(|d| d.to_string()).as_deref(),
+            Some("postgres://ops@db.example:5432/jobtrail"),
+            "a URL is not made relative to the file"
         );
         let p = &s.projects[0];
         assert_eq!(

@@ -449,7 +449,10 @@ mod tests {
         assert!(p.dbss.as_ref().is_some_and(|d| d.discover));
         assert!(p.image.as_ref().is_some_and(|i| i.discover));
         assert_eq!(p.nosql.as_ref().and_then(|n| n.since), None);
-        assert_eq!(s.database, Some(PathBuf::from("/etc/jobtrail/jobtrail.db")));
+        assert_eq!(
+            s.database.as_ref().and_then(|d| d.sqlite_path()),
+            Some(std::path::Path::new("/etc/jobtrail/jobtrail.db"))
+        );
         assert_eq!(
             p.endpoints,
             Endpoints::public("ap-southeast-1").expect("public")

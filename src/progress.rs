@@ -75,3 +75,45 @@ impl Progress {
         }
     }
 }
+
+/// A bar over a known number of rows (`jobtrail copy`); a no-op when hidden.
+pub struct RowBar {
+    bar: Option<ProgressBar>,
+}
+
+impl RowBar {
+    /// Shown only when `visible` (a terminal, no logs asked for).
+    pub fn new(visible: bool, total: u64) -> RowBar {
+        let bar = visible.then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed} [{wide_bar}] {pos}/{len} rows ({per_sec}, {eta} left) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        RowBar { bar }
+    }
+
+    /// Says which table is being copied.
+    pub fn stage(&self, what: &'static str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(what);
+        }
+    }
+
+    pub fn advance(&self, rows: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc(rows as u64);
+        }
+    }
+
+    /// Removes the bar before the summary line is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

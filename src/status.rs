@@ -4,7 +4,6 @@
 //! The SQL lives in `store::status`; printing is the command's.
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -38,10 +37,13 @@ pub struct StatusReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatabaseInfo {
+    /// The SQLite file, or the PostgreSQL URL without its password.
     pub path: String,
-    /// Size of the database file in bytes.
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Size of the database (file) in bytes.
     pub file_bytes: u64,
-    /// Size of the write-ahead log beside it (0 when there is none).
+    /// Size of the write-ahead log beside a SQLite file (0 when there is none).
     pub wal_bytes: u64,
 }
 
@@ -129,7 +131,7 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         .map(|row| OldestJob::aged(row, now));
     Ok(StatusReport {
         generated_at: format_utc(now),
-        database: database_info(store.path()),
+        database: database_info(store).await?,
         total_runs,
         recent_runs,
         watermarks,
@@ -223,15 +225,15 @@ impl OldestJob {
     }
 }
 
-fn database_info(path: &Path) -> DatabaseInfo {
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    DatabaseInfo {
-        path: path.display().to_string(),
-        file_bytes: size(path),
-        wal_bytes: size(Path::new(&wal)),
-    }
+async fn database_info(store: &Store) -> Result<DatabaseInfo, StoreError> {
+    let (file_bytes, wal_bytes) = store.size_in_bytes().await?;
+    let location = store.location();
+    Ok(DatabaseInfo {
+        path: location.to_string(),
+        backend: location.backend().as_str(),
+        file_bytes,
+        wal_bytes,
+    })
 }
 
 /// Prints the status as titled tables (`Table`) or one JSON object (any other format).
@@ -246,13 +248,22 @@ pub fn write_status(out: &mut dyn Write, report: &StatusReport, format: Format) 
 }
 
 fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
-    writeln!(
-        out,
-        "Database: {} ({}, write-ahead log {})",
-        r.database.path,
-        human_bytes(r.database.file_bytes),
-        human_bytes(r.database.wal_bytes)
-    )?;
+    if r.database.backend == "sqlite" {
+        writeln!(
+            out,
+            "Database: {} ({}, write-ahead log {})",
+            r.database.path,
+            human_bytes(r.database.file_bytes),
+            human_bytes(r.database.wal_bytes)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Database: {} (PostgreSQL, {})",
+            r.database.path,
+            human_bytes(r.database.file_bytes)
+        )?;
+    }
     writeln!(out, "Status taken at {} (UTC)", r.generated_at)?;
     writeln!(out)?;
     write_runs(out, r)?;

@@ -447,11 +447,12 @@ async fn a_full_disk_fails_the_run_and_keeps_what_was_stored() {
     for project in case.sim.world().projects.keys() {
         case.sim.add_nosql_jobs(project, 400);
     }
-    let mut store = jobtrail::store::Store::open(&case.db())
+    let mut sqlite = jobtrail::store::SqliteStore::open(&case.db())
         .await
         .expect("open");
-    let pages = store.page_count().await.expect("pages");
-    store.limit_pages(pages).await.expect("limit");
+    let pages = sqlite.page_count().await.expect("pages");
+    sqlite.limit_pages(pages).await.expect("limit");
+    let store = jobtrail::store::Store::Sqlite(sqlite);
     let client = ApiClient::new(None, fast_http()).expect("client");
     let options = SyncOptions {
         full: true,

@@ -116,7 +116,10 @@ async fn init_writes_a_valid_config_that_check_passes_against_the_simulator() {
         "all three sources on"
     );
     assert_eq!(p.endpoints.nosql.as_str(), format!("{base}/"));
-    assert_eq!(settings.database, Some(env.dir.path().join("jobtrail.db")));
+    assert_eq!(
+        settings.database.as_ref().and_then(|d| d.sqlite_path()),
+        Some(env.dir.path().join("jobtrail.db").as_path())
+    );
 
     // The legacy DBSS path being gone does not matter: sync falls back, check
     // probes the instance list.
@@ -464,7 +467,7 @@ fn run_plain(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "sync",
     "query",
     "queries",
@@ -474,6 +477,7 @@ const COMMANDS: [&str; 10] = [
     "simulate",
     "init",
     "check",
+    "copy",
     "completions",
 ];
 

@@ -18,15 +18,46 @@ pub use probe::{Outcome, Probe, http_settings, probe, probe_call};
 pub use render::render;
 
 use crate::auth::{CredentialError, Credentials};
+use crate::config::ConfigError;
 use crate::http::{ApiClient, ApiError};
 use crate::model::Source;
+use crate::store::{DatabaseLocation, PgStoreError, Store, StoreError};
+
+/// The database `sync` would use.
+#[derive(Debug)]
+pub enum DatabaseCheck {
+    /// A SQLite file, and whether it exists yet.
+    File { path: PathBuf, exists: bool },
+    /// A PostgreSQL database (its URL without the password) and what
+    /// connecting to it said: whether jobtrail's tables are there yet, or why
+    /// it could not be reached.
+    Postgres {
+        url: String,
+        reached: Result<bool, String>,
+    },
+    /// `--db` or the file's `database` cannot be read.
+    Invalid(String),
+}
+
+impl DatabaseCheck {
+    fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            DatabaseCheck::Invalid(_)
+                | DatabaseCheck::Postgres {
+                    reached: Err(_),
+                    ..
+                }
+        )
+    }
+}
 
 /// Everything `check` found.
 #[derive(Debug)]
 pub struct Report {
     pub config: ConfigReport,
-    /// The database file `sync` would use, and whether it exists.
-    pub database: Option<(PathBuf, bool)>,
+    /// The database `sync` would use, as far as can be told without writing.
+    pub database: Option<DatabaseCheck>,
     pub credentials: Result<Credentials, CredentialError>,
     /// Per project: its id, region and the probes of its enabled sources.
     pub projects: Vec<(String, String, Vec<Probe>)>,
@@ -41,7 +72,11 @@ impl Report {
             .flat_map(|(_, _, probes)| probes)
             .filter(|p| matches!(p.outcome, Outcome::Fail { .. }))
             .count();
-        self.config.problems.len() + usize::from(self.credentials.is_err()) + probes
+        let database = self.database.as_ref().is_some_and(DatabaseCheck::is_problem);
+        self.config.problems.len()
+            + usize::from(self.credentials.is_err())
+            + usize::from(database)
+            + probes
     }
 
     /// Ready to sync: a valid configuration with a project, credentials, and
@@ -58,6 +93,30 @@ impl Report {
     }
 }
 
+/// Looks at the database without changing it: whether a file exists, or
+/// whether a PostgreSQL server answers (within the store's connect timeout).
+async fn check_database(location: Result<DatabaseLocation, ConfigError>) -> DatabaseCheck {
+    match location {
+        Err(e) => DatabaseCheck::Invalid(e.to_string()),
+        Ok(DatabaseLocation::Sqlite(path)) => {
+            let exists = path.exists();
+            DatabaseCheck::File { path, exists }
+        }
+        Ok(location) => {
+            let url = location.to_string();
+            let reached = match Store::open_read_only(location).await {
+                Ok(store) => {
+                    store.close().await;
+                    Ok(true)
+                }
+                Err(StoreError::Postgres(PgStoreError::NotMigrated { .. })) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            };
+            DatabaseCheck::Postgres { url, reached }
+        }
+    }
+}
+
 /// Runs the whole check. `db_flag` is `--db`, which wins over the file's `database`.
 pub async fn run(config_path: &Path, db_flag: Option<&Path>, timeout: Duration) -> Report {
     let config = check_config_file(config_path);
@@ -66,11 +125,10 @@ pub async fn run(config_path: &Path, db_flag: Option<&Path>, timeout: Duration) 
         db: db_flag.map(Path::to_path_buf),
         config: Some(config_path.to_path_buf()),
     };
-    let database = config.settings.as_ref().map(|s| {
-        let path = locations.database_for(s);
-        let exists = path.exists();
-        (path, exists)
-    });
+    let database = match &config.settings {
+        Some(settings) => Some(check_database(locations.database_for(settings)).await),
+        None => None,
+    };
     let mut projects = Vec::new();
     if let Some(settings) = &config.settings {
         let http = http_settings(timeout);

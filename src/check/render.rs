@@ -1,7 +1,7 @@
 //! The checklist `check` prints: one section per thing checked, `[ok]`,
 //! `[warn]`, `[FAIL]` (with what to do) or `[skip]` per line, then the verdict.
 
-use super::{Outcome, Report};
+use super::{DatabaseCheck, Outcome, Report};
 
 /// The checklist, for stdout.
 pub fn render(report: &Report) -> String {
@@ -34,16 +34,31 @@ pub fn render(report: &Report) -> String {
             line(format!("  {FAIL} {lines}"));
         }
     }
-    if let Some((path, exists)) = &report.database {
-        line(format!("Database: {}", path.display()));
-        line(format!(
-            "  {OK} {}",
-            if *exists {
-                "exists"
-            } else {
-                "will be created by the first sync"
-            }
-        ));
+    match &report.database {
+        None => {}
+        Some(DatabaseCheck::File { path, exists }) => {
+            line(format!("Database: {}", path.display()));
+            line(format!(
+                "  {OK} {}",
+                if *exists {
+                    "exists"
+                } else {
+                    "will be created by the first sync"
+                }
+            ));
+        }
+        Some(DatabaseCheck::Postgres { url, reached }) => {
+            line(format!("Database: {url} (PostgreSQL)"));
+            line(match reached {
+                Ok(true) => format!("  {OK} reachable, jobtrail's tables are there"),
+                Ok(false) => format!("  {OK} reachable; the first sync creates jobtrail's tables"),
+                Err(e) => format!("  {FAIL} {e}"),
+            });
+        }
+        Some(DatabaseCheck::Invalid(why)) => {
+            line("Database:".into());
+            line(format!("  {FAIL} {why}"));
+        }
     }
     line("Credentials:".into());
     match &report.credentials {

@@ -2,7 +2,7 @@
 //! its own, writes the HTML report and prints a short summary.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::http::{ApiClient, HttpSettings};
 use crate::report::ReportFilter;
 use crate::sim::{SimAuth, SimConfig, SimServer};
-use crate::store::{FailureReasonCount, JobCount, Store};
+use crate::store::{DatabaseLocation, FailureReasonCount, JobCount, Store};
 use crate::sync::SyncOptions;
 
 /// The summary shows this many failure reasons.
@@ -52,13 +52,12 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
         origin: CredentialOrigin::Env("built-in demo key pair"),
     };
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
-    let db = locations(global).demo_database();
+    let db = locations(global).demo_database()?;
     if global.quiet == 0 {
         eprintln!(
-            "simulated cloud on {} ({} project(s)); syncing into {}",
+            "simulated cloud on {} ({} project(s)); syncing into {db}",
             server.base_url(),
             projects.len(),
-            db.display()
         );
     }
     let report = locked_sync(
@@ -82,8 +81,12 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     Ok(exit)
 }
 
-/// `jobtrail-demo.db` → `jobtrail-demo-report.html`, beside the database.
-fn demo_report_path(db: &Path) -> PathBuf {
+/// `jobtrail-demo.db` → `jobtrail-demo-report.html`, beside the database
+/// (in the current folder for a PostgreSQL database).
+fn demo_report_path(db: &DatabaseLocation) -> PathBuf {
+    let Some(db) = db.sqlite_path() else {
+        return PathBuf::from("jobtrail-demo-report.html");
+    };
     let stem = db.file_stem().map_or_else(
         || "jobtrail-demo".into(),
         |s| s.to_string_lossy().into_owned(),
@@ -92,7 +95,7 @@ fn demo_report_path(db: &Path) -> PathBuf {
 }
 
 /// A few lines that show what landed, and how to ask more.
-async fn print_summary(db: &Path) -> Result<()> {
+async fn print_summary(db: &DatabaseLocation) -> Result<()> {
     let store = Store::open_read_only(db).await?;
     let counts = store.job_counts().await;
     let reasons = store.top_failure_reasons(TOP_REASONS).await;
@@ -104,7 +107,7 @@ async fn print_summary(db: &Path) -> Result<()> {
 
 fn write_summary(
     out: &mut dyn Write,
-    db: &Path,
+    db: &DatabaseLocation,
     counts: &[JobCount],
     reasons: &[FailureReasonCount],
 ) -> std::io::Result<()> {
@@ -126,14 +129,19 @@ fn write_summary(
     {
         writeln!(out, "  {failures:>4}  {source:<6} {reason}")?;
     }
-    writeln!(
-        out,
-        "\nnext: jobtrail --db {} query recent-failures",
-        db.display()
-    )?;
-    writeln!(
-        out,
-        "      sqlite3 {} 'select * from recent_failures limit 10'",
-        db.display()
-    )
+    writeln!(out, "\nnext: jobtrail --db {db} query recent-failures")?;
+    match db {
+        DatabaseLocation::Sqlite(path) => writeln!(
+            out,
+            "      sqlite3 {} 'select * from recent_failures limit 10'",
+            path.display()
+        ),
+        DatabaseLocation::Postgres(url) => writeln!(
+            out,
+            "      psql -h {} -p {} -d {} -c 'select * from recent_failures limit 10'",
+            url.host(),
+            url.port(),
+            url.database()
+        ),
+    }
 }

@@ -4,6 +4,7 @@
 
 mod check;
 mod completions;
+mod copy;
 mod demo;
 mod init;
 mod queries;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Init(args) => init::run(global, args),
         Command::Check(args) => check::run(global, args).await,
+        Command::Copy(args) => copy::run(global, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

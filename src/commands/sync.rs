@@ -24,6 +24,7 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
     let options = SyncOptions {
         sources: args.sources.clone(),
         projects: args.projects.clone(),
+        shard: args.shard,
         since: args.since,
         until: args.until,
         full: args.full,

@@ -67,7 +67,7 @@ pub async fn run(
     user_dir: Option<&Path>,
     params: &[(String, String)],
 ) -> Result<ResultSet, QueryError> {
-    let query = resolve(input, file, user_dir)?;
+    let query = resolve(input, file, user_dir, store.backend())?;
     run_query(store, &query, params).await
 }
 

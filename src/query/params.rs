@@ -268,6 +268,12 @@ pub(super) fn scan(sql: &str, label: &str) -> Result<Scanned, QueryError> {
                 i += 1;
                 in_word = false;
             }
+            // PostgreSQL's cast, `started_at::date`: not a parameter.
+            b':' if next == Some(b':') => {
+                i += 2;
+                has_content = true;
+                in_word = false;
+            }
             b':' if next.is_some_and(|n| n.is_ascii_alphabetic() || n == b'_') => {
                 let mut end = i + 1;
                 while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
@@ -277,6 +283,12 @@ pub(super) fn scan(sql: &str, label: &str) -> Result<Scanned, QueryError> {
                 i = end;
                 has_content = true;
                 in_word = true;
+            }
+            // `@name` is a placeholder; PostgreSQL's `@>`, `<@` and `@@` are operators.
+            b'@' if !next.is_some_and(|n| n.is_ascii_alphanumeric() || n == b'_') => {
+                i += 1;
+                has_content = true;
+                in_word = false;
             }
             b':' | b'@' | b'?' => return Err(placeholder(sql, i, label)),
             b'$' if !in_word => return Err(placeholder(sql, i, label)),

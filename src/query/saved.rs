@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use super::QueryError;
 use super::params::{ParamDefault, ParamSpec, parse_param_spec, scan};
-use crate::store::SqlPart;
+use crate::store::{Backend, SqlPart};
 
-/// The saved queries shipped in the binary, from `queries/`.
-const BUILTIN: &[(&str, &str)] = &[
+/// The saved queries shipped in the binary for SQLite, from `queries/`.
+const SQLITE_BUILTIN: &[(&str, &str)] = &[
     (
         "failure-rate-by-type",
         include_str!("../../queries/failure-rate-by-type.sql"),
@@ -25,7 +25,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "failures-by-reason",
         include_str!("../../queries/failures-by-reason.sql"),
     ),
-    ("job-history", include_str!("../../queries/job-history.sql")),
+    (
+        "job-history",
+        include_str!("../../queries/job-history.sql"),
+    ),
     (
         "recent-failures",
         include_str!("../../queries/recent-failures.sql"),
@@ -34,8 +37,52 @@ const BUILTIN: &[(&str, &str)] = &[
         "slowest-job-types",
         include_str!("../../queries/slowest-job-types.sql"),
     ),
-    ("stuck-jobs", include_str!("../../queries/stuck-jobs.sql")),
+    (
+        "stuck-jobs",
+        include_str!("../../queries/stuck-jobs.sql"),
+    ),
 ];
+
+/// The same queries (names, parameters and meaning) in PostgreSQL's dialect,
+/// from `queries/postgres/`.
+const POSTGRES_BUILTIN: &[(&str, &str)] = &[
+    (
+        "failure-rate-by-type",
+        include_str!("../../queries/postgres/failure-rate-by-type.sql"),
+    ),
+    (
+        "failure-rate-by-week",
+        include_str!("../../queries/postgres/failure-rate-by-week.sql"),
+    ),
+    (
+        "failures-by-reason",
+        include_str!("../../queries/postgres/failures-by-reason.sql"),
+    ),
+    (
+        "job-history",
+        include_str!("../../queries/postgres/job-history.sql"),
+    ),
+    (
+        "recent-failures",
+        include_str!("../../queries/postgres/recent-failures.sql"),
+    ),
+    (
+        "slowest-job-types",
+        include_str!("../../queries/postgres/slowest-job-types.sql"),
+    ),
+    (
+        "stuck-jobs",
+        include_str!("../../queries/postgres/stuck-jobs.sql"),
+    ),
+];
+
+/// The built-in queries for a backend's dialect.
+fn builtin(backend: Backend) -> &'static [(&'static str, &'static str)] {
+    match backend {
+        Backend::Sqlite => SQLITE_BUILTIN,
+        Backend::Postgres => POSTGRES_BUILTIN,
+    }
+}
 
 /// SQL statements that are a single word: run as SQL when no saved query has the name.
 const ONE_WORD_STATEMENTS: [&str; 7] = [
@@ -184,11 +231,16 @@ fn parse_header(
     })
 }
 
-/// Built-in queries, overridden or extended by `*.sql` files in `user_dir`
-/// (same name wins). A `user_dir` that does not exist adds nothing. Sorted by name.
-pub fn saved_queries(user_dir: Option<&Path>) -> Result<Vec<SavedQuery>, QueryError> {
+/// The built-in queries in `backend`'s dialect, overridden or extended by
+/// `*.sql` files in `user_dir` (same name wins; they are the user's, in the
+/// dialect of the user's database). A `user_dir` that does not exist adds
+/// nothing. Sorted by name.
+pub fn saved_queries(
+    backend: Backend,
+    user_dir: Option<&Path>,
+) -> Result<Vec<SavedQuery>, QueryError> {
     let mut all: BTreeMap<String, SavedQuery> = BTreeMap::new();
-    for (name, text) in BUILTIN {
+    for (name, text) in builtin(backend) {
         all.insert(
             (*name).to_owned(),
             SavedQuery::parse(name, Origin::BuiltIn, text)?,
@@ -236,12 +288,13 @@ fn load_file(path: &Path, name: &str) -> Result<SavedQuery, QueryError> {
     SavedQuery::parse(name, Origin::File(path.to_path_buf()), &text)
 }
 
-/// Finds what to run: `file` when given, else the saved query named `input`,
-/// else `input` as inline SQL.
+/// Finds what to run: `file` when given, else the saved query named `input`
+/// (in `backend`'s dialect), else `input` as inline SQL.
 pub fn resolve(
     input: &str,
     file: Option<&Path>,
     user_dir: Option<&Path>,
+    backend: Backend,
 ) -> Result<SavedQuery, QueryError> {
     if let Some(path) = file {
         let name = path
@@ -257,7 +310,7 @@ pub fn resolve(
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if looks_like_name {
-        let mut queries = saved_queries(user_dir)?;
+        let mut queries = saved_queries(backend, user_dir)?;
         let wanted = trimmed.strip_suffix(".sql").unwrap_or(trimmed);
         if let Some(found) = queries.iter().position(|q| q.name == wanted) {
             return Ok(queries.swap_remove(found));
@@ -288,7 +341,7 @@ mod tests {
 
     #[test]
     fn builtin_queries_are_documented() {
-        let queries = saved_queries(None).expect("built-ins parse");
+        let queries = saved_queries(Backend::Sqlite, None).expect("built-ins parse");
         let names: Vec<_> = queries.iter().map(|q| q.name.as_str()).collect();
         for wanted in [
             "failures-by-reason",
@@ -322,6 +375,29 @@ mod tests {
         assert_eq!(history.param_specs[1].default, ParamDefault::Null);
     }
 
+    #[test]
+    fn both_dialects_have_the_same_queries_with_the_same_parameters() {
+        let sqlite = saved_queries(Backend::Sqlite, None).expect("SQLite's parse");
+        let postgres = saved_queries(Backend::Postgres, None).expect("PostgreSQL's parse");
+        let outline = |queries: &[SavedQuery]| -> Vec<(String, String, Vec<ParamSpec>)> {
+            queries
+                .iter()
+                .map(|q| (q.name.clone(), q.description.clone(), q.param_specs.clone()))
+                .collect()
+        };
+        assert_eq!(outline(&postgres), outline(&sqlite));
+        // Every file of either folder is embedded, and no other.
+        for (dir, backend) in [("queries", Backend::Sqlite), ("queries/postgres", Backend::Postgres)] {
+            let on_disk: Vec<String> = sql_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .expect("folder")
+                .iter()
+                .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
+                .collect();
+            let embedded: Vec<&str> = builtin(backend).iter().map(|(name, _)| *name).collect();
+            assert_eq!(on_disk, embedded, "{dir}");
+        }
+    }
+
     #[tokio::test]
     async fn user_queries_override_and_extend_the_built_ins() {
         let dir = tempfile::tempdir().expect("dir");
@@ -336,7 +412,7 @@ mod tests {
         )
         .expect("write");
         std::fs::write(dir.path().join("notes.txt"), "not a query").expect("write");
-        let queries = saved_queries(Some(dir.path())).expect("load");
+        let queries = saved_queries(Backend::Sqlite, Some(dir.path())).expect("load");
         let stuck = queries
             .iter()
             .find(|q| q.name == "stuck-jobs")
@@ -350,7 +426,7 @@ mod tests {
         assert!(!queries.iter().any(|q| q.name == "notes"));
         assert_eq!(
             queries.len(),
-            saved_queries(None).expect("built-ins").len() + 1
+            saved_queries(Backend::Sqlite, None).expect("built-ins").len() + 1
         );
 
         let db = db_with(&[]).await;
@@ -369,7 +445,7 @@ mod tests {
             .expect("file");
         assert_eq!(rs.columns, vec!["jobs"]);
         // A folder that does not exist adds nothing.
-        let none = saved_queries(Some(&dir.path().join("missing"))).expect("missing dir is fine");
+        let none = saved_queries(Backend::Sqlite, Some(&dir.path().join("missing"))).expect("missing dir is fine");
         assert_eq!(none.len(), queries.len() - 1);
     }
 

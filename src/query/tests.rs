@@ -7,6 +7,7 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 
 use super::*;
 use crate::model::{JobRow, Source, Status};
+use crate::store::Backend;
 use crate::normalize::parse_api_time;
 use crate::test_support::{TestDb, db_with, job, sample_jobs, seen_at};
 
@@ -663,7 +664,7 @@ async fn unknown_names_and_bad_sql_are_clear() {
 
 #[test]
 fn the_query_list_shows_names_descriptions_and_params() {
-    let queries = saved_queries(None).expect("built-ins");
+    let queries = saved_queries(Backend::Sqlite, None).expect("built-ins");
     let mut out = Vec::new();
     write_query_list(&mut out, &queries).expect("write");
     let text = String::from_utf8(out).expect("utf-8");

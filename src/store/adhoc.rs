@@ -9,7 +9,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef};
 
-use super::Store;
+use super::SqliteStore;
 
 /// One value bound to a statement or read from a result, typed as the
 /// database holds it.
@@ -53,13 +53,13 @@ pub enum AdhocError {
 /// An error from the database, shown in its own words.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct SqlFailure(sqlx::Error);
+pub struct SqlFailure(pub(super) sqlx::Error);
 
 /// SQLite's result code for "attempt to write a readonly database" (low byte of
 /// the extended code).
 const SQLITE_READONLY: i64 = 8;
 
-impl Store {
+impl SqliteStore {
     /// Runs one read-only statement with `params` bound to its slots and
     /// returns every row. A statement that would write is refused on any
     /// store, even one opened for writing.

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::Source;
 use crate::normalize::{format_utc, parse_api_time};
 
-impl Store {
+impl SqliteStore {
     /// Jobs of one project and source not final yet (running or unknown), with
     /// their start time: the re-check list of an incremental sync. With
     /// `started_before`, only those that started before it (or at an unknown
@@ -78,7 +78,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// How many jobs are stored, counting sub-jobs.
     pub async fn job_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs")

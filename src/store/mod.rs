@@ -1,32 +1,63 @@
-//! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run accounting and watermarks.
+//! The store: every SQL statement jobtrail runs, behind one handle, [`Store`],
+//! over two backends. SQLite (the default: one file, one machine) is
+//! `sqlite` plus the `impl SqliteStore` blocks in `jobs`, `runs`, `state`,
+//! `status`, `report`, `adhoc`, `transfer` and `writer`, beside the row types
+//! both backends share; PostgreSQL (one history for a team, written by many
+//! hosts) is `postgres`, with the same methods on `PgStore`.
+//!
+//! # Adding a store method
+//!
+//! 1. Write it on [`SqliteStore`] in the module of its concern (say
+//!    `report.rs`), taking typed arguments and returning typed rows defined
+//!    there, with `Result<_, StoreError>`.
+//! 2. Write the same method (same name, same arguments, same rows) on
+//!    `PgStore` in `postgres/<concern>.rs`, with `Result<_, PgStoreError>`.
+//!    Times are `timestamptz` there: bind `DateTime<Utc>` (through
+//!    `postgres::to_millis`), and give rows that carry times as text the
+//!    SQLite form (`normalize::format_utc`), so both backends answer alike.
+//! 3. Add its signature to the `forward!` list below: `Store` then offers it
+//!    and dispatches to the backend. A method whose arguments or result
+//!    differ by backend (a writer, a lock) is written out by hand instead.
+//! 4. Test it on both: `postgres/tests.rs` runs against a real server.
 
 mod adhoc;
 mod jobs;
+mod location;
 mod lock;
 pub mod postgres;
 mod report;
 mod runs;
+mod sqlite;
 mod state;
 mod status;
+mod transfer;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use chrono::{DateTime, Utc};
 
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
+pub use location::{Backend, DatabaseLocation};
 pub use lock::{LockError, SyncLock};
+pub use postgres::{DbUrl, PgLockError, PgProjectLock, PgStore, PgStoreError, PgWriter};
 pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
+pub use sqlite::SqliteStore;
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
+pub use transfer::{
+    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, Importer, JobKey, JobRecord,
+    RunRecord, StateKey, StateRecord, TransferError,
+};
 pub use writer::{BulkWriter, JobBatch};
 
-/// The schema migrations, embedded in the binary (re-run on change by build.rs).
+use crate::model::Source;
+
+/// The SQLite schema migrations, embedded in the binary (re-run on change by build.rs).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a writer waits for another connection's lock before giving up.
@@ -85,206 +116,254 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("database error: {0}")]
     Bulk(#[from] rusqlite::Error),
+    /// A history that cannot be copied as asked (`jobtrail copy`).
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// Anything the PostgreSQL backend reports (it names the database).
+    #[error(transparent)]
+    Postgres(#[from] PgStoreError),
 }
 
-/// An open jobtrail database.
+/// An open jobtrail database, on either backend. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
-    /// `PRAGMA max_page_count` for every connection, when capped.
-    max_pages: Option<i64>,
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
-    /// Opens (creating if needed, with its folder) and migrates the database for
-    /// writing: WAL, a busy timeout, file mode 0600.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        create_private(path)?;
-        let options = base_options(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .optimize_on_close(true, ANALYSIS_LIMIT);
-        // One connection (the bulk writer has its own), kept for the whole run:
-        // a pooled connection closed when idle would run `PRAGMA optimize` and
-        // write in the middle of a sync.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(|source| classify_open_error(path, source))?;
-        check_schema_version(&pool, path).await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        restrict_sidecars(path)?;
-        Ok(Store {
-            pool,
-            path: path.to_path_buf(),
-            max_pages: None,
+    /// Opens (creating a SQLite file if needed) and migrates the database for
+    /// writing. A plain path is SQLite (see [`DatabaseLocation`]).
+    pub async fn open(location: impl Into<DatabaseLocation>) -> Result<Store, StoreError> {
+        Ok(match location.into() {
+            DatabaseLocation::Sqlite(path) => Store::Sqlite(SqliteStore::open(&path).await?),
+            DatabaseLocation::Postgres(url) => Store::Postgres(PgStore::open_url(url).await?),
         })
     }
 
-    /// Opens an existing database read-only: nothing run through this handle
-    /// can change the history.
-    pub async fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let options = base_options(path).read_only(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| classify_open_error(path, source))?;
-        check_schema_version(&pool, path).await?;
-        Ok(Store {
-            pool,
-            path: path.to_path_buf(),
-            max_pages: None,
-        })
-    }
-
-    /// Caps the database at `pages` pages (`PRAGMA max_page_count`), on this
-    /// store's connection and every bulk writer opened from it: a write that
-    /// needs more fails exactly as on a full disk.
-    pub async fn limit_pages(&mut self, pages: i64) -> Result<(), StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PRAGMA max_page_count = {pages}"
-        )))
-        .execute(&self.pool)
-        .await?;
-        self.max_pages = Some(pages);
-        Ok(())
-    }
-
-    /// Pages the database file holds now (with [`Store::limit_pages`], a way
-    /// to simulate a disk that is full at exactly this size).
-    pub async fn page_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Closes the pool, checkpointing the WAL.
-    pub async fn close(self) {
-        self.pool.close().await;
-    }
-}
-
-fn base_options(path: &Path) -> SqliteConnectOptions {
-    // `filename` avoids URL parsing, so paths with `?` or `#` work.
-    // A slow statement is the tool's business, not a warning for the user: it
-    // shows with `-vv`.
-    SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(BUSY_TIMEOUT)
-        .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
-}
-
-/// Creates the file with mode 0600 before SQLite does, so it is never readable
-/// by others, not even for an instant.
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    use std::fs::OpenOptions;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
-        return Ok(());
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(StoreError::Open {
-            path: path.to_path_buf(),
-            source: sqlx::Error::Io(source),
-        }),
-    }
-}
-
-/// The WAL and shared-memory files hold the same data as the database: keep them private too.
-fn restrict_sidecars(path: &Path) -> Result<(), StoreError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            let file = PathBuf::from(name);
-            if file.exists() {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
-                    |source| StoreError::Permissions {
-                        path: file.clone(),
-                        source,
-                    },
-                )?;
+    /// Opens an existing database for the reading commands: never created,
+    /// never migrated (a read-only PostgreSQL role can use it), and refused
+    /// when a newer jobtrail wrote it.
+    pub async fn open_read_only(location: impl Into<DatabaseLocation>) -> Result<Store, StoreError> {
+        Ok(match location.into() {
+            DatabaseLocation::Sqlite(path) => {
+                Store::Sqlite(SqliteStore::open_read_only(&path).await?)
             }
+            DatabaseLocation::Postgres(url) => {
+                Store::Postgres(PgStore::open_for_reading(url).await?)
+            }
+        })
+    }
+
+    /// Which engine this is (and so which SQL dialect it speaks).
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
         }
     }
-    let _ = path;
-    Ok(())
+
+    /// Where the database is (a PostgreSQL URL without its password).
+    pub fn location(&self) -> DatabaseLocation {
+        match self {
+            Store::Sqlite(s) => DatabaseLocation::Sqlite(s.path().to_path_buf()),
+            Store::Postgres(s) => DatabaseLocation::Postgres(s.url().clone()),
+        }
+    }
+
+    /// The bytes the database takes: its own, and (SQLite) its write-ahead log's.
+    pub async fn size_in_bytes(&self) -> Result<(u64, u64), StoreError> {
+        match self {
+            Store::Sqlite(s) => Ok(s.size_in_bytes()),
+            Store::Postgres(s) => Ok((s.size_in_bytes().await?, 0)),
+        }
+    }
+
+    /// Closes the connections (on SQLite, checkpointing the WAL).
+    pub async fn close(self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Opens the writer a sync stores its jobs through, on a connection of
+    /// its own: rusqlite on SQLite (blocking: run it on a thread of its own),
+    /// binary COPY on PostgreSQL (async).
+    pub async fn writer(&self) -> Result<StoreWriter, StoreError> {
+        Ok(match self {
+            Store::Sqlite(s) => StoreWriter::Sqlite(s.bulk_writer()?),
+            Store::Postgres(s) => StoreWriter::Postgres(s.bulk_writer().await?),
+        })
+    }
+
+    /// Stores one batch through a writer of its own: for callers that write
+    /// once (tests, the benchmark's bound). A sync keeps one writer.
+    pub async fn write_batch(
+        &self,
+        sync_id: i64,
+        seen_at: DateTime<Utc>,
+        batch: JobBatch,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write_batch(sync_id, seen_at, batch).await,
+            Store::Postgres(s) => Ok(s.write_batch(sync_id, seen_at, &batch).await?),
+        }
+    }
+
+    /// Runs one read-only statement with `params` bound to its slots and
+    /// returns every row (`jobtrail query`). A statement that would write is
+    /// refused on any store, even one opened for writing.
+    pub async fn run_read_only(
+        &self,
+        statement: &[SqlPart],
+        params: &[SqlValue],
+    ) -> Result<ValueRows, AdhocError> {
+        match self {
+            Store::Sqlite(s) => s.run_read_only(statement, params).await,
+            Store::Postgres(s) => s.run_read_only(statement, params).await,
+        }
+    }
+
+    /// Begins copying a history into this database, in one transaction
+    /// (`jobtrail copy`): see [`Importer`].
+    pub async fn begin_import(&self, mode: ImportMode) -> Result<Importer, StoreError> {
+        match self {
+            Store::Sqlite(s) => Ok(Importer::Sqlite(s.begin_import(mode).await?)),
+            Store::Postgres(s) => Ok(Importer::Postgres(s.begin_import(mode).await?)),
+        }
+    }
+
+    /// The SQLite store underneath, for tests of SQLite's own behaviour.
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> &SqliteStore {
+        match self {
+            Store::Sqlite(s) => s,
+            Store::Postgres(_) => panic!("a SQLite store was expected"),
+        }
+    }
+
+    /// The SQLite store's pool, for tests that look at rows directly.
+    #[cfg(test)]
+    pub(crate) fn sqlite_pool(&self) -> &sqlx::SqlitePool {
+        &self.sqlite().pool
+    }
 }
 
-fn classify_open_error(path: &Path, source: sqlx::Error) -> StoreError {
-    let text = source.to_string();
-    if text.contains("file is not a database") || text.contains("malformed") {
-        StoreError::NotSqlite {
-            path: path.to_path_buf(),
-            source,
-        }
-    } else {
-        StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
+/// The writer a sync stores jobs through (see [`Store::writer`]).
+#[derive(Debug)]
+pub enum StoreWriter {
+    Sqlite(BulkWriter),
+    Postgres(PgWriter),
 }
 
-/// Refuses a database migrated by a newer jobtrail, before touching it.
-async fn check_schema_version(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
-    let has_table: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_optional(pool)
-    .await
-    .map_err(|source| classify_open_error(path, source))?;
-    if has_table.is_none() {
-        return Ok(());
-    }
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
-            .fetch_one(pool)
-            .await?;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match found {
-        Some(found) if found > known => Err(StoreError::NewerSchema {
-            path: path.to_path_buf(),
-            found,
-            known,
-        }),
-        _ => Ok(()),
-    }
+/// Methods with the same arguments and rows on both backends: `Store` offers
+/// each and calls the backend's own (see "Adding a store method" above).
+macro_rules! forward {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;
+    )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
+                    match self {
+                        Store::Sqlite(s) => s.$name($($arg),*).await,
+                        Store::Postgres(s) => Ok(s.$name($($arg),*).await?),
+                    }
+                }
+            )*
+        }
+    };
 }
+
+forward! {
+    // Sync bookkeeping (`runs`, `state`, `jobs`).
+    /// Opens a run, closing as failed the runs whose process died.
+    fn begin_run(&self, sources: &[Source], started_at: DateTime<Utc>) -> SyncRun;
+    /// Closes a run with its outcome and returns what it stored.
+    fn finish_run(
+        &self,
+        run: &SyncRun,
+        outcome: RunOutcome,
+        requests: u64,
+        error: Option<&str>,
+        finished_at: DateTime<Utc>
+    ) -> RunTotals;
+    /// Counts a run's jobs from the rows it touched and the history it wrote.
+    fn run_totals(&self, run: &SyncRun) -> RunTotals;
+    /// A source's watermark, if a sync has set one.
+    fn watermark(&self, project_id: &str, source: Source) -> Option<DateTime<Utc>>;
+    /// How many syncs in a row answered 404 for each ID known only from the store.
+    fn miss_counts(&self, project_id: &str, source: Source) -> HashMap<String, u32>;
+    /// Clears the 404 counts of jobs the run stored.
+    fn forget_misses_of_seen_jobs(&self, sync_id: i64) -> ();
+    /// Sets one state value on its own (outside a job batch).
+    fn set_state(&self, update: &StateUpdate, now: DateTime<Utc>) -> ();
+    /// Jobs of one project and source not final yet: the re-check list.
+    fn unfinished_jobs(
+        &self,
+        source: Source,
+        project_id: &str,
+        started_before: Option<DateTime<Utc>>
+    ) -> Vec<UnfinishedJob>;
+    /// Image jobs whose job row and every sub-job row are final.
+    fn finished_image_jobs(&self, project_id: &str) -> HashSet<String>;
+    /// How many jobs are stored, counting sub-jobs.
+    fn job_count(&self) -> i64;
+    /// Sorted start times of unfinished jobs in one raw status within `[from, to]`.
+    fn start_times_between(
+        &self,
+        source: Source,
+        project_id: &str,
+        raw_status: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>
+    ) -> Vec<DateTime<Utc>>;
+    /// DBSS resources whose jobs are all final and confirmed since `fresh_since`.
+    fn settled_dbss_resources(&self, project_id: &str, fresh_since: DateTime<Utc>) -> HashSet<String>;
+
+    // `jobtrail status` and the demo's summary (`status`).
+    /// How many sync runs were ever recorded.
+    fn count_runs(&self) -> i64;
+    /// The last `limit` sync runs, newest first.
+    fn recent_runs(&self, limit: u32) -> Vec<RunRow>;
+    /// Every `sync_state` entry, by project, source and key.
+    fn sync_state_entries(&self) -> Vec<StateRow>;
+    /// Jobs per source and status, by source then status.
+    fn job_counts(&self) -> Vec<JobCount>;
+    /// How many jobs are not final yet (running or unknown).
+    fn count_unfinished(&self) -> i64;
+    /// The unfinished job that started (or was first seen) longest ago.
+    fn oldest_unfinished(&self) -> Option<OldestUnfinished>;
+    /// The `limit` most frequent failure reasons across sources.
+    fn top_failure_reasons(&self, limit: u32) -> Vec<FailureReasonCount>;
+
+    // `jobtrail report` (`report`).
+    /// Every job in the database, whatever the window.
+    fn count_jobs(&self) -> i64;
+    /// The selected jobs grouped by source, job type, status and week.
+    fn job_groups(&self, window: &JobWindow<'_>) -> Vec<JobGroup>;
+    /// The selected failed jobs grouped by reason, source and job type.
+    fn failure_groups(&self, window: &JobWindow<'_>) -> Vec<FailureGroup>;
+    /// Unfinished jobs of `sources` and how many have run since before `stuck_before`.
+    fn unfinished_counts(&self, sources: &[Source], stuck_before: DateTime<Utc>) -> UnfinishedCounts;
+    /// The `limit` longest-running unfinished jobs of `sources`, oldest first.
+    fn oldest_running_jobs(&self, sources: &[Source], limit: usize) -> Vec<RunningJob>;
+    /// The `limit` latest failures among the selected jobs, latest first.
+    fn recent_failures(&self, window: &JobWindow<'_>, limit: usize) -> Vec<RecentFailure>;
+
+    // `jobtrail copy`, reading side (`transfer`).
+    /// How many rows of each kind the history holds.
+    fn history_counts(&self) -> HistoryCounts;
+    /// Up to `limit` runs after id `after`, by id.
+    fn export_runs(&self, after: i64, limit: u32) -> Vec<RunRecord>;
+    /// Up to `limit` jobs after `after` (from the first when `None`), by key.
+    fn export_jobs(&self, after: Option<&JobKey>, limit: u32) -> Vec<JobRecord>;
+    /// Up to `limit` status changes after id `after`, by id.
+    fn export_changes(&self, after: i64, limit: u32) -> Vec<ChangeRecord>;
+    /// Up to `limit` state entries after `after`, by key.
+    fn export_state(&self, after: Option<&StateKey>, limit: u32) -> Vec<StateRecord>;
+}
+

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, QueryBuilder, Row, Sqlite};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::{Source, Status};
 use crate::normalize::format_utc;
 
@@ -95,7 +95,7 @@ const JOB_TIME: &str = "COALESCE(started_at, ended_at, first_seen_at)";
 /// The jobs that are not finished yet.
 const UNFINISHED: &str = "status IN ('running', 'unknown')";
 
-impl Store {
+impl SqliteStore {
     /// Every job in the database, whatever the window.
     pub async fn count_jobs(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM jobs")

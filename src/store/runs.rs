@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::Source;
 use crate::normalize::format_utc;
 
@@ -42,7 +42,7 @@ pub struct RunTotals {
     pub changed: i64,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens a run. Runs left `running` by a process that died are closed as
     /// failed first: the caller holds the sync lock, so nobody else is running.
     /// `sources` are stored by name, comma-separated, in the order given.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 use crate::model::Source;
 use crate::normalize::{format_utc, parse_api_time};
 
@@ -86,7 +86,7 @@ pub(super) const UPSERT_STATE_SQL: &str = "INSERT INTO sync_state (project_id, s
      VALUES (?1, ?2, ?3, ?4, ?5) \
      ON CONFLICT (project_id, source, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
-impl Store {
+impl SqliteStore {
     /// A source's watermark, if a sync has set one (and it reads as a time).
     pub async fn watermark(
         &self,
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(counts, HashMap::from([("r1".into(), 2), ("r2".into(), 0)]));
         let stored: Vec<(String, String, String)> =
             sqlx::query_as("SELECT key, value, updated_at FROM sync_state ORDER BY source, key")
-                .fetch_all(&store.pool)
+                .fetch_all(store.sqlite_pool())
                 .await
                 .expect("rows");
         let row = |k: &str, v: &str| (k.to_owned(), v.to_owned(), format_utc(now));

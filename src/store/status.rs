@@ -2,7 +2,7 @@
 //! the demo's closing summary are built from (runs, sync state, job counts,
 //! unfinished jobs, failure reasons).
 
-use super::{Store, StoreError};
+use super::{SqliteStore, StoreError};
 
 /// One sync run, as `sync_runs` holds it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -60,7 +60,7 @@ pub struct FailureReasonCount {
     pub failures: i64,
 }
 
-impl Store {
+impl SqliteStore {
     /// How many sync runs were ever recorded.
     pub async fn count_runs(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sync_runs")

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::state::{StateUpdate, UPSERT_STATE_SQL};
-use super::{BUSY_TIMEOUT, Store, StoreError};
+use super::{BUSY_TIMEOUT, SqliteStore, StoreError};
 use crate::model::JobRow;
 use crate::normalize::format_utc;
 
@@ -107,7 +107,7 @@ impl std::fmt::Debug for BulkWriter {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens the bulk writer on this (already migrated) database.
     pub fn bulk_writer(&self) -> Result<BulkWriter, StoreError> {
         BulkWriter::open(self.path(), self.max_pages)
@@ -399,7 +399,7 @@ fn bind_row(
 mod tests {
     use super::*;
     use crate::model::{Source, Status};
-    use crate::store::RunOutcome;
+    use crate::store::{RunOutcome, Store};
     use crate::test_support::{db_with, job};
 
     /// (job_id, old_status, new_status, sync_id) of every history row, in order.
@@ -407,7 +407,7 @@ mod tests {
         sqlx::query_as(
             "SELECT job_id, old_status, new_status, sync_id FROM job_status_changes ORDER BY id",
         )
-        .fetch_all(&store.pool)
+        .fetch_all(store.sqlite_pool())
         .await
         .expect("history")
     }
@@ -467,13 +467,13 @@ mod tests {
         );
         let stored: (i64, String) =
             sqlx::query_as("SELECT COUNT(*), MAX(status) FROM jobs WHERE job_id = 'job-0007'")
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.sqlite_pool())
                 .await
                 .expect("job");
         assert_eq!(stored, (1, "failed".to_owned()));
         let totals: (i64, i64, i64) =
             sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs")
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.sqlite_pool())
                 .await
                 .expect("run");
         assert_eq!(totals, (1_210, 1_210, 1));
@@ -503,7 +503,7 @@ mod tests {
                                       || '/' || substr(job_id, instr(job_id, '-j') + 2))
              FROM jobs",
         )
-        .fetch_one(&db.store.pool)
+        .fetch_one(db.store.sqlite_pool())
         .await
         .expect("count");
         assert_eq!(
@@ -526,7 +526,7 @@ mod tests {
         .await;
         let runs: Vec<(i64, i64, i64)> =
             sqlx::query_as("SELECT jobs_seen, jobs_new, jobs_changed FROM sync_runs ORDER BY id")
-                .fetch_all(&db.store.pool)
+                .fetch_all(db.store.sqlite_pool())
                 .await
                 .expect("runs");
         assert_eq!(runs, vec![(1, 1, 0), (2, 1, 1)]);
@@ -545,7 +545,7 @@ mod tests {
             rows: vec![nosql("b", Status::Running), nosql("c", Status::Running)],
             state: vec![],
         };
-        let mut writer = db.store.bulk_writer().expect("writer");
+        let mut writer = db.store.sqlite().bulk_writer().expect("writer");
         writer
             .conn
             .execute_batch("CREATE TEMP TRIGGER refuse_c BEFORE INSERT ON jobs WHEN NEW.job_id = 'c' BEGIN SELECT RAISE(ABORT, 'refused'); END;")
@@ -565,7 +565,7 @@ mod tests {
             .await
             .expect("finish");
         let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-            .fetch_one(&db.store.pool)
+            .fetch_one(db.store.sqlite_pool())
             .await
             .expect("count");
         assert_eq!(jobs, 1);
@@ -634,7 +634,7 @@ mod tests {
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name",
         )
-        .fetch_all(&store.pool)
+        .fetch_all(store.sqlite_pool())
         .await
         .expect("indexes");
         assert_eq!(
@@ -657,7 +657,7 @@ mod tests {
         let run = db.store.begin_run(&[Source::Nosql], t1).await.expect("run");
         let count = || async {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs")
-                .fetch_one(&db.store.pool)
+                .fetch_one(db.store.sqlite_pool())
                 .await
                 .expect("count")
         };
@@ -665,7 +665,7 @@ mod tests {
             rows: ids.iter().map(|id| nosql(id, Status::Running)).collect(),
             state: vec![],
         };
-        let mut writer = db.store.bulk_writer().expect("writer");
+        let mut writer = db.store.sqlite().bulk_writer().expect("writer");
         writer
             .write(run.id, t1, &batch(&["a", "b"]))
             .expect("write");

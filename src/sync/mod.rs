@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{ProjectSettings, Settings};
+use crate::config::{ProjectSettings, Settings, Shard};
 use crate::http::ApiClient;
 use crate::model::Source;
 use crate::normalize::format_utc;
@@ -44,6 +44,8 @@ pub struct SyncOptions {
     pub sources: Vec<Source>,
     /// Empty: every project configured.
     pub projects: Vec<String>,
+    /// Only the projects of this share (`--shard I/N`).
+    pub shard: Option<Shard>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Re-read everything in range, including final image jobs and settled resources.
@@ -125,6 +127,12 @@ pub async fn run(
     let started = Instant::now();
     let now = Utc::now();
     let projects = select_projects(settings, options)?;
+    if let (Some(shard), true) = (options.shard, projects.is_empty()) {
+        tracing::warn!(
+            "shard {shard} holds none of the {} configured projects: nothing to sync",
+            settings.projects.len()
+        );
+    }
     let sources: BTreeSet<Source> = if options.sources.is_empty() {
         Source::ALL.into_iter().collect()
     } else {
@@ -184,7 +192,9 @@ fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
     }
 }
 
-fn select_projects<'a>(
+/// The configured projects this sync covers: `--project`s (all when none),
+/// within `--shard`'s share.
+pub fn select_projects<'a>(
     settings: &'a Settings,
     options: &SyncOptions,
 ) -> Result<Vec<&'a ProjectSettings>, SyncError> {
@@ -204,6 +214,7 @@ fn select_projects<'a>(
         .projects
         .iter()
         .filter(|p| options.projects.is_empty() || options.projects.contains(&p.id))
+        .filter(|p| options.shard.is_none_or(|shard| shard.includes(&p.id)))
         .collect())
 }
 

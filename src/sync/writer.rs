@@ -1,5 +1,6 @@
 //! The single writer: the one task that owns the database while a sync runs,
-//! and the policy that decides when its transaction is committed.
+//! and the policy that decides when its transaction is committed, the same
+//! for both backends' writers.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::sink::Found;
 use crate::progress::Progress;
-use crate::store::{BulkWriter, JobBatch, Store, StoreError};
+use crate::store::{BulkWriter, JobBatch, PgWriter, Store, StoreError, StoreWriter};
 
 /// Rows the writer takes from the channel at a time.
 const ROWS_PER_BATCH: usize = 5_000;
@@ -35,74 +36,126 @@ pub(super) const COMMIT_POLICY: CommitPolicy = CommitPolicy {
     when_idle: Duration::from_millis(100),
 };
 
-/// The single writer: drains the channel on a thread of its own, gathering
-/// whatever is waiting into batches of up to [`ROWS_PER_BATCH`] rows. Fetchers
-/// run ahead of it until the bounded channel is full (back-pressure keeps
-/// memory flat), and it never waits on the network. Batches share a
-/// transaction as `policy` says: a fast backfill commits a few large
-/// transactions, a slow one is durable within a second, and no transaction
-/// stays open while fetching stalls. Rows and the state updates sent after
-/// them (watermarks) land in the same commit or the rows in an earlier one.
+/// What the commit policy drives: a writer that adds batches to an open
+/// transaction and commits it. SQLite's (`BulkWriter`) blocks, so its loop
+/// runs on a thread of its own; PostgreSQL's (`PgWriter`) is async.
+trait BatchWriter {
+    async fn write(&mut self, sync_id: i64, batch: &JobBatch) -> Result<(), StoreError>;
+    async fn commit(&mut self) -> Result<(), StoreError>;
+}
+
+impl BatchWriter for BulkWriter {
+    async fn write(&mut self, sync_id: i64, batch: &JobBatch) -> Result<(), StoreError> {
+        BulkWriter::write(self, sync_id, Utc::now(), batch)
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        BulkWriter::commit(self)
+    }
+}
+
+impl BatchWriter for PgWriter {
+    async fn write(&mut self, sync_id: i64, batch: &JobBatch) -> Result<(), StoreError> {
+        Ok(PgWriter::write(self, sync_id, Utc::now(), batch).await?)
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(PgWriter::commit(self).await?)
+    }
+}
+
+/// The single writer: drains the channel, gathering whatever is waiting into
+/// batches of up to [`ROWS_PER_BATCH`] rows. Fetchers run ahead of it until
+/// the bounded channel is full (back-pressure keeps memory flat), and it
+/// never waits on the network. Batches share a transaction as `policy` says:
+/// a fast backfill commits a few large transactions, a slow one is durable
+/// within a second, and no transaction stays open while fetching stalls. Rows
+/// and the state updates sent after them (watermarks) land in the same commit
+/// or the rows in an earlier one. On SQLite the loop runs on a thread of its
+/// own (rusqlite blocks); on PostgreSQL it is a task like any other.
 pub(super) async fn write_all(
     store: Store,
     sync_id: i64,
-    mut rx: mpsc::Receiver<Found>,
+    rx: mpsc::Receiver<Found>,
     progress: Progress,
     policy: CommitPolicy,
 ) -> Result<(), StoreError> {
-    let mut writer = store.bulk_writer()?;
-    // The timeout needs the runtime's timer: callers run a multi-thread runtime.
-    let runtime = tokio::runtime::Handle::current();
-
-    let thread = tokio::task::spawn_blocking(move || {
-        // The open transaction: when its first batch was written, and its rows.
-        let mut open: Option<(Instant, usize)> = None;
-        let commit = |writer: &mut BulkWriter, open: &mut Option<(Instant, usize)>| {
-            writer.commit()?;
-            if let Some((_, rows)) = open.take() {
-                progress.jobs_stored(rows as u64);
-            }
-            Ok::<(), StoreError>(())
-        };
-        loop {
-            // `None`: time to commit; `Some(None)`: the fetchers are done.
-            let next = runtime.block_on(async {
-                match open {
-                    None => Some(rx.recv().await),
-                    Some((opened, _)) => {
-                        let left = policy.max_open.saturating_sub(opened.elapsed());
-                        tokio::time::timeout(policy.when_idle.min(left), rx.recv())
-                            .await
-                            .ok()
-                    }
-                }
+    match store.writer().await? {
+        StoreWriter::Sqlite(mut writer) => {
+            // The timeouts need the runtime's timer: callers run a multi-thread runtime.
+            let runtime = tokio::runtime::Handle::current();
+            let thread = tokio::task::spawn_blocking(move || {
+                runtime.block_on(drain(&mut writer, sync_id, rx, &progress, policy))
             });
-            let first = match next {
-                None => {
-                    commit(&mut writer, &mut open)?;
-                    continue;
-                }
-                Some(None) => break,
-                Some(Some(found)) => found,
-            };
-            let mut batch = JobBatch::default();
-            add(&mut batch, first);
-            while batch.rows.len() < ROWS_PER_BATCH {
-                match rx.try_recv() {
-                    Ok(found) => add(&mut batch, found),
-                    Err(_) => break,
-                }
+            thread.await.expect("the database writer thread panicked")
+        }
+        StoreWriter::Postgres(mut writer) => {
+            let written = drain(&mut writer, sync_id, rx, &progress, policy).await;
+            writer.close().await;
+            written
+        }
+    }
+}
+
+/// The commit policy's loop: batches from the channel into `writer` until
+/// the fetchers are done, committed as `policy` says.
+async fn drain<W: BatchWriter>(
+    writer: &mut W,
+    sync_id: i64,
+    mut rx: mpsc::Receiver<Found>,
+    progress: &Progress,
+    policy: CommitPolicy,
+) -> Result<(), StoreError> {
+    // The open transaction: when its first batch was written, and its rows.
+    let mut open: Option<(Instant, usize)> = None;
+    loop {
+        // `None`: time to commit; `Some(None)`: the fetchers are done.
+        let next = match open {
+            None => Some(rx.recv().await),
+            Some((opened, _)) => {
+                let left = policy.max_open.saturating_sub(opened.elapsed());
+                tokio::time::timeout(policy.when_idle.min(left), rx.recv())
+                    .await
+                    .ok()
             }
-            let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
-            writer.write(sync_id, Utc::now(), &batch)?;
-            *rows += batch.rows.len();
-            if *rows >= policy.max_rows || opened.elapsed() >= policy.max_open {
-                commit(&mut writer, &mut open)?;
+        };
+        let first = match next {
+            None => {
+                commit(writer, &mut open, progress).await?;
+                continue;
+            }
+            Some(None) => break,
+            Some(Some(found)) => found,
+        };
+        let mut batch = JobBatch::default();
+        add(&mut batch, first);
+        while batch.rows.len() < ROWS_PER_BATCH {
+            match rx.try_recv() {
+                Ok(found) => add(&mut batch, found),
+                Err(_) => break,
             }
         }
-        commit(&mut writer, &mut open)
-    });
-    thread.await.expect("the database writer thread panicked")
+        let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
+        writer.write(sync_id, &batch).await?;
+        *rows += batch.rows.len();
+        if *rows >= policy.max_rows || opened.elapsed() >= policy.max_open {
+            commit(writer, &mut open, progress).await?;
+        }
+    }
+    commit(writer, &mut open, progress).await
+}
+
+/// Commits the open transaction, if any, and counts its rows as stored.
+async fn commit<W: BatchWriter>(
+    writer: &mut W,
+    open: &mut Option<(Instant, usize)>,
+    progress: &Progress,
+) -> Result<(), StoreError> {
+    writer.commit().await?;
+    if let Some((_, rows)) = open.take() {
+        progress.jobs_stored(rows as u64);
+    }
+    Ok(())
 }
 
 fn add(batch: &mut JobBatch, found: Found) {

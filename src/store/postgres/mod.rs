@@ -1,14 +1,19 @@
 //! The PostgreSQL store (SPEC §8): one history shared by a team and written by
 //! many sync hosts. Opening (timeouts, migrations, the newer-schema refusal),
 //! and the same operations as the SQLite store, in PostgreSQL's dialect:
-//! bulk job writes (`writer`), per-project sync locks (`lock`), runs, state
-//! and the sync's reads. Not wired into the command line yet.
+//! bulk job writes (`writer`, through `copy`), per-project sync locks
+//! (`lock`), runs, state, the sync's reads (`jobs`), `status`, `report`,
+//! read-only user SQL (`adhoc`) and whole-history copies (`transfer`).
 
+mod adhoc;
 mod copy;
 mod jobs;
 mod lock;
+mod report;
 mod runs;
 mod state;
+mod status;
+mod transfer;
 mod url;
 mod writer;
 
@@ -22,6 +27,7 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use lock::{PgLockError, PgProjectLock};
+pub use transfer::PgImporter;
 pub use url::DbUrl;
 pub use writer::PgWriter;
 
@@ -59,6 +65,10 @@ pub enum PgStoreError {
         "the database {url} was written by a newer jobtrail (schema version {found}, this build knows up to {known}); upgrade jobtrail"
     )]
     NewerSchema { url: DbUrl, found: i64, known: i64 },
+    #[error(
+        "the database {url} holds no jobtrail history yet: run `jobtrail sync` (or `jobtrail copy --to`) with it first"
+    )]
+    NotMigrated { url: DbUrl },
     #[error("cannot migrate the database {url}: {source}")]
     Migrate {
         url: DbUrl,
@@ -76,6 +86,8 @@ pub enum PgStoreError {
     /// connection is in an unknown state and refuses further writes.
     #[error("the PostgreSQL writer was interrupted mid-write; open a new one")]
     WriterInterrupted,
+    #[error(transparent)]
+    Transfer(crate::store::TransferError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
 }
@@ -132,6 +144,25 @@ impl PgStore {
         })
     }
 
+    /// Connects for reading only: never migrates (a read-only role can read),
+    /// refuses a database no jobtrail has set up or a newer one has migrated.
+    pub async fn open_for_reading(url: DbUrl) -> Result<PgStore, PgStoreError> {
+        let mut conn = connect(&url, url.options().clone()).await?;
+        if check_schema_version(&mut conn, &url).await?.is_none() {
+            return Err(PgStoreError::NotMigrated { url });
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(base_options(&url));
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(PgStore {
+            pool,
+            url,
+            run_session: Arc::new(tokio::sync::Mutex::new(None)),
+        })
+    }
+
     /// The database's URL, redacted.
     pub fn url(&self) -> &DbUrl {
         &self.url
@@ -177,12 +208,16 @@ fn known_version() -> i64 {
 }
 
 /// Refuses a database migrated by a newer jobtrail, before touching it.
-async fn check_schema_version(conn: &mut PgConnection, url: &DbUrl) -> Result<(), PgStoreError> {
+/// Returns its schema version (`None`: never migrated).
+async fn check_schema_version(
+    conn: &mut PgConnection,
+    url: &DbUrl,
+) -> Result<Option<i64>, PgStoreError> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
-        return Ok(());
+        return Ok(None);
     }
     let found: Option<i64> =
         sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
@@ -195,7 +230,7 @@ async fn check_schema_version(conn: &mut PgConnection, url: &DbUrl) -> Result<()
             found,
             known,
         }),
-        _ => Ok(()),
+        found => Ok(Some(found.unwrap_or(0))),
     }
 }
 
