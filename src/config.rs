@@ -453,7 +453,8 @@ impl std::str::FromStr for Shard {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Shard, String> {
-        let usage = || format!("`{text}` is not a share: write I/N, the I-th of N (1 ≤ I ≤ N), e.g. 2/3");
+        let usage =
+            || format!("`{text}` is not a share: write I/N, the I-th of N (1 ≤ I ≤ N), e.g. 2/3");
         let (index, count) = text.split_once('/').ok_or_else(usage)?;
         let index: u32 = index.trim().parse().map_err(|_| usage())?;
         let count: u32 = count.trim().parse().map_err(|_| usage())?;
@@ -671,7 +672,10 @@ mod precedence_tests {
         };
         let database = url.resolve().expect("resolve").database;
         assert!(matches!(database, DatabaseLocation::Postgres(_)));
-        assert_eq!(database.to_string(), "postgres://ops:***@db.example:5432/jobtrail");
+        assert_eq!(
+            database.to_string(),
+            "postgres://ops:***@db.example:5432/jobtrail"
+        );
         let bad = Locations {
             db: Some(PathBuf::from("postgres://ops:s3cret@[db/x")),
             config: None,

@@ -6,17 +6,19 @@ use std::time::Duration;
 use chrono::Utc;
 use jobtrail::sim::SimConfig;
 
-use crate::util::{Env, utc_ms};
+use crate::util::{Backend, Env, text, utc_ms};
+
+on_both_backends!(
+    an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests,
+    a_second_identical_sync_finds_nothing_new_and_skips_final_image_jobs,
+);
 
 async fn scalar(env: &Env, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&env.pool().await)
-        .await
-        .expect("scalar")
+    env.scalar(sql).await
 }
 
 /// The simulator's truth as (job_id, raw status, fail_reason) for NoSQL, sorted.
-fn nosql_truth(env: &Env) -> Vec<(String, String, Option<String>)> {
+pub(crate) fn nosql_truth(env: &Env) -> Vec<(String, String, Option<String>)> {
     let mut v: Vec<_> = env
         .world()
         .projects
@@ -34,13 +36,25 @@ fn nosql_truth(env: &Env) -> Vec<(String, String, Option<String>)> {
     v
 }
 
-async fn nosql_stored(env: &Env) -> Vec<(String, String, Option<String>)> {
-    sqlx::query_as(
-        "SELECT job_id, raw_status, fail_reason FROM jobs WHERE source = 'nosql' ORDER BY job_id",
-    )
-    .fetch_all(&env.pool().await)
-    .await
-    .expect("rows")
+/// (job_id, raw status, fail_reason) of every stored NoSQL job, sorted.
+pub(crate) async fn nosql_stored(env: &Env) -> Vec<(String, String, Option<String>)> {
+    let mut rows: Vec<_> = env
+        .rows(
+            "SELECT job_id, raw_status, fail_reason FROM jobs WHERE source = 'nosql'",
+            &[],
+        )
+        .await
+        .iter()
+        .map(|r| {
+            (
+                text(r, "job_id").expect("job_id"),
+                text(r, "raw_status").expect("raw_status"),
+                text(r, "fail_reason"),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 /// The first project, and one of its NoSQL jobs started within `days` ago,
@@ -59,14 +73,15 @@ fn running_job_started_days_ago(env: &Env, days: std::ops::Range<i64>) -> (Strin
     (project, job)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
-    let env = Env::start(SimConfig {
+async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests(backend: Backend) {
+    let config = SimConfig {
         nosql_jobs: 900,
         history_days: 95,
         ..SimConfig::new(51)
-    })
-    .await;
+    };
+    let Some(env) = Env::start_on(config, backend).await else {
+        return;
+    };
     let (project, old_id) = running_job_started_days_ago(&env, 44..46);
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
@@ -84,32 +99,36 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     );
 
     // Running jobs older than the incremental range, grouped into 30-day spans.
-    let watermark: String =
-        sqlx::query_scalar("SELECT value FROM sync_state WHERE key = 'watermark'")
-            .fetch_one(&env.pool().await)
-            .await
-            .expect("watermark");
-    let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT started_at FROM jobs WHERE source = 'nosql' AND status IN ('running', 'unknown') AND started_at < ? ORDER BY started_at",
+    let watermark = text(
+        &env.rows("SELECT value FROM sync_state WHERE key = 'watermark'", &[])
+            .await[0],
+        "value",
     )
-    .bind(&watermark)
-    .fetch_all(&env.pool().await)
-    .await
-    .expect("stale");
+    .expect("watermark");
+    let stale: Vec<String> = env
+        .rows(
+            "SELECT started_at FROM jobs WHERE source = 'nosql' \
+             AND status IN ('running', 'unknown') AND started_at < :watermark ORDER BY started_at",
+            &[("watermark", &watermark)],
+        )
+        .await
+        .iter()
+        .map(|r| text(r, "started_at").expect("started"))
+        .collect();
     let parse = |s: &String| {
         chrono::DateTime::parse_from_rfc3339(s)
             .expect("time")
             .with_timezone(&Utc)
     };
-    let all_starts: Vec<chrono::DateTime<Utc>> = sqlx::query_scalar::<_, String>(
-        "SELECT started_at FROM jobs WHERE source = 'nosql' ORDER BY started_at",
-    )
-    .fetch_all(&env.pool().await)
-    .await
-    .expect("starts")
-    .iter()
-    .map(parse)
-    .collect();
+    let all_starts: Vec<chrono::DateTime<Utc>> = env
+        .rows(
+            "SELECT started_at FROM jobs WHERE source = 'nosql' ORDER BY started_at",
+            &[],
+        )
+        .await
+        .iter()
+        .map(|r| parse(&text(r, "started_at").expect("started")))
+        .collect();
     // Group the stale running jobs into 30-day spans; re-checking a span costs
     // the cheaper of one lookup per job or one page per 50 stored jobs in it.
     let mut groups: Vec<Vec<chrono::DateTime<Utc>>> = Vec::new();
@@ -152,24 +171,34 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
         "{requests} requests for {new_pages} new page(s) and {} stale running jobs in {spans} span(s) (re-check cost {recheck_cost})",
         stale.len()
     );
-    let (status, reason, ended_at): (String, Option<String>, Option<String>) =
-        sqlx::query_as("SELECT status, fail_reason, ended_at FROM jobs WHERE job_id = ?")
-            .bind(&old_id)
-            .fetch_one(&env.pool().await)
-            .await
-            .expect("old job");
+    let old = &env
+        .rows(
+            "SELECT status, fail_reason, ended_at FROM jobs WHERE job_id = :id",
+            &[("id", &old_id)],
+        )
+        .await[0];
+    let (status, reason, ended_at) = (
+        text(old, "status").expect("status"),
+        text(old, "fail_reason"),
+        text(old, "ended_at"),
+    );
     assert_eq!(
         (status.as_str(), reason.as_deref()),
         ("failed", Some("Disk full on node 2"))
     );
     assert!(ended_at.is_some_and(|e| e.starts_with(&utc_ms(ended)[..16])));
-    let change: (Option<String>, String, Option<String>) = sqlx::query_as(
-        "SELECT old_status, new_status, fail_reason FROM job_status_changes WHERE job_id = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&old_id)
-    .fetch_one(&env.pool().await)
-    .await
-    .expect("transition");
+    let last = &env
+        .rows(
+            "SELECT old_status, new_status, fail_reason FROM job_status_changes \
+             WHERE job_id = :id ORDER BY id DESC LIMIT 1",
+            &[("id", &old_id)],
+        )
+        .await[0];
+    let change = (
+        text(last, "old_status"),
+        text(last, "new_status").expect("new"),
+        text(last, "fail_reason"),
+    );
     assert_eq!(
         change,
         (
@@ -192,21 +221,25 @@ async fn an_old_job_turning_failed_and_new_jobs_cost_only_a_few_requests() {
     assert_eq!(nosql_stored(&env).await, nosql_truth(&env));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_second_identical_sync_finds_nothing_new_and_skips_final_image_jobs() {
-    let env = Env::start(SimConfig::new(52)).await;
+async fn a_second_identical_sync_finds_nothing_new_and_skips_final_image_jobs(backend: Backend) {
+    let Some(env) = Env::start_on(SimConfig::new(52), backend).await else {
+        return;
+    };
     env.jobtrail(&["sync"]).await.assert_code(0);
     env.sim.clear_requests();
     let run = env.jobtrail(&["sync"]).await;
     run.assert_code(0);
     assert!(run.stdout.contains("(0 new, 0 changed)"), "{}", run.stdout);
-    let final_ids: Vec<String> = sqlx::query_scalar(
-        "SELECT job_id FROM jobs j WHERE source = 'image' AND parent_job_id IS NULL AND status IN ('succeeded', 'failed') \
-         AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.parent_job_id = j.job_id AND s.status NOT IN ('succeeded', 'failed'))",
-    )
-    .fetch_all(&env.pool().await)
-    .await
-    .expect("final jobs");
+    let final_ids: Vec<String> = env
+        .rows(
+            "SELECT job_id FROM jobs j WHERE source = 'image' AND parent_job_id IS NULL AND status IN ('succeeded', 'failed') \
+             AND NOT EXISTS (SELECT 1 FROM jobs s WHERE s.parent_job_id = j.job_id AND s.status NOT IN ('succeeded', 'failed'))",
+            &[],
+        )
+        .await
+        .iter()
+        .map(|r| text(r, "job_id").expect("job_id"))
+        .collect();
     assert!(!final_ids.is_empty());
     for r in env.sim.requests() {
         assert!(
@@ -216,12 +249,19 @@ async fn a_second_identical_sync_finds_nothing_new_and_skips_final_image_jobs() 
             "{r:?}"
         );
     }
-    let (new, changed): (i64, i64) =
-        sqlx::query_as("SELECT jobs_new, jobs_changed FROM sync_runs ORDER BY id DESC LIMIT 1")
-            .fetch_one(&env.pool().await)
-            .await
-            .expect("run");
-    assert_eq!((new, changed), (0, 0));
+    let last = &env
+        .rows(
+            "SELECT jobs_new, jobs_changed FROM sync_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await[0];
+    assert_eq!(
+        (
+            crate::util::int(last, "jobs_new"),
+            crate::util::int(last, "jobs_changed")
+        ),
+        (0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,7 +11,18 @@ use chrono::{DateTime, Datelike, Utc};
 use jobtrail::sim::{SimConfig, World};
 use serde_json::Value;
 
-use crate::util::{Env, Run, expected_status, non_empty, utc_ms};
+use crate::util::{Backend, Env, Run, expected_status, non_empty, utc_ms};
+
+on_both_backends!(
+    failure_queries_match_the_simulators_truth,
+    duration_and_stuck_job_queries_match_the_simulators_truth,
+    job_history_shows_a_job_flipped_between_two_syncs,
+    queries_cannot_change_the_database_and_bad_parameters_are_usage_errors,
+    every_output_format_parses_back_to_the_same_rows,
+    status_counts_match_the_database_and_name_the_last_run,
+    the_report_shows_the_simulators_numbers,
+    a_database_without_jobs_gets_the_friendly_empty_page,
+);
 
 type Row = serde_json::Map<String, Value>;
 /// (source, job type)
@@ -146,20 +157,31 @@ fn small_world(seed: u64) -> SimConfig {
     }
 }
 
-/// A simulator world synced in full; returns the env, the truth and the time of the sync.
-async fn synced(seed: u64) -> (Env, Vec<Truth>, DateTime<Utc>) {
-    let env = Env::start(small_world(seed)).await;
+/// A simulator world synced in full into `backend`; returns the env, the
+/// truth and the time of the sync (`None`: no PostgreSQL to test against).
+async fn synced_on(seed: u64, backend: Backend) -> Option<(Env, Vec<Truth>, DateTime<Utc>)> {
+    let env = Env::start_on(small_world(seed), backend).await?;
     let seen = Utc::now();
     env.jobtrail(&["sync"]).await.assert_code(0);
     let jobs = truth(&env.world());
-    (env, jobs, seen)
+    Some((env, jobs, seen))
+}
+
+/// [`synced_on`] SQLite.
+async fn synced(seed: u64) -> (Env, Vec<Truth>, DateTime<Utc>) {
+    synced_on(seed, Backend::Sqlite).await.expect("SQLite")
 }
 
 async fn scalar(env: &Env, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&env.pool().await)
-        .await
-        .expect("scalar")
+    env.scalar(sql).await
+}
+
+/// SQL for the ISO week (`2024-W09`) of a time column, in the backend's dialect.
+fn iso_week_sql(backend: Backend, column: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("strftime('%G-W%V', {column})"),
+        Backend::Postgres => format!("to_char({column} AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')"),
+    }
 }
 
 /// `jobtrail query ARGS --format json`, parsed.
@@ -237,9 +259,10 @@ impl Tally {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn failure_queries_match_the_simulators_truth() {
-    let (env, jobs, seen) = synced(61).await;
+async fn failure_queries_match_the_simulators_truth(backend: Backend) {
+    let Some((env, jobs, seen)) = synced_on(61, backend).await else {
+        return;
+    };
     let failed: Vec<&Truth> = jobs.iter().filter(|j| j.status == "failed").collect();
     assert!(failed.len() > 20, "enough failures to be telling");
     for source in ["nosql", "dbss", "image"] {
@@ -289,9 +312,12 @@ async fn failure_queries_match_the_simulators_truth() {
                 .or_default() += 1;
         }
     }
-    let sql = "SELECT strftime('%G-W%V', started_at) AS week, fail_reason AS reason, COUNT(*) AS n \
-               FROM jobs WHERE source = 'nosql' AND status = 'failed' GROUP BY 1, 2";
-    let got: BTreeMap<(String, String), i64> = query_json(&env, &[sql])
+    let sql = format!(
+        "SELECT {} AS week, fail_reason AS reason, COUNT(*) AS n \
+         FROM jobs WHERE source = 'nosql' AND status = 'failed' GROUP BY 1, 2",
+        iso_week_sql(backend, "started_at")
+    );
+    let got: BTreeMap<(String, String), i64> = query_json(&env, &[&sql])
         .await
         .iter()
         .map(|r| {
@@ -426,9 +452,10 @@ async fn failure_queries_match_the_simulators_truth() {
     assert_eq!(all.len(), failed.len().min(50), "50 rows by default");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn duration_and_stuck_job_queries_match_the_simulators_truth() {
-    let (env, jobs, _) = synced(62).await;
+async fn duration_and_stuck_job_queries_match_the_simulators_truth(backend: Backend) {
+    let Some((env, jobs, _)) = synced_on(62, backend).await else {
+        return;
+    };
 
     // slowest-job-types: p50/p95 by nearest rank, computed here.
     let mut durations: BTreeMap<(String, Option<String>), Vec<i64>> = BTreeMap::new();
@@ -543,9 +570,10 @@ async fn duration_and_stuck_job_queries_match_the_simulators_truth() {
     assert_eq!(got, want);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn job_history_shows_a_job_flipped_between_two_syncs() {
-    let env = Env::start(small_world(63)).await;
+async fn job_history_shows_a_job_flipped_between_two_syncs(backend: Backend) {
+    let Some(env) = Env::start_on(small_world(63), backend).await else {
+        return;
+    };
     let world = env.world();
     let (project, job) = world
         .projects
@@ -632,9 +660,10 @@ async fn job_history_shows_a_job_flipped_between_two_syncs() {
     assert_eq!(rows.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn queries_cannot_change_the_database_and_bad_parameters_are_usage_errors() {
-    let (env, jobs, _) = synced(64).await;
+async fn queries_cannot_change_the_database_and_bad_parameters_are_usage_errors(backend: Backend) {
+    let Some((env, jobs, _)) = synced_on(64, backend).await else {
+        return;
+    };
     let count = || scalar(&env, "SELECT COUNT(*) FROM jobs");
     assert_eq!(count().await, jobs.len() as i64);
     let runs = scalar(&env, "SELECT COUNT(*) FROM sync_runs").await;
@@ -703,9 +732,10 @@ fn csv_text(v: &Value) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_output_format_parses_back_to_the_same_rows() {
-    let (env, _, _) = synced(65).await;
+async fn every_output_format_parses_back_to_the_same_rows(backend: Backend) {
+    let Some((env, _, _)) = synced_on(65, backend).await else {
+        return;
+    };
     let cases: [&[&str]; 5] = [
         &["recent-failures", "--param", "limit=40"],
         &["failure-rate-by-type"],
@@ -794,9 +824,10 @@ async fn every_output_format_parses_back_to_the_same_rows() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn status_counts_match_the_database_and_name_the_last_run() {
-    let (env, jobs, _) = synced(66).await;
+async fn status_counts_match_the_database_and_name_the_last_run(backend: Backend) {
+    let Some((env, jobs, _)) = synced_on(66, backend).await else {
+        return;
+    };
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
         .assert_code(0);
@@ -888,9 +919,10 @@ async fn write_report(env: &Env, args: &[&str]) -> String {
     std::fs::read_to_string(&path).expect("report written")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_report_shows_the_simulators_numbers() {
-    let (env, jobs, _) = synced(67).await;
+async fn the_report_shows_the_simulators_numbers(backend: Backend) {
+    let Some((env, jobs, _)) = synced_on(67, backend).await else {
+        return;
+    };
     let html = write_report(&env, &[]).await;
     let failed: Vec<&Truth> = jobs.iter().filter(|j| j.status == "failed").collect();
     assert_eq!(tile(&html, "jobs"), jobs.len().to_string());
@@ -967,9 +999,10 @@ async fn the_report_shows_the_simulators_numbers() {
     assert!(!html.contains("<tr data-source=\"dbss\">"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_database_without_jobs_gets_the_friendly_empty_page() {
-    let env = Env::start(small_world(68)).await;
+async fn a_database_without_jobs_gets_the_friendly_empty_page(backend: Backend) {
+    let Some(env) = Env::start_on(small_world(68), backend).await else {
+        return;
+    };
     let project = env
         .world()
         .projects
@@ -1144,4 +1177,199 @@ async fn the_report_renders_in_headless_chromium_without_console_errors() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     assert!(png.len() > 20_000, "a real picture, {} bytes", png.len());
     eprintln!("screenshot: {}", screenshot.display());
+}
+
+// ---------------------------------------------------------------------------
+// The same history on both backends.
+
+/// Every built-in saved query with the parameters it needs, as a user runs them.
+fn saved_query_runs(job_id: &str) -> Vec<Vec<String>> {
+    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    vec![
+        owned(&["failure-rate-by-type"]),
+        owned(&["failure-rate-by-type", "-p", "since=2024-01-01"]),
+        owned(&["failure-rate-by-week"]),
+        owned(&["failures-by-reason"]),
+        owned(&["job-history", "-p", &format!("job_id={job_id}")]),
+        owned(&["recent-failures", "-p", "limit=500"]),
+        owned(&["slowest-job-types"]),
+        owned(&["stuck-jobs", "-p", "hours=0"]),
+    ]
+}
+
+/// A query's rows with what depends on when each backend's sync ran taken
+/// out: times from the sync itself (jobtrail's own first sighting stands in
+/// for a job's unknown start) and hours measured from now.
+fn comparable(rows: Vec<Row>, synced_after: DateTime<Utc>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|mut row| {
+            row.remove("running_hours");
+            for value in row.values_mut() {
+                let recent = value
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t >= synced_after);
+                if recent {
+                    *value = Value::String("(the sync's own time)".into());
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// Two rows' values equal, numbers to within the rounding of a percentage
+/// (SQLite rounds a double, PostgreSQL an exact numeric).
+fn assert_same_rows(sqlite: &[Row], postgres: &[Row], what: &str) {
+    assert_eq!(sqlite.len(), postgres.len(), "{what}: row count");
+    for (a, b) in sqlite.iter().zip(postgres) {
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{what}: columns"
+        );
+        for (key, x) in a {
+            let y = &b[key];
+            let close = match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() <= 0.051,
+                _ => false,
+            };
+            assert!(
+                x == y || close,
+                "{what}: {key} is {x} on SQLite, {y} on PostgreSQL\n{a:?}\n{b:?}"
+            );
+        }
+    }
+}
+
+/// The report's numbers: its tiles, its per-source table and its top reasons.
+fn report_numbers(html: &str) -> Vec<String> {
+    let mut numbers: Vec<String> = ["jobs", "failed", "succeeded", "running or unknown"]
+        .iter()
+        .map(|label| tile(html, label))
+        .collect();
+    for source in ["nosql", "dbss", "image"] {
+        numbers.push(
+            between(html, &format!("<tr data-source=\"{source}\">"), "</tr>")
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    numbers.push(
+        between(html, "<h2>Top failure reasons</h2>", "</table>")
+            .expect("reasons")
+            .to_owned(),
+    );
+    numbers
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_history_synced_into_sqlite_and_postgres_gives_the_same_rows_and_numbers() {
+    let Some(pg) = crate::util::PgDatabase::create().await else {
+        return;
+    };
+    let env = Env::start(small_world(70)).await;
+    let started = Utc::now();
+    let (sqlite, postgres) = (env.db_arg(), pg.url.clone());
+    for db in [&sqlite, &postgres] {
+        env.jobtrail_on(db, &["sync"]).await.assert_code(0);
+    }
+    // A job that turns failed between two syncs, on both.
+    let world = env.world();
+    let (project, job) = world
+        .projects
+        .iter()
+        .flat_map(|(p, d)| d.nosql.iter().map(move |j| (p.clone(), j.id.clone())))
+        .find(|(p, id)| {
+            world.projects[p]
+                .nosql
+                .iter()
+                .any(|j| &j.id == id && j.status == "Running")
+        })
+        .expect("a running NoSQL job");
+    assert!(
+        env.sim
+            .set_nosql_job(&project, &job, "Failed", "Quota exceeded", Some(Utc::now()))
+    );
+    for db in [&sqlite, &postgres] {
+        env.jobtrail_on(db, &["sync"]).await.assert_code(0);
+    }
+
+    // The same rows: key, status, raw status, times to the millisecond,
+    // reason, resource; the same history; the same raw JSON.
+    let jobs = "SELECT source, project_id, job_id, parent_job_id, job_type, status, raw_status, \
+                progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
+                error_code, fail_reason FROM jobs ORDER BY source, project_id, job_id";
+    let history = "SELECT source, project_id, job_id, old_status, new_status, raw_status, \
+                   fail_reason, sync_id FROM job_status_changes \
+                   ORDER BY source, project_id, job_id, id";
+    for sql in [jobs, history] {
+        let a = env.rows_on(&sqlite, sql, &[]).await;
+        assert!(a.len() > 100, "{sql}");
+        assert_eq!(a, env.rows_on(&postgres, sql, &[]).await, "{sql}");
+    }
+    let raw =
+        "SELECT source, project_id, job_id, raw_json FROM jobs ORDER BY source, project_id, job_id";
+    let json = |rows: Vec<Row>| -> Vec<Value> {
+        rows.iter()
+            .map(|r| serde_json::from_str(&text(r, "raw_json").expect("raw_json")).expect("JSON"))
+            .collect()
+    };
+    assert_eq!(
+        json(env.rows_on(&sqlite, raw, &[]).await),
+        json(env.rows_on(&postgres, raw, &[]).await),
+        "raw JSON, equal as JSON"
+    );
+
+    // Every saved query runs on both and answers alike.
+    for args in saved_query_runs(&job) {
+        let mut full: Vec<&str> = vec!["query"];
+        full.extend(args.iter().map(String::as_str));
+        full.extend(["--format", "json"]);
+        let mut answers = Vec::new();
+        for db in [&sqlite, &postgres] {
+            let run = env.jobtrail_on(db, &full).await;
+            run.assert_code(0);
+            answers.push(comparable(parse_rows(&run.stdout), started));
+        }
+        assert!(!answers[0].is_empty(), "{args:?} has rows");
+        assert_same_rows(&answers[0], &answers[1], &args.join(" "));
+    }
+
+    // The same status numbers.
+    let status = |db: String| {
+        let env = &env;
+        async move {
+            let run = env.jobtrail_on(&db, &["status", "--format", "json"]).await;
+            run.assert_code(0);
+            let s: Value = serde_json::from_str(&run.stdout).expect("status JSON");
+            (
+                s["total_runs"].clone(),
+                s["total_jobs"].clone(),
+                s["jobs_by_source"].clone(),
+                s["still_running"]["count"].clone(),
+                s["still_running"]["oldest"]["job_id"].clone(),
+                s["recent_runs"].as_array().map(|r| r.len()),
+            )
+        }
+    };
+    assert_eq!(status(sqlite.clone()).await, status(postgres.clone()).await);
+
+    // The same report numbers.
+    let report = |db: String, name: &'static str| {
+        let env = &env;
+        async move {
+            let path = env.dir.path().join(name);
+            let out = path.display().to_string();
+            env.jobtrail_on(&db, &["report", "-o", &out])
+                .await
+                .assert_code(0);
+            std::fs::read_to_string(&path).expect("report")
+        }
+    };
+    let (a, b) = (
+        report(sqlite.clone(), "sqlite.html").await,
+        report(postgres.clone(), "postgres.html").await,
+    );
+    assert_eq!(report_numbers(&a), report_numbers(&b));
 }

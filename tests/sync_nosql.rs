@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use jobtrail::sim::{Fault, FaultRule, SimConfig};
 use sqlx::Row;
 
-use crate::util::{Env, expected_status, non_empty, utc_ms};
+use crate::util::{Backend, Env, expected_status, non_empty, opt_int, text, utc_ms};
 
 type NosqlRow = (
     String,
@@ -21,16 +21,38 @@ type NosqlRow = (
     Option<String>,
 );
 
+/// The project's NoSQL rows as `jobtrail query` shows them, on either backend.
 async fn nosql_rows(env: &Env, project: &str) -> Vec<NosqlRow> {
-    sqlx::query_as(
+    env.rows(
         "SELECT job_id, job_type, status, raw_status, progress, started_at, ended_at, duration_ms, \
-         resource_id, resource_name, fail_reason FROM jobs WHERE source = 'nosql' AND project_id = ? ORDER BY job_id",
+         resource_id, resource_name, fail_reason FROM jobs \
+         WHERE source = 'nosql' AND project_id = :project ORDER BY job_id",
+        &[("project", project)],
     )
-    .bind(project)
-    .fetch_all(&env.pool().await)
     .await
-    .expect("query")
+    .iter()
+    .map(|r| {
+        (
+            text(r, "job_id").expect("job_id"),
+            text(r, "job_type"),
+            text(r, "status").expect("status"),
+            text(r, "raw_status"),
+            opt_int(r, "progress"),
+            text(r, "started_at"),
+            text(r, "ended_at"),
+            opt_int(r, "duration_ms"),
+            text(r, "resource_id"),
+            text(r, "resource_name"),
+            text(r, "fail_reason"),
+        )
+    })
+    .collect()
 }
+
+on_both_backends!(
+    every_job_of_a_95_day_history_is_stored_once_with_normalized_fields,
+    rerunning_a_sync_adds_no_rows,
+);
 
 fn history_config(seed: u64) -> SimConfig {
     SimConfig {
@@ -40,9 +62,10 @@ fn history_config(seed: u64) -> SimConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_job_of_a_95_day_history_is_stored_once_with_normalized_fields() {
-    let env = Env::start(history_config(11)).await;
+async fn every_job_of_a_95_day_history_is_stored_once_with_normalized_fields(backend: Backend) {
+    let Some(env) = Env::start_on(history_config(11), backend).await else {
+        return;
+    };
     env.jobtrail(&["sync", "--source", "nosql"])
         .await
         .assert_code(0);
@@ -118,18 +141,12 @@ async fn sync_sends_only_requests_the_real_api_accepts() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rerunning_a_sync_adds_no_rows() {
-    let env = Env::start(history_config(13)).await;
-    env.jobtrail(&["sync"]).await.assert_code(0);
-    let pool = env.pool().await;
-    let count = |pool: sqlx::SqlitePool| async move {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs")
-            .fetch_one(&pool)
-            .await
-            .expect("count")
+async fn rerunning_a_sync_adds_no_rows(backend: Backend) {
+    let Some(env) = Env::start_on(history_config(13), backend).await else {
+        return;
     };
-    let before = count(pool.clone()).await;
+    env.jobtrail(&["sync"]).await.assert_code(0);
+    let before = env.scalar("SELECT COUNT(*) FROM jobs").await;
     let second = env.jobtrail(&["sync", "--full"]).await;
     second.assert_code(0);
     assert!(
@@ -137,11 +154,8 @@ async fn rerunning_a_sync_adds_no_rows() {
         "{}",
         second.stdout
     );
-    assert_eq!(count(env.pool().await).await, before);
-    let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_status_changes")
-        .fetch_one(&env.pool().await)
-        .await
-        .expect("count");
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM jobs").await, before);
+    let history = env.scalar("SELECT COUNT(*) FROM job_status_changes").await;
     assert_eq!(
         history, before,
         "one first-seen history row per job, nothing more"

@@ -2,12 +2,15 @@
 //! temporary database, and the real `jobtrail` binary. Nothing here needs the
 //! internet or real credentials.
 
+#[macro_use]
 mod util;
 
 mod auth;
+mod copy;
 mod faults;
 mod first_run;
 mod incremental;
+mod postgres;
 mod reporting;
 mod sources;
 mod sync_nosql;

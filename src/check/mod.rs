@@ -72,7 +72,10 @@ impl Report {
             .flat_map(|(_, _, probes)| probes)
             .filter(|p| matches!(p.outcome, Outcome::Fail { .. }))
             .count();
-        let database = self.database.as_ref().is_some_and(DatabaseCheck::is_problem);
+        let database = self
+            .database
+            .as_ref()
+            .is_some_and(DatabaseCheck::is_problem);
         self.config.problems.len()
             + usize::from(self.credentials.is_err())
             + usize::from(database)

@@ -37,7 +37,10 @@ pub(super) async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Exit> {
         ImportMode::SameHistory
     };
     let counts = source.history_counts().await?;
-    let bar = RowBar::new(show_progress(global), counts.total().try_into().unwrap_or(0));
+    let bar = RowBar::new(
+        show_progress(global),
+        counts.total().try_into().unwrap_or(0),
+    );
     let copied = copy_history(&source, &target, mode, &bar).await;
     bar.finish();
     source.close().await;
@@ -57,8 +60,8 @@ pub(super) async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Exit> {
 }
 
 /// Reads every table of `source` by key, chunk after chunk, into one import
-/// on `target`: runs first (the others refer to them), then jobs, status
-/// changes and state.
+/// on `target`: runs first (the others refer to them), then status changes,
+/// jobs and state (the order [`crate::store::Importer`] asks for).
 async fn copy_history(
     source: &Store,
     target: &Store,
@@ -76,15 +79,6 @@ async fn copy_history(
         bar.advance(runs.len());
     }
     import.end_runs()?;
-    bar.stage("jobs");
-    let mut after = None;
-    loop {
-        let jobs = source.export_jobs(after.as_ref(), CHUNK).await?;
-        let Some(last) = jobs.last() else { break };
-        after = Some(last.key());
-        import.jobs(&jobs).await?;
-        bar.advance(jobs.len());
-    }
     bar.stage("status changes");
     let mut after = 0;
     loop {
@@ -93,6 +87,15 @@ async fn copy_history(
         after = last.id;
         import.changes(&changes).await?;
         bar.advance(changes.len());
+    }
+    bar.stage("jobs");
+    let mut after = None;
+    loop {
+        let jobs = source.export_jobs(after.as_ref(), CHUNK).await?;
+        let Some(last) = jobs.last() else { break };
+        after = Some(last.key());
+        import.jobs(&jobs).await?;
+        bar.advance(jobs.len());
     }
     bar.stage("sync state");
     let mut after = None;

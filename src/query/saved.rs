@@ -25,10 +25,7 @@ const SQLITE_BUILTIN: &[(&str, &str)] = &[
         "failures-by-reason",
         include_str!("../../queries/failures-by-reason.sql"),
     ),
-    (
-        "job-history",
-        include_str!("../../queries/job-history.sql"),
-    ),
+    ("job-history", include_str!("../../queries/job-history.sql")),
     (
         "recent-failures",
         include_str!("../../queries/recent-failures.sql"),
@@ -37,10 +34,7 @@ const SQLITE_BUILTIN: &[(&str, &str)] = &[
         "slowest-job-types",
         include_str!("../../queries/slowest-job-types.sql"),
     ),
-    (
-        "stuck-jobs",
-        include_str!("../../queries/stuck-jobs.sql"),
-    ),
+    ("stuck-jobs", include_str!("../../queries/stuck-jobs.sql")),
 ];
 
 /// The same queries (names, parameters and meaning) in PostgreSQL's dialect,
@@ -387,7 +381,10 @@ mod tests {
         };
         assert_eq!(outline(&postgres), outline(&sqlite));
         // Every file of either folder is embedded, and no other.
-        for (dir, backend) in [("queries", Backend::Sqlite), ("queries/postgres", Backend::Postgres)] {
+        for (dir, backend) in [
+            ("queries", Backend::Sqlite),
+            ("queries/postgres", Backend::Postgres),
+        ] {
             let on_disk: Vec<String> = sql_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
                 .expect("folder")
                 .iter()
@@ -426,7 +423,10 @@ mod tests {
         assert!(!queries.iter().any(|q| q.name == "notes"));
         assert_eq!(
             queries.len(),
-            saved_queries(Backend::Sqlite, None).expect("built-ins").len() + 1
+            saved_queries(Backend::Sqlite, None)
+                .expect("built-ins")
+                .len()
+                + 1
         );
 
         let db = db_with(&[]).await;
@@ -445,7 +445,8 @@ mod tests {
             .expect("file");
         assert_eq!(rs.columns, vec!["jobs"]);
         // A folder that does not exist adds nothing.
-        let none = saved_queries(Backend::Sqlite, Some(&dir.path().join("missing"))).expect("missing dir is fine");
+        let none = saved_queries(Backend::Sqlite, Some(&dir.path().join("missing")))
+            .expect("missing dir is fine");
         assert_eq!(none.len(), queries.len() - 1);
     }
 

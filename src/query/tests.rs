@@ -7,8 +7,8 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 
 use super::*;
 use crate::model::{JobRow, Source, Status};
-use crate::store::Backend;
 use crate::normalize::parse_api_time;
+use crate::store::Backend;
 use crate::test_support::{TestDb, db_with, job, sample_jobs, seen_at};
 
 fn p(name: &str, value: &str) -> (String, String) {

@@ -165,10 +165,7 @@ mod tests {
             "POSTGRES://u@h/d",
         ] {
             let location = parse(url);
-            assert!(
-                matches!(location, DatabaseLocation::Postgres(_)),
-                "{url}"
-            );
+            assert!(matches!(location, DatabaseLocation::Postgres(_)), "{url}");
             assert!(!location.to_string().contains("pw"), "{location}");
             assert!(!format!("{location:?}").contains(":pw@"), "{location:?}");
         }
@@ -176,9 +173,14 @@ mod tests {
         assert_eq!(file("jobtrail.db"), Some(PathBuf::from("jobtrail.db")));
         assert_eq!(file("sqlite:data/j.db"), Some(PathBuf::from("data/j.db")));
         assert_eq!(file("sqlite:///tmp/j.db"), Some(PathBuf::from("/tmp/j.db")));
-        assert_eq!(file("/var/lib/postgres.db"), Some(PathBuf::from("/var/lib/postgres.db")));
         assert_eq!(
-            parse("j.db").relative_to(Path::new("/etc/jobtrail")).sqlite_path(),
+            file("/var/lib/postgres.db"),
+            Some(PathBuf::from("/var/lib/postgres.db"))
+        );
+        assert_eq!(
+            parse("j.db")
+                .relative_to(Path::new("/etc/jobtrail"))
+                .sqlite_path(),
             Some(Path::new("/etc/jobtrail/j.db"))
         );
     }

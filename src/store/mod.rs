@@ -50,8 +50,8 @@ pub use sqlite::SqliteStore;
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use transfer::{
-    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, Importer, JobKey, JobRecord,
-    RunRecord, StateKey, StateRecord, TransferError,
+    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, Importer, JobKey, JobRecord, RunRecord,
+    StateKey, StateRecord, TransferError,
 };
 pub use writer::{BulkWriter, JobBatch};
 
@@ -144,7 +144,9 @@ impl Store {
     /// Opens an existing database for the reading commands: never created,
     /// never migrated (a read-only PostgreSQL role can use it), and refused
     /// when a newer jobtrail wrote it.
-    pub async fn open_read_only(location: impl Into<DatabaseLocation>) -> Result<Store, StoreError> {
+    pub async fn open_read_only(
+        location: impl Into<DatabaseLocation>,
+    ) -> Result<Store, StoreError> {
         Ok(match location.into() {
             DatabaseLocation::Sqlite(path) => {
                 Store::Sqlite(SqliteStore::open_read_only(&path).await?)
@@ -366,4 +368,3 @@ forward! {
     /// Up to `limit` state entries after `after`, by key.
     fn export_state(&self, after: Option<&StateKey>, limit: u32) -> Vec<StateRecord>;
 }
-

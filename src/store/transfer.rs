@@ -300,12 +300,14 @@ impl RunMap {
 
     /// Where a status change of the source goes.
     pub fn change(&self, change: &ChangeRecord) -> Result<ChangePlan, TransferError> {
-        let (sync_id, inserted) = *self.map.get(&change.sync_id).ok_or_else(|| {
-            TransferError::UnknownRun {
-                what: format!("status change #{}", change.id),
-                id: change.sync_id,
-            }
-        })?;
+        let (sync_id, inserted) =
+            *self
+                .map
+                .get(&change.sync_id)
+                .ok_or_else(|| TransferError::UnknownRun {
+                    what: format!("status change #{}", change.id),
+                    id: change.sync_id,
+                })?;
         Ok(match (self.mode, inserted) {
             (ImportMode::SameHistory, _) => ChangePlan::KeepId { sync_id },
             (ImportMode::Merge, true) => ChangePlan::NewId { sync_id },
@@ -315,9 +317,10 @@ impl RunMap {
 }
 
 /// A copy into one database, in one transaction: [`Importer::runs`] (every
-/// chunk, in id order), [`Importer::end_runs`], then jobs, status changes and
-/// state in chunks, then [`Importer::commit`]. Dropped without committing,
-/// it changes nothing.
+/// chunk, in id order), [`Importer::end_runs`], then status changes (before
+/// the jobs: merging, a first sighting of a job the target already knows is
+/// left out), jobs and state in chunks, then [`Importer::commit`]. Dropped
+/// without committing, it changes nothing.
 pub enum Importer {
     Sqlite(SqliteImporter),
     Postgres(PgImporter),
@@ -368,7 +371,11 @@ impl Importer {
 // SQLite.
 
 /// Reads a UTC text time as SQLite stores it.
-fn time(text: &str, what: impl FnOnce() -> String, column: &'static str) -> sqlx::Result<DateTime<Utc>> {
+fn time(
+    text: &str,
+    what: impl FnOnce() -> String,
+    column: &'static str,
+) -> sqlx::Result<DateTime<Utc>> {
     parse_api_time(text).ok_or_else(|| {
         sqlx::Error::Decode(
             TransferError::BadValue {
@@ -384,10 +391,11 @@ fn time(text: &str, what: impl FnOnce() -> String, column: &'static str) -> sqlx
 /// A parsed text column (a source, a status), or the value it could not parse.
 fn parsed<T: std::str::FromStr<Err = String>>(row: &SqliteRow, column: &str) -> sqlx::Result<T> {
     let text: String = row.try_get(column)?;
-    text.parse().map_err(|why: String| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: why.into(),
-    })
+    text.parse()
+        .map_err(|why: String| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: why.into(),
+        })
 }
 
 impl FromRow<'_, SqliteRow> for RunRecord {
@@ -436,8 +444,16 @@ impl FromRow<'_, SqliteRow> for JobRecord {
         };
         let what = || format!("job {}/{}/{}", job.source, job.project_id, job.job_id);
         Ok(JobRecord {
-            first_seen_at: time(&row.try_get::<String, _>("first_seen_at")?, what, "first_seen_at")?,
-            last_seen_at: time(&row.try_get::<String, _>("last_seen_at")?, what, "last_seen_at")?,
+            first_seen_at: time(
+                &row.try_get::<String, _>("first_seen_at")?,
+                what,
+                "first_seen_at",
+            )?,
+            last_seen_at: time(
+                &row.try_get::<String, _>("last_seen_at")?,
+                what,
+                "last_seen_at",
+            )?,
             last_sync_id: row.try_get("last_sync_id")?,
             job,
         })
@@ -601,7 +617,11 @@ impl SqliteStore {
                 .await?;
         let mut target = Vec::with_capacity(runs.len());
         for (id, started, sources, pid) in runs {
-            let started = time(&started, || format!("target's sync run #{id}"), "started_at")?;
+            let started = time(
+                &started,
+                || format!("target's sync run #{id}"),
+                "started_at",
+            )?;
             target.push((id, (started, sources, pid)));
         }
         Ok(SqliteImporter {
@@ -707,10 +727,13 @@ impl SqliteImporter {
                     .bind(change.id),
                     sync_id,
                 ),
+                // A first sighting of a job the target knows is not one there.
                 ChangePlan::NewId { sync_id } => (
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO job_status_changes ({CHANGE_COLUMNS}) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+                         WHERE ?4 IS NOT NULL OR NOT EXISTS (SELECT 1 FROM jobs \
+                             WHERE source = ?1 AND project_id = ?2 AND job_id = ?3)"
                     ))),
                     sync_id,
                 ),
@@ -826,8 +849,14 @@ mod tests {
 
         let mut merged = RunMap::new(ImportMode::Merge, target(&[run(1, 5), run(2, 6)]));
         assert_eq!(merged.plan(&run(1, 1)).expect("moved"), RunPlan::Insert(3));
-        assert_eq!(merged.plan(&run(2, 6)).expect("same run"), RunPlan::Update(2));
-        assert_eq!(merged.plan(&run(9, 9)).expect("free id"), RunPlan::Insert(9));
+        assert_eq!(
+            merged.plan(&run(2, 6)).expect("same run"),
+            RunPlan::Update(2)
+        );
+        assert_eq!(
+            merged.plan(&run(9, 9)).expect("free id"),
+            RunPlan::Insert(9)
+        );
         merged.check_complete().expect("merging accepts anything");
         let change = ChangeRecord {
             id: 1,

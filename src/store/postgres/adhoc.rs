@@ -272,13 +272,19 @@ fn decode(row: &PgRow, i: usize) -> Result<SqlValue, sqlx::Error> {
         "INT2" => SqlValue::Integer(i64::from(row.try_get::<i16, _>(i)?)),
         "INT4" => SqlValue::Integer(i64::from(row.try_get::<i32, _>(i)?)),
         "INT8" => SqlValue::Integer(row.try_get::<i64, _>(i)?),
-        "OID" => SqlValue::Integer(i64::from(row.try_get::<sqlx::postgres::types::Oid, _>(i)?.0)),
+        "OID" => SqlValue::Integer(i64::from(
+            row.try_get::<sqlx::postgres::types::Oid, _>(i)?.0,
+        )),
         "FLOAT4" => SqlValue::Real(f64::from(row.try_get::<f32, _>(i)?)),
         "FLOAT8" => SqlValue::Real(row.try_get::<f64, _>(i)?),
         "NUMERIC" => numeric(raw.as_bytes().map_err(sqlx::Error::Decode)?),
         "TIMESTAMPTZ" => SqlValue::Text(format_utc(row.try_get::<DateTime<Utc>, _>(i)?)),
         "TIMESTAMP" => SqlValue::Text(format_utc(row.try_get::<NaiveDateTime, _>(i)?.and_utc())),
-        "DATE" => SqlValue::Text(row.try_get::<NaiveDate, _>(i)?.format("%Y-%m-%d").to_string()),
+        "DATE" => SqlValue::Text(
+            row.try_get::<NaiveDate, _>(i)?
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
         "JSONB" => {
             // jsonb's binary form: a version byte, then the JSON text.
             let bytes = raw.as_bytes().map_err(sqlx::Error::Decode)?;
@@ -380,13 +386,22 @@ mod tests {
     #[test]
     fn postgres_numerics_read_as_integers_reals_or_text() {
         // 12345678 = 1234|5678, weight 1.
-        assert_eq!(numeric(&binary(1, 0, 0, &[1234, 5678])), SqlValue::Integer(12_345_678));
+        assert_eq!(
+            numeric(&binary(1, 0, 0, &[1234, 5678])),
+            SqlValue::Integer(12_345_678)
+        );
         // 12.5 = 12 . 5000, scale 1.
         assert_eq!(numeric(&binary(0, 0, 1, &[12, 5000])), SqlValue::Real(12.5));
         // -0.0042 = 0 . 0042, weight -1, scale 4.
-        assert_eq!(numeric(&binary(-1, 0x4000, 4, &[42])), SqlValue::Real(-0.0042));
+        assert_eq!(
+            numeric(&binary(-1, 0x4000, 4, &[42])),
+            SqlValue::Real(-0.0042)
+        );
         // 0.00000001: weight -2 (one leading zero group), scale 8.
-        assert_eq!(numeric_text(&binary(-2, 0, 8, &[1])), Some(("0.00000001".into(), 8)));
+        assert_eq!(
+            numeric_text(&binary(-2, 0, 8, &[1])),
+            Some(("0.00000001".into(), 8))
+        );
         // 10000 = 1|0000 with the trailing zero group dropped.
         assert_eq!(numeric(&binary(1, 0, 0, &[1])), SqlValue::Integer(10_000));
         assert_eq!(numeric(&binary(0, 0, 0, &[])), SqlValue::Integer(0));
@@ -395,7 +410,10 @@ mod tests {
             numeric(&binary(5, 0, 0, &[1])),
             SqlValue::Text("100000000000000000000".into())
         );
-        assert_eq!(numeric(&binary(0, 0xC000, 0, &[])), SqlValue::Text("NaN".into()));
+        assert_eq!(
+            numeric(&binary(0, 0xC000, 0, &[])),
+            SqlValue::Text("NaN".into())
+        );
     }
 
     #[test]

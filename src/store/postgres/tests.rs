@@ -748,10 +748,7 @@ async fn the_sync_reads_answer_as_on_sqlite() {
         ["n2", "n1", "n3"],
         "unknown start first, then by start"
     );
-    assert_eq!(
-        unfinished[1].started_at,
-        Some(at("2024-03-01T10:00:00Z"))
-    );
+    assert_eq!(unfinished[1].started_at, Some(at("2024-03-01T10:00:00Z")));
     assert_eq!(unfinished[0].raw_status.as_deref(), Some("Odd"));
     let before = db
         .store
@@ -842,7 +839,10 @@ async fn a_batch_keeps_the_last_of_a_state_key_given_twice() {
         .expect("run");
     let state = JobBatch {
         rows: vec![],
-        state: vec![watermark("2024-03-20T00:00:00Z"), watermark("2024-03-21T00:00:00Z")],
+        state: vec![
+            watermark("2024-03-20T00:00:00Z"),
+            watermark("2024-03-21T00:00:00Z"),
+        ],
     };
     db.store
         .write_batch(run.id, now, &state)

@@ -16,8 +16,8 @@ use crate::model::JobRow;
 use crate::normalize::parse_api_time;
 use crate::store::transfer::{ChangePlan, RunMap, RunPlan};
 use crate::store::{
-    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, JobKey, JobRecord, RunRecord,
-    StateKey, StateRecord, TransferError,
+    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, JobKey, JobRecord, RunRecord, StateKey,
+    StateRecord, TransferError,
 };
 
 /// Every column of `jobs` as the export reads it (raw_json as its text).
@@ -55,7 +55,11 @@ impl PgStore {
         })
     }
 
-    pub async fn export_runs(&self, after: i64, limit: u32) -> Result<Vec<RunRecord>, PgStoreError> {
+    pub async fn export_runs(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, PgStoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id > $1 ORDER BY id LIMIT $2"
         )))
@@ -243,7 +247,10 @@ impl PgImporter {
         Ok(())
     }
 
-    pub(in crate::store) async fn state(&mut self, state: &[StateRecord]) -> Result<(), PgStoreError> {
+    pub(in crate::store) async fn state(
+        &mut self,
+        state: &[StateRecord],
+    ) -> Result<(), PgStoreError> {
         for entry in state {
             let done = sqlx::query(
                 "INSERT INTO sync_state (project_id, source, key, value, updated_at) \
@@ -291,10 +298,13 @@ const KEEP_ID_CHANGE_SQL: &str = "INSERT INTO job_status_changes (id, source, pr
     old_status, new_status, raw_status, fail_reason, observed_at, sync_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
 
-/// `$1` is always NULL here: the id comes from the sequence.
+/// A merged run's change, with a new id (`$1` is NULL: the sequence gives
+/// it). A first sighting of a job the target already knows is not one there.
 const NEW_ID_CHANGE_SQL: &str = "INSERT INTO job_status_changes (source, project_id, job_id,
     old_status, new_status, raw_status, fail_reason, observed_at, sync_id)
-SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE $1::bigint IS NULL";
+SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10
+WHERE $1::bigint IS NULL AND ($5::text IS NOT NULL OR NOT EXISTS (
+    SELECT 1 FROM jobs WHERE source = $2 AND project_id = $3 AND job_id = $4))";
 
 /// A chunk of jobs: a job is replaced only by a later sighting of it, and
 /// keeps its `first_seen_at`.
@@ -368,8 +378,12 @@ impl JobColumns {
         for record in jobs {
             let job = &record.job;
             let what = || format!("job {}/{}/{}", job.source, job.project_id, job.job_id);
-            columns.started.push(job_time(job.started_at.as_deref(), what, "started_at")?);
-            columns.ended.push(job_time(job.ended_at.as_deref(), what, "ended_at")?);
+            columns
+                .started
+                .push(job_time(job.started_at.as_deref(), what, "started_at")?);
+            columns
+                .ended
+                .push(job_time(job.ended_at.as_deref(), what, "ended_at")?);
             let sync_id = map.run_id(record.last_sync_id, what).map_err(transfer)?;
             columns.sync_id.push(sync_id);
         }
