@@ -6,8 +6,9 @@
 //! the server says what each one is (`started_at >= :since` makes `:since` a
 //! timestamptz); each slot is then written `CAST(CAST($N AS text) AS type)`
 //! and given the value's text, which PostgreSQL reads as it would a literal.
-//! A slot it cannot type (`SELECT :n`) is bound as the value's own type
-//! (bigint, double precision or text).
+//! When it cannot type every slot (`SELECT :n`, or `:x IS NULL OR …`), each
+//! is bound as its value's own type (bigint, double precision or text): a
+//! saved query says what it means with `CAST(:since AS timestamptz)`.
 //!
 //! Values: integers, reals, text, JSON, byte strings and times decode
 //! directly (times as the fixed-width UTC text SQLite stores, `numeric` as an
@@ -15,10 +16,9 @@
 //! an interval, a UUID) comes back as PostgreSQL's own text for it.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sqlx::postgres::{PgRow, PgTypeInfo};
+use sqlx::postgres::{PgConnection, PgRow, PgTypeInfo};
 use sqlx::{
-    AssertSqlSafe, Column, Executor, Postgres, Row, SqlSafeStr, Statement, Transaction, Type,
-    TypeInfo, ValueRef,
+    AssertSqlSafe, Column, Executor, Postgres, Row, SqlSafeStr, Statement, Type, TypeInfo, ValueRef,
 };
 
 use super::PgStore;
@@ -28,11 +28,13 @@ use crate::store::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 /// `read_only_sql_transaction`: a write in a READ ONLY transaction.
 const READ_ONLY_SQLSTATE: &str = "25006";
 
-/// `indeterminate_datatype`: a parameter the server could not type.
-const UNTYPED_SQLSTATE: &str = "42P18";
+/// A parameter the server could not type: `indeterminate_datatype` (used
+/// only where any type goes, `SELECT :n`) or `ambiguous_parameter` (typed in
+/// one place and not in another, `:x IS NULL OR status = :x`).
+const UNTYPED_SQLSTATES: [&str; 2] = ["42P18", "42P08"];
 
 /// Column types decoded directly; any other is read as text.
-const DECODED: [&str; 17] = [
+const DECODED: [&str; 18] = [
     "BOOL",
     "INT2",
     "INT4",
@@ -50,6 +52,7 @@ const DECODED: [&str; 17] = [
     "TIMESTAMPTZ",
     "TIMESTAMP",
     "DATE",
+    "BYTEA",
 ];
 
 impl PgStore {
@@ -61,45 +64,22 @@ impl PgStore {
         statement: &[SqlPart],
         params: &[SqlValue],
     ) -> Result<ValueRows, AdhocError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN TRANSACTION READ ONLY")
-            .await
-            .map_err(classify)?;
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        // Closed afterwards rather than returned to the pool: nothing the
+        // statement set on its session (a setting, an advisory lock) outlives it.
+        conn.close_on_drop();
+        // Typed first, outside the transaction: preparing runs nothing, and a
+        // statement the server cannot type would abort the transaction.
+        let typed = typed_statement(&mut conn, statement, params).await?;
         // Dates given as text, and `to_char` of times, mean UTC, as on SQLite.
-        sqlx::query("SET LOCAL TimeZone = 'UTC'")
-            .execute(&mut *tx)
+        sqlx::raw_sql("BEGIN TRANSACTION READ ONLY; SET LOCAL TimeZone = 'UTC'")
+            .execute(&mut *conn)
             .await
             .map_err(classify)?;
-        let (sql, types, values) = typed_statement(&mut tx, statement, params).await?;
-        let prepared = (&mut *tx)
-            .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &types)
-            .await
-            .map_err(classify)?;
-        let columns: Vec<String> = prepared
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect();
-        let prepared = match as_text_where_needed(&sql, &prepared) {
-            None => prepared,
-            Some(wrapped) => (&mut *tx)
-                .prepare_with(AssertSqlSafe(wrapped).into_sql_str(), &types)
-                .await
-                .map_err(classify)?,
-        };
-        let mut query = prepared.query();
-        for value in values {
-            query = match value {
-                Bound::Text(t) => query.bind(t),
-                Bound::Integer(i) => query.bind(i),
-                Bound::Real(f) => query.bind(f),
-                Bound::Bytes(b) => query.bind(b),
-            };
-        }
-        let fetched = query.fetch_all(&mut *tx).await.map_err(classify)?;
+        let fetched = run_prepared(&mut conn, typed).await;
         // Nothing to keep: the transaction could not write anyway.
-        let _ = tx.rollback().await;
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        let (columns, fetched) = fetched?;
         let mut rows = Vec::with_capacity(fetched.len());
         for row in &fetched {
             let values = (0..row.len())
@@ -112,6 +92,41 @@ impl PgStore {
     }
 }
 
+/// Prepares the typed statement (its odd columns read as text), runs it and
+/// returns its columns and rows.
+async fn run_prepared(
+    conn: &mut PgConnection,
+    (sql, types, values): Typed,
+) -> Result<(Vec<String>, Vec<PgRow>), AdhocError> {
+    let prepared = (&mut *conn)
+        .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &types)
+        .await
+        .map_err(classify)?;
+    let columns: Vec<String> = prepared
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let prepared = match as_text_where_needed(&sql, &prepared) {
+        None => prepared,
+        Some(wrapped) => (&mut *conn)
+            .prepare_with(AssertSqlSafe(wrapped).into_sql_str(), &types)
+            .await
+            .map_err(classify)?,
+    };
+    let mut query = prepared.query();
+    for value in values {
+        query = match value {
+            Bound::Text(t) => query.bind(t),
+            Bound::Integer(i) => query.bind(i),
+            Bound::Real(f) => query.bind(f),
+            Bound::Bytes(b) => query.bind(b),
+        };
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(classify)?;
+    Ok((columns, rows))
+}
+
 /// A value as it is sent.
 enum Bound {
     Text(Option<String>),
@@ -121,22 +136,31 @@ enum Bound {
 }
 
 /// The statement to run, the types its parameters are declared with and
-/// their values: typed as the server infers them where it can.
+/// their values.
+type Typed = (String, Vec<PgTypeInfo>, Vec<Bound>);
+
+/// The statement with its parameters typed as the server infers them where
+/// it can (see the module's doc).
 async fn typed_statement(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     statement: &[SqlPart],
     params: &[SqlValue],
-) -> Result<(String, Vec<PgTypeInfo>, Vec<Bound>), AdhocError> {
+) -> Result<Typed, AdhocError> {
     let plain = numbered(statement, |k| format!("${}", k + 1));
     if params.is_empty() {
         return Ok((plain, Vec::new(), Vec::new()));
     }
-    let inferred = match (&mut **tx)
+    let inferred = match (&mut *conn)
         .prepare(AssertSqlSafe(plain.clone()).into_sql_str())
         .await
     {
-        Ok(prepared) => inferred_types(tx, &prepared).await?,
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNTYPED_SQLSTATE) => None,
+        Ok(prepared) => inferred_types(conn, &prepared).await?,
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .is_some_and(|c| UNTYPED_SQLSTATES.contains(&c.as_ref())) =>
+        {
+            None
+        }
         Err(e) => return Err(classify(e)),
     };
     match inferred {
@@ -158,7 +182,7 @@ async fn typed_statement(
 /// The SQL names of the types the server gave a prepared statement's
 /// parameters (`None` if it did not say).
 async fn inferred_types(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     prepared: &sqlx::postgres::PgStatement,
 ) -> Result<Option<Vec<String>>, AdhocError> {
     let Some(sqlx::Either::Left(types)) = prepared.parameters() else {
@@ -174,7 +198,7 @@ async fn inferred_types(
     let names: Vec<String> =
         sqlx::query_scalar("SELECT format_type(o::oid, NULL) FROM unnest($1::int8[]) WITH ORDINALITY AS u (o, n) ORDER BY n")
             .bind(oids)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await
             .map_err(classify)?;
     Ok(Some(names))

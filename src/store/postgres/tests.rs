@@ -1150,3 +1150,173 @@ async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
     );
     silent.abort();
 }
+
+/// A statement's parts: SQL text around numbered slots.
+fn statement(parts: &[&str]) -> Vec<crate::store::SqlPart> {
+    use crate::store::SqlPart;
+    parts
+        .iter()
+        .map(
+            |p| match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => SqlPart::Param(n),
+                None => SqlPart::Sql((*p).to_owned()),
+            },
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn read_only_sql_decodes_values_as_sqlite_types_them() {
+    use crate::store::SqlValue::{Blob, Integer, Null, Real, Text};
+    let Some(db) = test_db().await else { return };
+    let sql = "SELECT 1::int2 AS a, 2::int4, 3::int8, 1.5::float8, 12.5::numeric, 10::numeric, \
+               true, 'x'::text, 'y'::varchar, '{\"b\": 1, \"a\": [true]}'::jsonb, '{\"a\": 1}'::json, \
+               '\\x00ff'::bytea, '2024-03-01T10:00:00.5+08:00'::timestamptz, \
+               '2024-03-01 10:00:00'::timestamp, '2024-03-01'::date, interval '1 day 02:00:00', \
+               ARRAY[1, 2], NULL::text";
+    let got = db
+        .store
+        .run_read_only(&statement(&[sql]), &[])
+        .await
+        .expect("runs");
+    assert_eq!(got.columns[0], "a");
+    assert_eq!(
+        got.rows,
+        vec![vec![
+            Integer(1),
+            Integer(2),
+            Integer(3),
+            Real(1.5),
+            Real(12.5),
+            Integer(10),
+            Integer(1),
+            Text("x".into()),
+            Text("y".into()),
+            Text(r#"{"a": [true], "b": 1}"#.into()),
+            Text(r#"{"a": 1}"#.into()),
+            Blob(vec![0, 255]),
+            Text("2024-03-01T02:00:00.500Z".into()),
+            Text("2024-03-01T10:00:00.000Z".into()),
+            Text("2024-03-01".into()),
+            Text("1 day 02:00:00".into()),
+            Text("{1,2}".into()),
+            Null,
+        ]]
+    );
+}
+
+#[tokio::test]
+async fn read_only_sql_types_parameters_as_the_server_infers_them() {
+    use crate::store::SqlValue::{Integer, Null, Text};
+    let Some(db) = test_db().await else { return };
+    sync_batches(
+        &db.store,
+        vec![vec![job("a", Status::Running), job("b", Status::Failed)]],
+    )
+    .await;
+    let run = |parts: Vec<crate::store::SqlPart>, params: Vec<crate::store::SqlValue>| {
+        let store = db.store.clone();
+        async move {
+            store
+                .run_read_only(&parts, &params)
+                .await
+                .expect("runs")
+                .rows
+        }
+    };
+    // A date given as text is compared as a time; an integer limits.
+    let rows = run(
+        statement(&[
+            "SELECT job_id FROM jobs WHERE started_at >= ",
+            "$0",
+            " ORDER BY job_id LIMIT ",
+            "$1",
+        ]),
+        vec![Text("2024-03-01".into()), Integer(1)],
+    )
+    .await;
+    assert_eq!(rows, vec![vec![Text("a".into())]]);
+    // An optional parameter, typed where it is used twice.
+    let rows = run(
+        statement(&[
+            "SELECT COUNT(*) FROM jobs WHERE (CAST(",
+            "$0",
+            " AS timestamptz) IS NULL OR started_at < CAST(",
+            "$0",
+            " AS timestamptz))",
+        ]),
+        vec![Text("2024-03-01T10:00:00.001Z".into())],
+    )
+    .await;
+    assert_eq!(rows, vec![vec![Integer(2)]]);
+    // An optional parameter left out, and one used twice, untyped once.
+    let rows = run(
+        statement(&[
+            "SELECT COUNT(*) FROM jobs WHERE (",
+            "$0",
+            " IS NULL OR status = ",
+            "$0",
+            ")",
+        ]),
+        vec![Null],
+    )
+    .await;
+    assert_eq!(rows, vec![vec![Integer(2)]]);
+    // A parameter only selected is text to PostgreSQL (as a literal would
+    // be) unless the SQL says otherwise.
+    let rows = run(statement(&["SELECT ", "$0", " AS n"]), vec![Integer(3)]).await;
+    assert_eq!(rows, vec![vec![Text("3".into())]]);
+    let rows = run(
+        statement(&["SELECT CAST(", "$0", " AS bigint) AS n"]),
+        vec![Integer(3)],
+    )
+    .await;
+    assert_eq!(rows, vec![vec![Integer(3)]]);
+}
+
+#[tokio::test]
+async fn read_only_sql_refuses_every_write_and_keeps_other_errors() {
+    use crate::store::AdhocError;
+    let Some(db) = test_db().await else { return };
+    sync_batches(&db.store, vec![vec![job("a", Status::Running)]]).await;
+    for sql in [
+        "DELETE FROM jobs",
+        "UPDATE jobs SET status = 'failed'",
+        "DROP TABLE jobs",
+        "CREATE TABLE x (a int)",
+        "WITH d AS (DELETE FROM jobs RETURNING 1) SELECT COUNT(*) FROM d",
+        "SELECT nextval(pg_get_serial_sequence('sync_runs', 'id'))",
+    ] {
+        let err = db
+            .store
+            .run_read_only(&statement(&[sql]), &[])
+            .await
+            .expect_err(sql);
+        assert!(
+            matches!(err, AdhocError::WriteRefused { .. }),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 1);
+    let err = db
+        .store
+        .run_read_only(&statement(&["SELECT * FROM nowhere"]), &[])
+        .await
+        .expect_err("no table");
+    assert!(matches!(err, AdhocError::Failed(_)), "{err}");
+    assert!(
+        err.to_string().contains("\"nowhere\" does not exist"),
+        "{err}"
+    );
+    // Columns are known without rows.
+    let empty = db
+        .store
+        .run_read_only(
+            &statement(&["SELECT job_id, status FROM jobs WHERE false"]),
+            &[],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(empty.columns, ["job_id", "status"]);
+    assert!(empty.rows.is_empty());
+}
