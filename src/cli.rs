@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::DatabaseArg;
 use crate::model::Source;
 
 #[derive(Debug, Parser)]
@@ -37,7 +38,7 @@ pub struct GlobalArgs {
         value_name = "PATH|URL",
         hide_env_values = true
     )]
-    pub db: Option<PathBuf>,
+    pub db: Option<DatabaseArg>,
     /// Configuration file [default: ./jobtrail.toml when present]
     #[arg(long, global = true, env = "JOBTRAIL_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -143,10 +144,10 @@ pub struct InitArgs {
 pub struct CopyArgs {
     /// The database to copy from: a SQLite file (or sqlite:PATH) or a postgres:// URL; only read
     #[arg(long, value_name = "PATH|URL")]
-    pub from: PathBuf,
+    pub from: DatabaseArg,
     /// The database to copy into (created and set up if needed)
     #[arg(long, value_name = "PATH|URL")]
-    pub to: PathBuf,
+    pub to: DatabaseArg,
     /// Merge into a target that holds another history (its runs are kept; the source's are added)
     #[arg(long)]
     pub merge: bool,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::Source;
-use crate::store::DatabaseLocation;
+use crate::store::{DatabaseLocation, PgStoreError};
 
 /// A problem with the configuration, naming the file, line and key.
 #[derive(Debug, thiserror::Error)]
@@ -487,11 +487,45 @@ pub const DEFAULT_DATABASE: &str = "jobtrail.db";
 /// file's `database`: simulated jobs must not land in the real history.
 pub const DEMO_DATABASE: &str = "jobtrail-demo.db";
 
+/// A database as the command line or the environment gives it (`--db`,
+/// `JOBTRAIL_DB`, `copy --from/--to`): kept as typed until read with
+/// [`DatabaseArg::location`], and shown (`Debug`) without any password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseArg(PathBuf);
+
+impl DatabaseArg {
+    /// A SQLite file or a PostgreSQL URL (see [`DatabaseLocation::parse`]).
+    pub fn location(&self) -> Result<DatabaseLocation, PgStoreError> {
+        DatabaseLocation::parse(&self.0)
+    }
+}
+
+impl From<std::ffi::OsString> for DatabaseArg {
+    fn from(text: std::ffi::OsString) -> DatabaseArg {
+        DatabaseArg(PathBuf::from(text))
+    }
+}
+
+impl From<&str> for DatabaseArg {
+    fn from(text: &str) -> DatabaseArg {
+        DatabaseArg(PathBuf::from(text))
+    }
+}
+
+impl std::fmt::Debug for DatabaseArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match DatabaseLocation::parse(&self.0) {
+            Ok(location) => write!(f, "DatabaseArg({location:?})"),
+            Err(_) => f.write_str("DatabaseArg(not a valid PostgreSQL URL)"),
+        }
+    }
+}
+
 /// What the command line and the environment say about where things are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Locations {
     /// `--db` or `JOBTRAIL_DB`.
-    pub db: Option<PathBuf>,
+    pub db: Option<DatabaseArg>,
     /// `--config` or `JOBTRAIL_CONFIG`.
     pub config: Option<PathBuf>,
 }
@@ -564,8 +598,8 @@ impl Locations {
     /// `--db` or `JOBTRAIL_DB`, read.
     fn flag_database(&self) -> Result<Option<DatabaseLocation>, ConfigError> {
         self.db
-            .as_deref()
-            .map(DatabaseLocation::parse)
+            .as_ref()
+            .map(DatabaseArg::location)
             .transpose()
             .map_err(|e| ConfigError::Database(e.to_string()))
     }
@@ -655,7 +689,7 @@ mod precedence_tests {
         );
 
         let flagged = Locations {
-            db: Some(PathBuf::from("flag.db")),
+            db: Some("flag.db".into()),
             config: Some(config),
         };
         assert_eq!(
@@ -667,7 +701,7 @@ mod precedence_tests {
             Some(Path::new("flag.db"))
         );
         let url = Locations {
-            db: Some(PathBuf::from("postgres://ops:s3cret@db.example/jobtrail")),
+            db: Some("postgres://ops:s3cret@db.example/jobtrail".into()),
             config: None,
         };
         let database = url.resolve().expect("resolve").database;
@@ -677,11 +711,14 @@ mod precedence_tests {
             "postgres://ops:***@db.example:5432/jobtrail"
         );
         let bad = Locations {
-            db: Some(PathBuf::from("postgres://ops:s3cret@[db/x")),
+            db: Some("postgres://ops:s3cret@[db/x".into()),
             config: None,
         };
         let err = bad.resolve().expect_err("bad URL");
         assert!(!err.to_string().contains("s3cret"), "{err}");
+        for shown in [format!("{url:?}"), format!("{bad:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]

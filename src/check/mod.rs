@@ -18,7 +18,7 @@ pub use probe::{Outcome, Probe, http_settings, probe, probe_call};
 pub use render::render;
 
 use crate::auth::{CredentialError, Credentials};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, DatabaseArg};
 use crate::http::{ApiClient, ApiError};
 use crate::model::Source;
 use crate::store::{DatabaseLocation, PgStoreError, Store, StoreError};
@@ -121,11 +121,11 @@ async fn check_database(location: Result<DatabaseLocation, ConfigError>) -> Data
 }
 
 /// Runs the whole check. `db_flag` is `--db`, which wins over the file's `database`.
-pub async fn run(config_path: &Path, db_flag: Option<&Path>, timeout: Duration) -> Report {
+pub async fn run(config_path: &Path, db_flag: Option<&DatabaseArg>, timeout: Duration) -> Report {
     let config = check_config_file(config_path);
     let credentials = Credentials::from_environment();
     let locations = crate::config::Locations {
-        db: db_flag.map(Path::to_path_buf),
+        db: db_flag.cloned(),
         config: Some(config_path.to_path_buf()),
     };
     let database = match &config.settings {

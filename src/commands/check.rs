@@ -10,12 +10,8 @@ use crate::cli::{CheckArgs, GlobalArgs};
 
 pub(super) async fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<Exit> {
     let path = locations(global).config_file();
-    let report = crate::check::run(
-        &path,
-        global.db.as_deref(),
-        Duration::from_secs(args.timeout),
-    )
-    .await;
+    let report =
+        crate::check::run(&path, global.db.as_ref(), Duration::from_secs(args.timeout)).await;
     let mut out = std::io::stdout().lock();
     out.write_all(crate::check::render(&report).as_bytes())?;
     out.flush()?;

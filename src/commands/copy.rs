@@ -9,16 +9,18 @@ use anyhow::{Context, Result};
 
 use super::{Exit, UsageError, show_progress};
 use crate::cli::{CopyArgs, GlobalArgs};
+use crate::config::DatabaseArg;
 use crate::progress::RowBar;
-use crate::store::{DatabaseLocation, ImportCounts, ImportMode, Store, StoreError};
+use crate::store::{ImportCounts, ImportMode, Store, StoreError};
 
 /// Rows read and written at a time: enough to amortize each round trip, few
 /// enough that a chunk of jobs with their raw JSON stays a few megabytes.
 const CHUNK: u32 = 2_000;
 
 pub(super) async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Exit> {
-    let location = |flag: &str, text: &std::path::Path| {
-        DatabaseLocation::parse(text).map_err(|e| UsageError(format!("{flag}: {e}")))
+    let location = |flag: &str, arg: &DatabaseArg| {
+        arg.location()
+            .map_err(|e| UsageError(format!("{flag}: {e}")))
     };
     let from = location("--from", &args.from)?;
     let to = location("--to", &args.to)?;
