@@ -1,7 +1,7 @@
-//! Many hosts, one PostgreSQL database (SPEC §8): syncs of different projects
-//! at once, the same project never twice (the second is told who holds it),
-//! a sync killed mid-batch, a read-only role for people and Grafana, and a
-//! server that cannot be reached. Each test gets a fresh database; without a
+//! Many hosts, one PostgreSQL database (SPEC §8): `--shard` (on either
+//! backend), syncs of different projects at once, the same project never
+//! twice (the second is told who holds it), a sync killed mid-batch, a
+//! read-only role for people and Grafana, and a server that cannot be reached. Each test gets a fresh database; without a
 //! server they say SKIPPED (and fail under CI).
 
 use std::time::Duration;
@@ -22,6 +22,47 @@ fn two_projects(seed: u64) -> SimConfig {
         latency: Duration::from_millis(5),
         ..SimConfig::new(seed)
     }
+}
+
+on_both_backends!(shards_split_the_projects_between_hosts);
+
+/// `--shard I/N`: every project in exactly one share, on either backend.
+async fn shards_split_the_projects_between_hosts(backend: Backend) {
+    let Some(env) = Env::start_on(two_projects(84), backend).await else {
+        return;
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (run, shard) in [(1, "1/2"), (2, "2/2")] {
+        env.jobtrail(&["sync", "--source", "nosql", "--shard", shard])
+            .await
+            .assert_code(0);
+        let projects = env
+            .rows(
+                "SELECT DISTINCT project_id FROM jobs WHERE last_sync_id = :run",
+                &[("run", &run.to_string())],
+            )
+            .await;
+        for row in &projects {
+            let project = text(row, "project_id").expect("project");
+            assert!(!seen.contains(&project), "{project} in two shares");
+            seen.push(project);
+        }
+    }
+    seen.sort();
+    let mut all = vec![DEFAULT_PROJECT.to_owned(), OTHER_PROJECT.to_owned()];
+    all.sort();
+    assert_eq!(seen, all, "every project in one share");
+    assert_eq!(nosql_stored(&env).await, nosql_truth(&env));
+
+    for bad in ["0/2", "3/2", "2", "x/y"] {
+        let run = env.jobtrail(&["sync", "--shard", bad]).await;
+        run.assert_code(2);
+        assert!(run.stderr.contains("I/N"), "{bad}: {}", run.stderr);
+    }
+    let both = env
+        .jobtrail(&["sync", "--shard", "1/2", "--project", DEFAULT_PROJECT])
+        .await;
+    both.assert_code(2);
 }
 
 /// The test's own store on the env's database, to hold locks as another host would.

@@ -153,7 +153,7 @@ impl PgStore {
     ) -> Result<Vec<FailureReasonCount>, PgStoreError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT source, reason, SUM(failures)::bigint FROM failures_by_type_reason \
-             GROUP BY 1, 2 ORDER BY 3 DESC, 2 COLLATE \"C\" LIMIT $1",
+             GROUP BY 1, 2 ORDER BY 3 DESC, reason COLLATE \"C\" LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

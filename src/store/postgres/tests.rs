@@ -1320,3 +1320,145 @@ async fn read_only_sql_refuses_every_write_and_keeps_other_errors() {
     assert_eq!(empty.columns, ["job_id", "status"]);
     assert!(empty.rows.is_empty());
 }
+
+/// Copies a whole history between two stores through the export and import
+/// methods, as `jobtrail copy` does.
+async fn copy_history(
+    from: &crate::store::Store,
+    to: &crate::store::Store,
+) -> crate::store::ImportCounts {
+    use crate::store::ImportMode;
+    let mut import = to
+        .begin_import(ImportMode::SameHistory)
+        .await
+        .expect("begin");
+    import
+        .runs(&from.export_runs(0, 1_000).await.expect("runs"))
+        .await
+        .expect("runs");
+    import.end_runs().expect("same history");
+    // Small chunks, so paging by key is exercised.
+    let mut after = 0;
+    loop {
+        let changes = from.export_changes(after, 7).await.expect("changes");
+        let Some(last) = changes.last() else { break };
+        after = last.id;
+        import.changes(&changes).await.expect("changes");
+    }
+    let mut key = None;
+    loop {
+        let jobs = from.export_jobs(key.as_ref(), 7).await.expect("jobs");
+        let Some(last) = jobs.last() else { break };
+        key = Some(last.key());
+        import.jobs(&jobs).await.expect("jobs");
+    }
+    import
+        .state(&from.export_state(None, 1_000).await.expect("state"))
+        .await
+        .expect("state");
+    import.commit().await.expect("commit")
+}
+
+#[tokio::test]
+async fn status_and_report_reads_answer_as_on_sqlite() {
+    use crate::store::{JobWindow, Store};
+    use crate::test_support::{db_with, sample_jobs};
+    let Some(db) = test_db().await else { return };
+    let mut later = sample_jobs();
+    for row in later
+        .iter_mut()
+        .filter(|r| r.status == Status::Running)
+        .take(5)
+    {
+        row.status = Status::Failed;
+        row.fail_reason = Some("gave up".into());
+    }
+    let sqlite = db_with(&[sample_jobs(), later]).await;
+    let sqlite = &sqlite.store;
+    let miss = StateUpdate::Misses {
+        project_id: "p1".into(),
+        source: Source::Dbss,
+        miss: crate::store::MissUpdate {
+            id: "r9".into(),
+            count: 2,
+        },
+    };
+    sqlite
+        .set_state(&miss, at("2024-03-20T00:00:05Z"))
+        .await
+        .expect("state");
+    let postgres = &Store::Postgres(db.store.clone());
+    let copied = copy_history(sqlite, postgres).await;
+    assert_eq!((copied.runs, copied.jobs, copied.state), (2, 300, 1));
+    assert_eq!(
+        copy_history(sqlite, postgres).await,
+        crate::store::ImportCounts::default(),
+        "copying again changes nothing"
+    );
+
+    macro_rules! same {
+        ($($call:tt)*) => {{
+            let a = sqlite.$($call)*.await.expect(stringify!($($call)*));
+            let b = postgres.$($call)*.await.expect(stringify!($($call)*));
+            assert_eq!(a, b, "{}", stringify!($($call)*));
+        }};
+    }
+    same!(history_counts());
+    same!(count_runs());
+    same!(recent_runs(10));
+    same!(sync_state_entries());
+    same!(job_counts());
+    same!(count_unfinished());
+    same!(oldest_unfinished());
+    same!(top_failure_reasons(5));
+    same!(count_jobs());
+    same!(unfinished_counts(&[], at("2024-02-01T00:00:00Z")));
+    same!(unfinished_counts(
+        &[Source::Image],
+        at("2024-02-01T00:00:00Z")
+    ));
+    same!(oldest_running_jobs(&[], 7));
+    same!(oldest_running_jobs(&[Source::Dbss, Source::Nosql], 100));
+    same!(export_runs(0, 100));
+    same!(export_changes(0, 10_000));
+    same!(export_state(None, 100));
+    let windows = [
+        JobWindow::default(),
+        JobWindow {
+            since: Some(at("2024-01-15T00:00:00Z")),
+            until: Some(at("2024-02-20T00:00:00Z")),
+            sources: &[Source::Nosql, Source::Image],
+        },
+    ];
+    for window in &windows {
+        same!(recent_failures(window, 12));
+        let mut a = sqlite.job_groups(window).await.expect("groups");
+        let mut b = postgres.job_groups(window).await.expect("groups");
+        for groups in [&mut a, &mut b] {
+            for g in groups.iter_mut() {
+                g.durations_ms.sort_unstable();
+            }
+            groups.sort_by_key(|g| (g.source, g.job_type.clone(), g.status.as_str(), g.week));
+        }
+        assert!(a.len() > 10);
+        assert_eq!(a, b, "job groups in {window:?}");
+        let mut a = sqlite.failure_groups(window).await.expect("failures");
+        let mut b = postgres.failure_groups(window).await.expect("failures");
+        for groups in [&mut a, &mut b] {
+            groups.sort_by_key(|g| (g.reason.clone(), g.source, g.job_type.clone()));
+        }
+        assert_eq!(a, b, "failure groups in {window:?}");
+    }
+    // Jobs read back as stored, raw JSON equal as JSON.
+    let jobs = |mut v: Vec<crate::store::JobRecord>| {
+        for r in &mut v {
+            let json: serde_json::Value = serde_json::from_str(&r.job.raw_json).expect("json");
+            r.job.raw_json = json.to_string();
+        }
+        v
+    };
+    assert_eq!(
+        jobs(sqlite.export_jobs(None, 1_000).await.expect("jobs")),
+        jobs(postgres.export_jobs(None, 1_000).await.expect("jobs"))
+    );
+}
