@@ -16,7 +16,7 @@ use crate::normalize::{format_utc, parse_api_time};
 pub(super) const WATERMARK_KEY: &str = "watermark";
 
 /// The key prefix under which misses of a job or resource known only from the
-/// store are counted: `missing:{id}`. [`Store::forget_misses_of_seen_jobs`]
+/// store are counted: `missing:{id}`. [`SqliteStore::forget_misses_of_seen_jobs`]
 /// takes the ID from character 9 on, just past it.
 pub(super) const MISSING_PREFIX: &str = "missing:";
 

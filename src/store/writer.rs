@@ -174,7 +174,7 @@ impl BulkWriter {
 
     /// Stores a batch atomically: either every row, its history and every state
     /// update lands, or none. New and changed jobs are counted per run from that
-    /// history ([`Store::run_totals`]), so nothing is counted here.
+    /// history ([`SqliteStore::run_totals`]), so nothing is counted here.
     pub fn write_batch(
         &mut self,
         sync_id: i64,
