@@ -180,8 +180,8 @@ pub struct SyncArgs {
         value_parser = crate::ping::PingUrl::parse
     )]
     pub ping_url: Option<crate::ping::PingUrl>,
-    /// After the summary, print one line per job that became failed in this run, even with -q
-    /// (so cron's mail carries the news, and nothing when there is none)
+    /// After the summary, print one line per job that became failed in this run (also at -q, so
+    /// cron's mail carries them; nothing when none did)
     #[arg(long)]
     pub print_failures: bool,
 }

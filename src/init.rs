@@ -272,7 +272,10 @@ impl TomlWriter {
         self.blank();
         self.note("For unattended runs (README: \"Running unattended\"): a Prometheus text file");
         self.note("written after every sync, and a healthchecks-style ping URL. Default: none.");
-        self.example("metrics_file", &quoted("/var/lib/prometheus/node-exporter/jobtrail.prom"));
+        self.example(
+            "metrics_file",
+            &quoted("/var/lib/prometheus/node-exporter/jobtrail.prom"),
+        );
         self.example("ping_url", &quoted("https://hc-ping.com/your-check-uuid"));
         self.blank();
     }

@@ -66,13 +66,23 @@ pub fn render(run: &LastRun, history: Option<&History>) -> String {
         "jobtrail_last_run_timestamp_seconds",
         "When the last jobtrail sync ended (Unix time), whatever its outcome.",
     );
-    sample(&mut out, "jobtrail_last_run_timestamp_seconds", &[], &seconds(run.finished_at));
+    sample(
+        &mut out,
+        "jobtrail_last_run_timestamp_seconds",
+        &[],
+        &seconds(run.finished_at),
+    );
     family(
         &mut out,
         "jobtrail_last_run_exit_code",
         "Exit status of the last sync: 0 ok, 1 error, 2 usage error, 3 partial.",
     );
-    sample(&mut out, "jobtrail_last_run_exit_code", &[], &run.exit_code.to_string());
+    sample(
+        &mut out,
+        "jobtrail_last_run_exit_code",
+        &[],
+        &run.exit_code.to_string(),
+    );
     family(
         &mut out,
         "jobtrail_last_run_duration_seconds",
@@ -89,7 +99,12 @@ pub fn render(run: &LastRun, history: Option<&History>) -> String {
         "jobtrail_last_run_requests",
         "HTTP requests the last sync made, retries included.",
     );
-    sample(&mut out, "jobtrail_last_run_requests", &[], &run.requests.to_string());
+    sample(
+        &mut out,
+        "jobtrail_last_run_requests",
+        &[],
+        &run.requests.to_string(),
+    );
     if let Some(history) = history {
         render_jobs(&mut out, &history.jobs);
         render_new_failures(&mut out, &history.new_failures);
@@ -106,14 +121,21 @@ fn render_last_successes(out: &mut String, successes: &[LastSuccess]) {
         "When each project and source last synced completely (Unix time); kept across failed runs.",
     );
     for s in successes {
-        let labels = [("project", s.project_id.as_str()), ("source", s.source.as_str())];
+        let labels = [
+            ("project", s.project_id.as_str()),
+            ("source", s.source.as_str()),
+        ];
         sample(out, name, &labels, &seconds(s.at));
     }
 }
 
 fn render_jobs(out: &mut String, jobs: &[JobCount]) {
     let name = "jobtrail_jobs";
-    family(out, name, "Jobs in the database by source and normalized status.");
+    family(
+        out,
+        name,
+        "Jobs in the database by source and normalized status.",
+    );
     // Every known pair, zero when empty, so the series never vanish.
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for source in Source::ALL {
@@ -127,10 +149,17 @@ fn render_jobs(out: &mut String, jobs: &[JobCount]) {
         }
     }
     for j in jobs {
-        *counts.entry((j.source.clone(), j.status.clone())).or_default() += j.jobs;
+        *counts
+            .entry((j.source.clone(), j.status.clone()))
+            .or_default() += j.jobs;
     }
     for ((source, status), n) in &counts {
-        sample(out, name, &[("source", source), ("status", status)], &n.to_string());
+        sample(
+            out,
+            name,
+            &[("source", source), ("status", status)],
+            &n.to_string(),
+        );
     }
 }
 

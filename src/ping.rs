@@ -111,7 +111,8 @@ pub enum PingError {
     #[error("the {kind} ping to {url} failed: {why}")]
     Failed {
         kind: &'static str,
-        url: PingUrl,
+        /// Redacted: `scheme://host/…`.
+        url: String,
         why: String,
     },
 }
@@ -179,7 +180,7 @@ impl Pinger {
         }
         Err(PingError::Failed {
             kind: kind.name(),
-            url: self.url.clone(),
+            url: self.url.to_string(),
             why,
         })
     }

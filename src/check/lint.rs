@@ -466,11 +466,21 @@ mod tests {
         let good = format!(
             "metrics_file = \"/var/lib/node_exporter/jobtrail.prom\"\nping_url = \"https://hc-ping.com/0b7d\"\n{project}"
         );
-        assert!(check(&good).problems.is_empty(), "{:?}", check(&good).problems);
+        assert!(
+            check(&good).problems.is_empty(),
+            "{:?}",
+            check(&good).problems
+        );
         let bad = format!("metrics_file = 3\nping_url = \"ftp://host/0b7d-secret\"\n{project}");
         let m = messages(&check(&bad));
-        assert!(m[0].contains("line 1:") && m[0].contains("metrics_file must be a string"), "{m:?}");
-        assert!(m[1].contains("line 2:") && m[1].contains("ping_url: unsupported scheme"), "{m:?}");
+        assert!(
+            m[0].contains("line 1:") && m[0].contains("metrics_file must be a string"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("line 2:") && m[1].contains("ping_url: unsupported scheme"),
+            "{m:?}"
+        );
         assert!(!m.iter().any(|m| m.contains("0b7d-secret")), "{m:?}");
     }
 

@@ -175,7 +175,14 @@ mod tests {
             vec![want(Source::Dbss, later), want(Source::Nosql, first)]
         );
         // A watermark is not a success.
-        assert_eq!(store.miss_counts("p1", Source::Dbss).await.expect("m").len(), 0);
+        assert_eq!(
+            store
+                .miss_counts("p1", Source::Dbss)
+                .await
+                .expect("m")
+                .len(),
+            0
+        );
     }
 
     #[tokio::test]
