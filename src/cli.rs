@@ -56,7 +56,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Pull job history from the cloud into the database
     #[command(
-        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
+        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n  jobtrail -q sync --print-failures --metrics-file /var/lib/prometheus/node-exporter/jobtrail.prom\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
     )]
     Sync(SyncArgs),
     /// Run SQL, or a saved query by name, on the database (read-only)
@@ -166,6 +166,24 @@ pub struct SyncArgs {
     /// Re-read everything in range, including jobs already final
     #[arg(long)]
     pub full: bool,
+    /// After every run, failed ones included, write Prometheus metrics to this file (for
+    /// node_exporter's textfile collector) [default: metrics_file in the config]
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Ping a healthchecks-style URL: URL/start at the start, URL on success, URL/fail otherwise,
+    /// with the summary line as the body [default: ping_url in the config]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "JOBTRAIL_PING_URL",
+        hide_env_values = true,
+        value_parser = crate::ping::PingUrl::parse
+    )]
+    pub ping_url: Option<crate::ping::PingUrl>,
+    /// After the summary, print one line per job that became failed in this run (also at -q, so
+    /// cron's mail carries them; nothing when none did)
+    #[arg(long)]
+    pub print_failures: bool,
 }
 
 #[derive(Debug, Args)]

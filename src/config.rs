@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::Source;
+use crate::ping::PingUrl;
 
 /// A problem with the configuration, naming the file, line and key.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,10 @@ pub enum ConfigError {
 struct ConfigFile {
     database: Option<PathBuf>,
     queries_dir: Option<PathBuf>,
+    /// Prometheus text file written after every sync (`sync --metrics-file`).
+    metrics_file: Option<PathBuf>,
+    /// Healthchecks-style ping URL (`sync --ping-url`).
+    ping_url: Option<Spanned<String>>,
     /// Allow plain-http endpoints that are not loopback (signed requests would travel in clear).
     #[serde(default)]
     allow_insecure_endpoints: bool,
@@ -86,6 +91,10 @@ pub struct Settings {
     /// From the file's `database` key (relative to the file); `--db` wins over it.
     pub database: Option<PathBuf>,
     pub queries_dir: Option<PathBuf>,
+    /// From the file's `metrics_file` key (relative to the file); `--metrics-file` wins.
+    pub metrics_file: Option<PathBuf>,
+    /// From the file's `ping_url` key; `--ping-url` wins. Shown redacted.
+    pub ping_url: Option<PingUrl>,
     pub projects: Vec<ProjectSettings>,
 }
 
@@ -235,6 +244,14 @@ impl Settings {
             }
         }
 
+        let ping_url = match &file.ping_url {
+            None => None,
+            Some(value) => Some(PingUrl::parse(value.get_ref()).map_err(|why| {
+                // The value is not repeated: it holds the check's secret.
+                invalid(format!("line {}: ping_url: {why}", at(value.span())))
+            })?),
+        };
+
         let mut projects = Vec::new();
         let mut seen_ids = ProjectIds::default();
         for (index, p) in file.projects.iter().enumerate() {
@@ -293,6 +310,8 @@ impl Settings {
         Ok(Settings {
             database: file.database.map(relative),
             queries_dir: file.queries_dir.map(relative),
+            metrics_file: file.metrics_file.map(relative),
+            ping_url,
             projects,
         })
     }
@@ -711,6 +730,27 @@ job_ids = ["702364883651395584"]
             "allow_insecure_endpoints = true\n{FULL}\n[endpoints]\ndbss = \"http://10.0.0.5\"\n"
         );
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn metrics_file_and_ping_url_are_read_and_a_bad_url_is_named_but_not_shown() {
+        let secret = "5f3c9a1e-0b7d-4c3e";
+        let text = format!(
+            "metrics_file = \"textfile/jobtrail.prom\"\nping_url = \"https://hc-ping.com/{secret}\"\n{FULL}"
+        );
+        let s = parse(&text).expect("valid");
+        assert_eq!(
+            s.metrics_file,
+            Some(PathBuf::from("/etc/jobtrail/textfile/jobtrail.prom"))
+        );
+        assert!(!format!("{s:?}").contains(secret));
+        let url = s.ping_url.expect("ping url");
+        assert_eq!(url.to_string(), "https://hc-ping.com/…");
+        let err = parse(&format!("ping_url = \"ftp://x/{secret}\"\n{FULL}"))
+            .map(|_| ())
+            .expect_err("scheme");
+        assert!(err.contains("ping_url") && err.contains("scheme"), "{err}");
+        assert!(!err.contains(secret), "{err}");
     }
 
     #[test]

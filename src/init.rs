@@ -270,6 +270,14 @@ impl TomlWriter {
         self.note("in clear text. Default: false (https only, http only to 127.0.0.1/localhost).");
         self.example("allow_insecure_endpoints", "false");
         self.blank();
+        self.note("For unattended runs (README: \"Running unattended\"): a Prometheus text file");
+        self.note("written after every sync, and a healthchecks-style ping URL. Default: none.");
+        self.example(
+            "metrics_file",
+            &quoted("/var/lib/prometheus/node-exporter/jobtrail.prom"),
+        );
+        self.example("ping_url", &quoted("https://hc-ping.com/your-check-uuid"));
+        self.blank();
     }
 
     fn project(&mut self, project: &ProjectDraft) {

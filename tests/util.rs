@@ -160,6 +160,7 @@ pub async fn run_cli(dir: PathBuf, args: Vec<String>, env: Vec<(String, String)>
             "JOBTRAIL_DB",
             "JOBTRAIL_CONFIG",
             "JOBTRAIL_LOG",
+            "JOBTRAIL_PING_URL",
         ] {
             cmd.env_remove(key);
         }

@@ -210,9 +210,11 @@ impl Linter<'_> {
     }
 
     fn document(&mut self, doc: &DeTable<'_>) {
-        const TOP: [&str; 5] = [
+        const TOP: [&str; 7] = [
             "database",
             "queries_dir",
+            "metrics_file",
+            "ping_url",
             "allow_insecure_endpoints",
             "project",
             "endpoints",
@@ -224,8 +226,16 @@ impl Linter<'_> {
         for entry in doc.iter() {
             let (key, value) = entry;
             match key.get_ref().as_ref() {
-                "database" | "queries_dir" => {
+                "database" | "queries_dir" | "metrics_file" => {
                     self.string(key.get_ref(), value);
+                }
+                "ping_url" => {
+                    if let Some(url) = self.string("ping_url", value)
+                        && let Err(why) = crate::ping::PingUrl::parse(url)
+                    {
+                        // Not the value: it holds the check's secret.
+                        self.at(value.span(), format!("ping_url: {why}"));
+                    }
                 }
                 "allow_insecure_endpoints" => {
                     self.boolean("allow_insecure_endpoints", value);
@@ -448,6 +458,30 @@ mod tests {
         let report = check(&text);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert!(report.settings.is_some());
+    }
+
+    #[test]
+    fn the_operations_keys_are_known_and_a_bad_ping_url_is_named_not_shown() {
+        let project = "[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.nosql]\n";
+        let good = format!(
+            "metrics_file = \"/var/lib/node_exporter/jobtrail.prom\"\nping_url = \"https://hc-ping.com/0b7d\"\n{project}"
+        );
+        assert!(
+            check(&good).problems.is_empty(),
+            "{:?}",
+            check(&good).problems
+        );
+        let bad = format!("metrics_file = 3\nping_url = \"ftp://host/0b7d-secret\"\n{project}");
+        let m = messages(&check(&bad));
+        assert!(
+            m[0].contains("line 1:") && m[0].contains("metrics_file must be a string"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("line 2:") && m[1].contains("ping_url: unsupported scheme"),
+            "{m:?}"
+        );
+        assert!(!m.iter().any(|m| m.contains("0b7d-secret")), "{m:?}");
     }
 
     #[test]

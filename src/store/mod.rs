@@ -1,9 +1,11 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run accounting and watermarks.
+//! their status history, sync-run accounting, watermarks and what operators
+//! watch (`ops`).
 
 mod adhoc;
 mod jobs;
 mod lock;
+mod ops;
 mod report;
 mod runs;
 mod state;
@@ -19,6 +21,7 @@ use sqlx::{ConnectOptions, SqlitePool};
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
+pub use ops::{LastSuccess, NewFailure};
 pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{MissUpdate, StateUpdate};

@@ -53,7 +53,8 @@ pub struct SyncOptions {
 /// How a sync ended.
 #[derive(Debug)]
 pub struct SyncReport {
-    pub run_id: i64,
+    /// The run's row: its id, and where its history rows start.
+    pub run: SyncRun,
     pub outcome: RunOutcome,
     pub totals: RunTotals,
     pub requests: u64,
@@ -69,7 +70,7 @@ impl SyncReport {
     pub fn summary(&self) -> String {
         let mut line = format!(
             "sync #{} {}: {} jobs seen ({} new, {} changed), {} requests in {:.1}s",
-            self.run_id,
+            self.run.id,
             self.outcome.as_str(),
             self.totals.seen,
             self.totals.new,
@@ -151,14 +152,23 @@ pub async fn run(
         progress,
     };
     let mut units = Vec::new();
+    let mut scopes = Vec::new();
     for project in &projects {
         for source in &sources {
             if project.has(*source) {
                 units.push(ctx.sync_unit(project, *source));
+                scopes.push(Scope {
+                    source: *source,
+                    project_id: project.id.clone(),
+                });
             }
         }
     }
-    let results: Vec<UnitResult> = futures::future::join_all(units).await;
+    // `join_all` keeps the order: each result is its scope's.
+    let results: Vec<(Scope, UnitResult)> = scopes
+        .into_iter()
+        .zip(futures::future::join_all(units).await)
+        .collect();
     drop(ctx);
     let writer_failure = match writer.await {
         Ok(Ok(())) => {
@@ -225,11 +235,13 @@ impl SyncContext<'_> {
 
 /// Closes the run with its outcome: failed when the credentials were refused,
 /// the writer failed or nothing succeeded; partial when only some units failed.
+/// The (project, source) pairs that synced without a failure are recorded as
+/// complete (for `jobtrail_last_success_timestamp_seconds`).
 async fn finish(
     store: &Store,
     client: &ApiClient,
     run: SyncRun,
-    results: Vec<UnitResult>,
+    results: Vec<(Scope, UnitResult)>,
     writer_failure: Option<SyncFailure>,
     started: Instant,
 ) -> Result<SyncReport, SyncError> {
@@ -238,7 +250,11 @@ async fn finish(
     let mut warnings = Vec::new();
     let mut succeeded_units = 0;
     let mut auth_refused = false;
-    for result in results {
+    let mut complete = Vec::new();
+    for (scope, result) in results {
+        if !writer_failed && result.errors.is_empty() && !result.auth_refused {
+            complete.push(scope);
+        }
         errors.extend(result.errors);
         warnings.extend(result.warnings);
         succeeded_units += result.succeeded;
@@ -253,11 +269,17 @@ async fn finish(
     };
     let requests = client.requests_made();
     let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
+    let finished_at = Utc::now();
+    let pairs: Vec<(&str, Source)> = complete
+        .iter()
+        .map(|s| (s.project_id.as_str(), s.source))
+        .collect();
+    store.record_complete_syncs(&pairs, finished_at).await?;
     let totals = store
-        .finish_run(&run, outcome, requests, error_text.as_deref(), Utc::now())
+        .finish_run(&run, outcome, requests, error_text.as_deref(), finished_at)
         .await?;
     Ok(SyncReport {
-        run_id: run.id,
+        run,
         outcome,
         totals,
         requests,
