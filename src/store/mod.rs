@@ -19,7 +19,9 @@ use sqlx::{ConnectOptions, SqlitePool};
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
-pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
+pub use report::{
+    FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts,
+};
 pub use runs::{RunOutcome, RunTotals, SyncRun};
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
