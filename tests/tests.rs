@@ -8,6 +8,7 @@ mod auth;
 mod faults;
 mod first_run;
 mod incremental;
+mod progress;
 mod reporting;
 mod sources;
 mod sync_nosql;
