@@ -74,11 +74,15 @@ pub(super) fn section(h: &mut String, d: &ReportData) {
         return;
     };
     let rows = &d.reason_weeks;
+    let which = if rows.len() < d.reason_count {
+        format!("The {} most common reasons above", rows.len())
+    } else {
+        "Every reason above".to_owned()
+    };
     w!(
         h,
-        "<p class=\"note\">The {} most common reasons above, one row each; one column per ISO week (UTC), \
+        "<p class=\"note\">{which}, one row each; one column per ISO week (UTC), \
          {} to {}. The darker the cell, the more failures that week; hover over a cell for its count.{}</p>\n",
-        rows.len(),
         iso_label(*first),
         iso_label(*last),
         if hidden > 0 {
@@ -96,9 +100,8 @@ pub(super) fn section(h: &mut String, d: &ReportData) {
     legend(h, max);
     w!(
         h,
-        "<div class=\"wide\" role=\"img\" aria-label=\"Failures per week of the {} most common reasons, as shades; \
-         the table “In words” below gives each reason's first, peak and last week.\">\n",
-        rows.len()
+        "<div class=\"wide\" role=\"img\" aria-label=\"Failures per week of each reason in the rows, as shades; \
+         the table “In words” below gives each reason's first, peak and last week.\">\n"
     );
     grid_table(h, rows, &mondays, max);
     h.push_str("</div>\n");

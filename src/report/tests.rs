@@ -199,6 +199,9 @@ async fn numbers_in_the_page_match_the_rows() {
         "top reason {top} ({n})"
     );
     assert!(html.contains("timeout &lt;waiting&gt;"));
+    // Five reasons: the grid has them all.
+    assert!(html.contains("Every reason above, one row each"));
+    assert_eq!(grid_rows(&html).len(), reasons.len());
 }
 
 #[tokio::test]
@@ -563,6 +566,7 @@ async fn the_reason_grid_matches_the_failures_by_week() {
         assert_eq!(&shown, &want[label], "{label}");
     }
     assert!(html.contains("<th scope=\"row\">(no reason given)</th>"));
+    assert!(html.contains("The 10 most common reasons above, one row each"));
     assert!(html.contains("reason 00 &lt;b&gt;"), "labels are escaped");
 
     // In words: the top reason's first, peak and last week.
