@@ -9,6 +9,7 @@ mod faults;
 mod first_run;
 mod incremental;
 mod ops;
+mod progress;
 mod reporting;
 mod sources;
 mod sync_nosql;

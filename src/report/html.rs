@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use super::heat;
 use super::svg::{self, Bar};
 use super::{MAX_TYPE_ROWS, MAX_WEEKS, STUCK_AFTER_HOURS};
 use super::{ReportData, failure_rate, week_grid};
@@ -137,6 +138,7 @@ pub(super) fn page(d: &ReportData, window: &JobWindow<'_>, now: DateTime<Utc>) -
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     h.push_str("<title>jobtrail report</title>\n<style>");
     h.push_str(CSS);
+    h.push_str(&heat::css());
     h.push_str("</style>\n</head>\n<body>\n<h1>jobtrail report</h1>\n");
     w!(
         h,
@@ -164,6 +166,7 @@ pub(super) fn page(d: &ReportData, window: &JobWindow<'_>, now: DateTime<Utc>) -
         weeks_section(&mut h, d);
         rates_section(&mut h, d);
         reasons_section(&mut h, d);
+        heat::section(&mut h, d);
         durations_section(&mut h, d);
         running_section(&mut h, d, now);
         failures_section(&mut h, d);

@@ -13,6 +13,7 @@ use super::outcome::{Scope, SyncWarning, Unit, UnitResult};
 use super::{IDS_IN_FLIGHT, SyncContext};
 use crate::config::ProjectSettings;
 use crate::model::{JobRow, Source};
+use crate::progress::Work;
 use crate::sources::dbss::DbssApi;
 use crate::sources::image::ImageApi;
 use crate::sources::{FetchError, RowSink};
@@ -172,6 +173,8 @@ where
         StoreOnly::load(ctx.store, &scope, &ids, list.from_store, ctx.options.full).await?;
     store_only.extend_ids(&mut ids);
     unique_except(&mut ids, &list.skip);
+    let planned = ids.len() as u64;
+    ctx.progress.planned(&scope.project_id, Work::Ids, planned);
     let fetches = Fetches {
         ctx,
         scope,
@@ -266,7 +269,8 @@ impl Fetches<'_> {
             })
             .buffer_unordered(IDS_IN_FLIGHT);
         while let Some((id, outcome)) = fetches.next().await {
-            self.ctx.progress.ids_done(1);
+            let project = &self.scope.project_id;
+            self.ctx.progress.done(project, Work::Ids, 1);
             let (update, misses) = self.store_only.after_fetch(&id, &outcome);
             if let Some(update) = update {
                 // Bookkeeping only; if the writer is gone the run fails anyway.

@@ -134,6 +134,7 @@ pub async fn run(
     let sources: Vec<Source> = sources.into_iter().collect();
     check_range(options)?;
     let run = store.begin_run(&sources, now).await?;
+    progress.begin(&projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
 
     let (sink, rx) = Sink::channel();
     let writer = tokio::spawn(writer::write_all(
