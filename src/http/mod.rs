@@ -1,7 +1,8 @@
 //! The HTTP layer every source shares: one reqwest client, credentials applied
 //! to each attempt (a signature carries its time, so every retry is re-signed),
 //! retries with exponential backoff and jitter honouring `Retry-After`, a bound
-//! on requests in flight, a body size limit and a count of requests made.
+//! on requests in flight, a body size limit and a count of requests made, in
+//! all and per (project, source).
 
 // Errors carry the whole call site so every message names source, project and
 // path; they are rare, so their size costs nothing that matters.
@@ -84,6 +85,9 @@ struct Inner {
     credentials: Option<Credentials>,
     limiter: Semaphore,
     requests: AtomicU64,
+    /// Requests per project, one count per source (in [`Source::ALL`] order).
+    /// A short lock per request, next to a network round trip.
+    scope_requests: std::sync::Mutex<std::collections::HashMap<String, [u64; Source::ALL.len()]>>,
     /// Set by the first 401/403: every later call is refused without a request,
     /// since repeated bad signatures lock the key pair for five minutes.
     auth_refused: std::sync::atomic::AtomicBool,
@@ -139,6 +143,7 @@ impl ApiClient {
                 credentials,
                 limiter: Semaphore::new(settings.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
+                scope_requests: std::sync::Mutex::default(),
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
@@ -152,6 +157,31 @@ impl ApiClient {
     /// HTTP requests sent so far, retries included.
     pub fn requests_made(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests sent so far for one project and source, retries included.
+    pub fn requests_for(&self, project_id: &str, source: Source) -> u64 {
+        let Ok(map) = self.inner.scope_requests.lock() else {
+            return 0;
+        };
+        map.get(project_id)
+            .map_or(0, |counts| counts[source_slot(source)])
+    }
+
+    /// Counts one request of `project_id` and `source`.
+    fn count_request(&self, project_id: &str, source: Source) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.inner.scope_requests.lock() {
+            let slot = source_slot(source);
+            match map.get_mut(project_id) {
+                Some(counts) => counts[slot] += 1,
+                None => {
+                    let mut counts = [0; Source::ALL.len()];
+                    counts[slot] = 1;
+                    map.insert(project_id.to_owned(), counts);
+                }
+            }
+        }
     }
 
     /// What kind of credential is in use, for messages (never its value).
@@ -209,7 +239,7 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let answer = self.attempt(&url, call.project_id).await;
+            let answer = self.attempt(&url, call.project_id, call.source).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
                     Ok(value) => return Ok(value),
@@ -326,7 +356,12 @@ impl ApiClient {
     }
 
     /// One signed request, holding an in-flight permit until the body is read.
-    async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        project_id: &str,
+        source: Source,
+    ) -> Result<Answer, AttemptError> {
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
             AttemptError::Transport(TransportFailure::other(
@@ -372,7 +407,7 @@ impl ApiClient {
             };
             header_map.insert(name, value);
         }
-        inner.requests.fetch_add(1, Ordering::Relaxed);
+        self.count_request(project_id, source);
         let response = inner
             .http
             .get(url.clone())
@@ -442,6 +477,14 @@ pub fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let q = canonical_query_string(query);
     url.set_query((!q.is_empty()).then_some(q.as_str()));
     url
+}
+
+/// Where a source's count sits in a project's counts.
+fn source_slot(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|s| *s == source)
+        .unwrap_or_default()
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {

@@ -1,11 +1,12 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run accounting and watermarks.
+//! their status history, sync-run and per-scope accounting, and watermarks.
 
 mod adhoc;
 mod jobs;
 mod lock;
 mod report;
 mod runs;
+mod scopes;
 mod state;
 mod status;
 mod writer;
@@ -20,7 +21,8 @@ pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
 pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
-pub use runs::{RunOutcome, RunTotals, SyncRun};
+pub use runs::{RunCounts, RunEnd, RunOutcome, RunTotals, SyncRun};
+pub use scopes::{FailingScopeRow, RETAINED_RUNS, ScopeRecord};
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use writer::{BulkWriter, JobBatch};

@@ -1,6 +1,6 @@
 //! What a sync reports: its failures and warnings as typed values (printed,
-//! and stored in `sync_runs.error`, as text), and what each (project, source)
-//! pair did.
+//! and stored in `sync_runs.error` and `sync_scopes.error`, as text), and what
+//! each (project, source) pair did.
 
 use std::fmt;
 
@@ -9,6 +9,7 @@ use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::sources::FetchError;
 use crate::sources::nosql::Window;
+use crate::store::RunOutcome;
 use crate::store::StoreError;
 
 use super::misses::GONE_AFTER_MISSES;
@@ -170,6 +171,18 @@ impl UnitResult {
             unit,
             error,
         });
+    }
+
+    /// How the pair ended: succeeded without a failure; failed when nothing
+    /// of it succeeded or the credentials were refused; partial otherwise.
+    pub fn outcome(&self) -> RunOutcome {
+        if self.errors.is_empty() {
+            RunOutcome::Succeeded
+        } else if self.succeeded == 0 || self.auth_refused {
+            RunOutcome::Failed
+        } else {
+            RunOutcome::Partial
+        }
     }
 
     /// The pair's result once it ended, or why reading the database stopped it.
