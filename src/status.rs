@@ -16,7 +16,6 @@ use crate::output::{Cell, Format, ResultSet, render_table};
 use crate::store::{
     FailingScopeRow, JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError,
 };
-use crate::text::truncate_chars;
 
 /// How many sync runs the status shows.
 pub const RECENT_RUNS: u32 = 5;
@@ -356,9 +355,6 @@ fn write_runs(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
     writeln!(out, "{}", render_table(&rs, None))
 }
 
-/// Longest error text shown per failing scope in the table (JSON has it whole).
-const SCOPE_ERROR_CHARS: usize = 200;
-
 fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Result<()> {
     if scopes.is_empty() {
         return writeln!(
@@ -393,11 +389,7 @@ fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Res
                     Cell::Text(f.failing_since.clone()),
                     Cell::Integer(f.failed_runs),
                     Cell::Text(format!("#{} {}", f.last_run_id, f.last_run_at)),
-                    Cell::from(
-                        f.error
-                            .as_deref()
-                            .map(|e| truncate_chars(&first_line(e), SCOPE_ERROR_CHARS)),
-                    ),
+                    Cell::from(f.error.as_deref().map(first_line)),
                 ]
             })
             .collect(),
@@ -405,7 +397,9 @@ fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Res
     writeln!(out, "{}", render_table(&rs, None))
 }
 
-/// The first line of a text, with how many more there are.
+/// The first line of a text, with how many more there are: a scope's first
+/// failure, so the table keeps one line per scope (JSON and
+/// `sync_scopes.error` hold them all).
 fn first_line(text: &str) -> String {
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();

@@ -6,8 +6,10 @@ mod util;
 
 mod auth;
 mod faults;
+mod fidelity;
 mod first_run;
 mod incremental;
 mod reporting;
+mod scopes;
 mod sources;
 mod sync_nosql;

@@ -292,7 +292,14 @@ async fn finish(
         records.push(ScopeRecord {
             outcome: result.outcome(),
             requests: client.requests_for(&scope.project_id, scope.source),
-            error: (!result.errors.is_empty()).then(|| summarize_errors(&result.errors)),
+            error: (!result.errors.is_empty()).then(|| {
+                let details: Vec<String> = result
+                    .errors
+                    .iter()
+                    .map(SyncFailure::within_scope)
+                    .collect();
+                summarize_errors(&details)
+            }),
             project_id: scope.project_id,
             region,
             source: scope.source,

@@ -80,6 +80,21 @@ pub enum SyncFailure {
     AuthRefused { scope: Scope },
 }
 
+impl SyncFailure {
+    /// The failure without the scope it is about, for that scope's own record
+    /// (`sync_scopes.error`, whose row already names project and source).
+    pub fn within_scope(&self) -> String {
+        match self {
+            SyncFailure::Fetch { unit, error, .. } => format!("{unit}: {error}"),
+            SyncFailure::Store { error, .. } => format!("database: {error}"),
+            SyncFailure::AuthRefused { .. } => {
+                "not synced (or only in part), because a request was refused authentication".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Something worth knowing that did not fail the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncWarning {
