@@ -88,9 +88,13 @@ struct Inner {
     /// Requests per project, one count per source (in [`Source::ALL`] order).
     /// A short lock per request, next to a network round trip.
     scope_requests: std::sync::Mutex<std::collections::HashMap<String, [u64; Source::ALL.len()]>>,
-    /// Set by the first 401/403: every later call is refused without a request,
-    /// since repeated bad signatures lock the key pair for five minutes.
+    /// Set by the first 401/403 (but a 403 APIGW.0302): every later call is
+    /// refused without a request, since repeated bad signatures lock the key
+    /// pair for five minutes.
     auth_refused: std::sync::atomic::AtomicBool,
+    /// (project, source) pairs refused permission (403 APIGW.0302): their later
+    /// calls are not sent; every other pair goes on.
+    refused_scopes: std::sync::Mutex<std::collections::HashSet<(String, Source)>>,
     /// Set by the first 2xx: the credentials work.
     credentials_proven: std::sync::atomic::AtomicBool,
     /// Until the credentials are proven, one request at a time: bad credentials
@@ -145,6 +149,7 @@ impl ApiClient {
                 requests: AtomicU64::new(0),
                 scope_requests: std::sync::Mutex::default(),
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
+                refused_scopes: std::sync::Mutex::default(),
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
                 pacer: pacer::Pacer::new(),
@@ -225,7 +230,16 @@ impl ApiClient {
         let mut malformed = 0usize;
         loop {
             if inner.auth_refused.load(Ordering::Acquire) {
-                return Err(ApiError::Skipped { site });
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: false,
+                });
+            }
+            if self.scope_refused(call.project_id, call.source) {
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: true,
+                });
             }
             if let Some(earlier) = self.unreachable(&site.endpoint) {
                 return Err(ApiError::Transport {
@@ -319,6 +333,14 @@ impl ApiClient {
             &answer.headers,
             &self.credential_description(),
         );
+        if failure.is_permission_refusal() {
+            // The signature passed: the credentials work, this scope may not.
+            self.credentials_work(probe);
+            if let Ok(mut refused) = inner.refused_scopes.lock() {
+                refused.insert((site.project_id.clone(), site.source));
+            }
+            return Err(Judged::Final(failure));
+        }
         if failure.is_auth() {
             inner.auth_refused.store(true, Ordering::Release);
             return Err(Judged::Final(failure));
@@ -335,6 +357,13 @@ impl ApiClient {
     fn credentials_work(&self, probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>) {
         self.inner.credentials_proven.store(true, Ordering::Release);
         *probe = None;
+    }
+
+    /// Whether this project's calls to this API were refused permission earlier in this run.
+    fn scope_refused(&self, project_id: &str, source: Source) -> bool {
+        self.inner.refused_scopes.lock().is_ok_and(|refused| {
+            !refused.is_empty() && refused.contains(&(project_id.to_owned(), source))
+        })
     }
 
     /// Why an endpoint was given up on earlier in this run, if it was.
@@ -562,6 +591,77 @@ mod tests {
         assert!(!is_retryable_status(StatusCode::FORBIDDEN));
         assert!(!is_retryable_status(StatusCode::NOT_FOUND));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
+    }
+
+    /// A loopback server that refuses permission (403 APIGW.0302) to every
+    /// path containing `/denied/` and answers `{}` to the rest.
+    async fn gateway_denying_one_project() -> Url {
+        let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+            if uri.path().contains("/denied/") {
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    r#"{"error_code":"APIGW.0302","error_msg":"The IAM user is forbidden in the currently selected region.","request_id":"r1"}"#,
+                )
+            } else {
+                (axum::http::StatusCode::OK, "{}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_permission_refusal_stops_only_that_project_and_api() {
+        let base = gateway_denying_one_project().await;
+        let client = ApiClient::new(None, HttpSettings::default()).expect("client");
+        let call = |project: &'static str, source: Source| Call {
+            source,
+            project_id: project,
+            base: &base,
+            path: format!("/v1/{project}/jobs"),
+            query: Vec::new(),
+        };
+        let parse = |_: &[u8]| Ok(());
+        let refused = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("403");
+        assert!(
+            refused.is_permission_refusal() && !refused.stops_run(),
+            "{refused:?}"
+        );
+        let again = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("not sent");
+        assert!(
+            matches!(
+                again,
+                ApiError::Skipped {
+                    only_this_scope: true,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        assert!(!again.stops_run());
+        assert_eq!(client.requests_for("denied", Source::Dbss), 1);
+        // The same project's other API, and other projects, still go out.
+        client
+            .get(&call("denied", Source::Nosql), parse)
+            .await
+            .expect_err("403 too");
+        assert_eq!(client.requests_for("denied", Source::Nosql), 1);
+        client
+            .get(&call("allowed", Source::Dbss), parse)
+            .await
+            .expect("allowed");
+        assert_eq!(client.requests_for("allowed", Source::Dbss), 1);
+        assert_eq!(client.requests_made(), 3);
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! One `jobtrail sync`: plan what to fetch (pure), fetch it concurrently under
 //! the client's in-flight bound, and hand every page to a single writer task
 //! that owns the database. Per-unit failures (a window, a resource, a job) are
-//! collected and the rest goes on; an authentication refusal stops everything.
+//! collected and the rest goes on; refused credentials stop everything, a
+//! refused permission (403 APIGW.0302) only that project's calls to that API.
+//! Each (project, region, source) scope is recorded with its own outcome.
 //!
 //! This module runs the whole and reports it; `nosql` syncs NoSQL windows
 //! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
@@ -307,7 +309,7 @@ async fn finish(
         errors.extend(result.errors);
         warnings.extend(result.warnings);
         succeeded_units += result.succeeded;
-        auth_refused |= result.auth_refused;
+        auth_refused |= result.run_refused;
     }
     let outcome = if errors.is_empty() {
         RunOutcome::Succeeded

@@ -56,6 +56,10 @@ impl fmt::Display for Unit {
     }
 }
 
+/// Why a pair's calls were not all sent.
+const NOT_SENT: &str =
+    "not synced (or only in part), because a request was refused authentication or permission";
+
 /// One thing a sync could not do. Each names source, project and what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncFailure {
@@ -75,8 +79,9 @@ pub enum SyncFailure {
     /// Reading what to fetch from the database failed, so the pair stopped.
     #[error("{scope}: database: {error}")]
     Store { scope: Scope, error: StoreError },
-    /// Calls were not sent after the credentials were refused (once per pair).
-    #[error("{scope}: not synced (or only in part), because a request was refused authentication")]
+    /// Calls were not sent after the credentials, or this pair's permission,
+    /// were refused (once per pair).
+    #[error("{scope}: {NOT_SENT}")]
     AuthRefused { scope: Scope },
 }
 
@@ -87,9 +92,7 @@ impl SyncFailure {
         match self {
             SyncFailure::Fetch { unit, error, .. } => format!("{unit}: {error}"),
             SyncFailure::Store { error, .. } => format!("database: {error}"),
-            SyncFailure::AuthRefused { .. } => {
-                "not synced (or only in part), because a request was refused authentication".into()
-            }
+            SyncFailure::AuthRefused { .. } => NOT_SENT.into(),
             other => other.to_string(),
         }
     }
@@ -146,7 +149,10 @@ pub(super) struct UnitResult {
     pub succeeded: usize,
     pub errors: Vec<SyncFailure>,
     pub warnings: Vec<SyncWarning>,
+    /// A call of this pair was refused authentication or permission.
     pub auth_refused: bool,
+    /// The credentials themselves were refused: the whole run fails.
+    pub run_refused: bool,
     /// Some calls were not sent because the credentials were refused.
     pub skipped: bool,
 }
@@ -176,6 +182,7 @@ impl UnitResult {
         if let FetchError::Api(e) = &error {
             let skipped = matches!(e, ApiError::Skipped { .. });
             self.auth_refused |= e.is_auth() || skipped;
+            self.run_refused |= e.stops_run();
             if skipped {
                 self.skipped = true;
                 return;
