@@ -12,6 +12,9 @@ const OTHERS: [&str; 2] = [
     "7d2f6a1e9b0c4f3a8e5d1c2b3a4f5e6d",
 ];
 
+/// project, region, source, status, requests, jobs_seen, error
+type ScopeRow = (String, String, String, String, i64, i64, Option<String>);
+
 fn three_projects() -> SimConfig {
     SimConfig {
         projects: vec![
@@ -94,7 +97,7 @@ async fn one_project_refused_never_hides_the_others_and_status_names_it() {
 
     // Every scope has its own row: requests, jobs and the error.
     let pool = env.pool().await;
-    let scopes: Vec<(String, String, String, String, i64, i64, Option<String>)> = sqlx::query_as(
+    let scopes: Vec<ScopeRow> = sqlx::query_as(
         "SELECT project_id, region, source, status, requests, jobs_seen, error FROM sync_scopes \
          WHERE sync_id = 1 ORDER BY project_id, source",
     )
