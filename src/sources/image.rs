@@ -407,6 +407,38 @@ mod tests {
     }
 
     #[test]
+    fn a_detail_short_of_its_total_says_how_many_are_missing_and_where_to_look() {
+        let body = br#"{"id":"j1","job_type":"BUILD_IMAGE","status":"RUNNING","sub_jobs_total":5,"sub_jobs":[
+            {"id":"s1","job_type":"BUILD_IMAGE","status":"SUCCESS"},
+            {"id":"s2","job_type":"DELETE_SERVER","status":"RUNNING"}]}"#;
+        let detail = parse_detail(body, "p").expect("parses");
+        assert_eq!(detail.rows.len(), 3);
+        assert_eq!(detail.missing_sub_jobs(), 3);
+        assert_eq!(detail.types, ["BUILD_IMAGE", "DELETE_SERVER"]);
+        let whole =
+            parse_detail(br#"{"id":"j2","status":"SUCCESS","sub_jobs":[]}"#, "p").expect("parses");
+        assert_eq!(whole.missing_sub_jobs(), 0, "no total, nothing to page");
+    }
+
+    #[test]
+    fn sub_jobs_list_pages_become_rows_of_their_parent() {
+        let (rows, count) = parse_sub_jobs_page(
+            br#"{"count":120,"items":[{"id":"s3","job_type":"BUILD_IMAGE","status":"ABNORMAL",
+              "job_execute_info":{"error_code":"WKS.1","error_message":"disk full"},"job_id":"j1"}]}"#,
+            "p",
+            "j1",
+        )
+        .expect("parses");
+        assert_eq!(count, 120);
+        assert_eq!(rows[0].parent_job_id.as_deref(), Some("j1"));
+        assert_eq!(rows[0].status, Status::Failed);
+        assert_eq!(rows[0].fail_reason.as_deref(), Some("disk full"));
+        let err = parse_sub_jobs_page(br#"{"count":1,"items":[{"status":"SUCCESS"}]}"#, "p", "j1")
+            .expect_err("no id");
+        assert!(err.contains("items[0].id"), "{err}");
+    }
+
+    #[test]
     fn list_pages_give_ids_and_count() {
         let (ids, count) =
             parse_list(br#"{"count":250,"items":[{"id":"a"},{"id":"b"}]}"#).expect("parses");

@@ -161,7 +161,17 @@ pub(super) async fn prune(
 impl Store {
     /// Scopes whose latest run did not succeed, longest failing first. One
     /// failing project never hides another: each scope has its own row.
+    /// A database no jobtrail with scopes has written to yet (opened read-only,
+    /// so not migrated) has none.
     pub async fn failing_scopes(&self) -> Result<Vec<FailingScopeRow>, StoreError> {
+        let has_scopes: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_scopes'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if has_scopes.is_none() {
+            return Ok(Vec::new());
+        }
         Ok(sqlx::query_as(
             "SELECT s.project_id, s.region, s.source, s.status, s.error, \
              COALESCE(s.failing_since, r.started_at) AS failing_since, s.failed_runs, \
@@ -349,6 +359,16 @@ mod tests {
             (p1.failing_since.as_str(), p1.failed_runs),
             ("2024-03-04T00:00:00.000Z", 1)
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_scopes_has_none_failing() {
+        let db = db_with(&[]).await;
+        sqlx::query("DROP TABLE sync_scopes")
+            .execute(&db.store.pool)
+            .await
+            .expect("drop");
+        assert_eq!(db.store.failing_scopes().await.expect("read"), Vec::new());
     }
 
     #[tokio::test]
