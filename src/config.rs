@@ -40,6 +40,9 @@ struct ConfigFile {
     projects: Vec<ProjectFile>,
     #[serde(default)]
     endpoints: EndpointsFile,
+    /// Settings of the DBSS source for every project.
+    #[serde(default)]
+    dbss: DbssGlobalFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +81,12 @@ struct ImageFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct DbssGlobalFile {
+    settled_recheck: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EndpointsFile {
     nosql: Option<Spanned<String>>,
     dbss: Option<Spanned<String>>,
@@ -96,7 +105,15 @@ pub struct Settings {
     /// From the file's `ping_url` key; `--ping-url` wins. Shown redacted.
     pub ping_url: Option<PingUrl>,
     pub projects: Vec<ProjectSettings>,
+    /// `[dbss] settled_recheck`: how long a DBSS audit instance whose jobs are
+    /// all final goes without being read again. Zero (the default): every sync
+    /// reads it, so a new failure shows in the next run.
+    pub dbss_settled_recheck: std::time::Duration,
 }
+
+/// The longest `[dbss] settled_recheck` accepted: a longer pause would hide an
+/// audit instance's new jobs for good.
+pub const MAX_SETTLED_RECHECK: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectSettings {
@@ -307,12 +324,23 @@ impl Settings {
                 endpoints,
             });
         }
+        let dbss_settled_recheck = match &file.dbss.settled_recheck {
+            None => std::time::Duration::ZERO,
+            Some(value) => parse_settled_recheck(value.get_ref()).map_err(|why| {
+                invalid(format!(
+                    "line {}: dbss.settled_recheck = {:?}: {why}",
+                    at(value.span()),
+                    value.get_ref()
+                ))
+            })?,
+        };
         Ok(Settings {
             database: file.database.map(relative),
             queries_dir: file.queries_dir.map(relative),
             metrics_file: file.metrics_file.map(relative),
             ping_url,
             projects,
+            dbss_settled_recheck,
         })
     }
 }
@@ -405,6 +433,23 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
+}
+
+/// A `[dbss] settled_recheck` value: a duration such as `"6h"`, `"30m"` or
+/// `"1day"`; `"0"` reads settled audit instances on every sync.
+pub fn parse_settled_recheck(value: &str) -> Result<std::time::Duration, String> {
+    let every = humantime::parse_duration(value.trim()).map_err(|e| {
+        format!(
+            "not a duration ({e}); write it like \"6h\", \"30m\" or \"1day\", or \"0\" to read them on every sync"
+        )
+    })?;
+    if every > MAX_SETTLED_RECHECK {
+        return Err(
+            "at most 366 days, or new jobs of a settled audit instance would hardly ever be seen"
+                .into(),
+        );
+    }
+    Ok(every)
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
@@ -716,6 +761,32 @@ job_ids = ["702364883651395584"]
             err.contains("line 2") && err.contains("project.id"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn settled_dbss_instances_are_read_every_sync_unless_configured() {
+        assert_eq!(
+            parse(FULL).expect("valid").dbss_settled_recheck,
+            std::time::Duration::ZERO
+        );
+        let s = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"6h\"\n")).expect("valid");
+        assert_eq!(
+            s.dbss_settled_recheck,
+            std::time::Duration::from_secs(6 * 3600)
+        );
+        let s = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"0\"\n")).expect("valid");
+        assert_eq!(s.dbss_settled_recheck, std::time::Duration::ZERO);
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"often\"\n"))
+            .expect_err("not a duration");
+        assert!(
+            err.contains("line 19") && err.contains("dbss.settled_recheck") && err.contains("6h"),
+            "{err}"
+        );
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"400days\"\n"))
+            .expect_err("too long");
+        assert!(err.contains("at most 366 days"), "{err}");
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled = \"6h\"\n")).expect_err("unknown");
+        assert!(err.contains("settled"), "{err}");
     }
 
     #[test]

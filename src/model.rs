@@ -49,6 +49,45 @@ impl FromStr for Source {
     }
 }
 
+/// Which of DBSS's two jobs paths a project's cloud answers on: the current
+/// `/v1/{project_id}/audit/{resource_id}/jobs`, or the legacy
+/// `/v1/{project_id}/dbss/audit/jobs/{resource_id}` (marked "to be taken
+/// offline", yet the only one some regions may still have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DbssJobsPath {
+    Current,
+    Legacy,
+}
+
+impl DbssJobsPath {
+    /// The name it is remembered by (`sync_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbssJobsPath::Current => "current",
+            DbssJobsPath::Legacy => "legacy",
+        }
+    }
+
+    /// The other path: the one to try when this one does not exist.
+    pub fn other(self) -> DbssJobsPath {
+        match self {
+            DbssJobsPath::Current => DbssJobsPath::Legacy,
+            DbssJobsPath::Legacy => DbssJobsPath::Current,
+        }
+    }
+}
+
+impl FromStr for DbssJobsPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "current" => Ok(DbssJobsPath::Current),
+            "legacy" => Ok(DbssJobsPath::Legacy),
+            other => Err(format!("unknown DBSS jobs path `{other}`")),
+        }
+    }
+}
+
 /// A job's status, normalized across the three APIs (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {

@@ -1,6 +1,7 @@
-//! What `jobtrail status` shows (the last sync runs, per-source watermarks, job
-//! counts by source and status, jobs still running, where the database is and
-//! how big), assembled from the store's rows and rendered as tables or JSON.
+//! What `jobtrail status` shows (the last sync runs, the scopes whose latest
+//! run failed and since when, per-source watermarks, job counts by source and
+//! status, jobs still running, where the database is and how big), assembled
+//! from the store's rows and rendered as tables or JSON.
 //! The SQL lives in `store::status`; printing is the command's.
 
 use std::io::{self, Write};
@@ -12,7 +13,9 @@ use serde::Serialize;
 use crate::model::{Source, Status};
 use crate::normalize::{format_utc, parse_api_time};
 use crate::output::{Cell, Format, ResultSet, render_table};
-use crate::store::{JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError};
+use crate::store::{
+    FailingScopeRow, JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError,
+};
 
 /// How many sync runs the status shows.
 pub const RECENT_RUNS: u32 = 5;
@@ -27,6 +30,9 @@ pub struct StatusReport {
     pub total_runs: i64,
     /// The last [`RECENT_RUNS`] runs, newest first.
     pub recent_runs: Vec<RunSummary>,
+    /// Every (project, source) scope whose latest run did not succeed,
+    /// longest failing first (empty when all is well).
+    pub failing_scopes: Vec<FailingScope>,
     /// Every `sync_state` entry (watermarks and bookkeeping), by project, source, key.
     pub watermarks: Vec<Watermark>,
     /// Jobs per source and normalized status (all three sources, even when empty).
@@ -57,6 +63,25 @@ pub struct RunSummary {
     pub jobs_seen: i64,
     pub jobs_new: i64,
     pub jobs_changed: i64,
+    pub error: Option<String>,
+}
+
+/// A scope whose latest run did not succeed, and since when it has not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingScope {
+    pub project_id: String,
+    pub region: String,
+    pub source: String,
+    /// `partial` (some of it failed) or `failed`.
+    pub status: String,
+    /// Start of the first run of its current failing streak (UTC).
+    pub failing_since: String,
+    /// Runs in that streak, the latest included.
+    pub failed_runs: i64,
+    /// Its latest run.
+    pub last_run_id: i64,
+    pub last_run_at: String,
+    /// What failed in the latest run.
     pub error: Option<String>,
 }
 
@@ -114,6 +139,12 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         .into_iter()
         .map(RunSummary::from)
         .collect();
+    let failing_scopes = store
+        .failing_scopes()
+        .await?
+        .into_iter()
+        .map(FailingScope::from)
+        .collect();
     let watermarks = store
         .sync_state_entries()
         .await?
@@ -132,6 +163,7 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         database: database_info(store.path()),
         total_runs,
         recent_runs,
+        failing_scopes,
         watermarks,
         jobs_by_source,
         total_jobs,
@@ -189,6 +221,22 @@ impl From<RunRow> for RunSummary {
             jobs_seen: row.jobs_seen,
             jobs_new: row.jobs_new,
             jobs_changed: row.jobs_changed,
+            error: row.error,
+        }
+    }
+}
+
+impl From<FailingScopeRow> for FailingScope {
+    fn from(row: FailingScopeRow) -> FailingScope {
+        FailingScope {
+            project_id: row.project_id,
+            region: row.region,
+            source: row.source,
+            status: row.status,
+            failing_since: row.failing_since,
+            failed_runs: row.failed_runs,
+            last_run_id: row.last_sync_id,
+            last_run_at: row.last_run_at,
             error: row.error,
         }
     }
@@ -257,6 +305,8 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
     writeln!(out)?;
     write_runs(out, r)?;
     writeln!(out)?;
+    write_failing_scopes(out, &r.failing_scopes)?;
+    writeln!(out)?;
     write_job_counts(out, r)?;
     writeln!(out)?;
     write_still_running(out, &r.still_running)?;
@@ -303,6 +353,60 @@ fn write_runs(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
             .collect(),
     };
     writeln!(out, "{}", render_table(&rs, None))
+}
+
+fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Result<()> {
+    if scopes.is_empty() {
+        return writeln!(
+            out,
+            "Failing scopes: none (every project and source succeeded in its latest run)"
+        );
+    }
+    writeln!(
+        out,
+        "Failing scopes: {} (project and source whose latest run failed; times UTC)",
+        scopes.len()
+    )?;
+    let rs = ResultSet {
+        columns: columns([
+            "project",
+            "region",
+            "source",
+            "status",
+            "failing since",
+            "runs",
+            "last run",
+            "error",
+        ]),
+        rows: scopes
+            .iter()
+            .map(|f| {
+                vec![
+                    Cell::Text(f.project_id.clone()),
+                    Cell::Text(f.region.clone()),
+                    Cell::Text(f.source.clone()),
+                    Cell::Text(f.status.clone()),
+                    Cell::Text(f.failing_since.clone()),
+                    Cell::Integer(f.failed_runs),
+                    Cell::Text(format!("#{} {}", f.last_run_id, f.last_run_at)),
+                    Cell::from(f.error.as_deref().map(first_line)),
+                ]
+            })
+            .collect(),
+    };
+    writeln!(out, "{}", render_table(&rs, None))
+}
+
+/// The first line of a text, with how many more there are: a scope's first
+/// failure, so the table keeps one line per scope (JSON and
+/// `sync_scopes.error` hold them all).
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.count() {
+        0 => first.to_owned(),
+        more => format!("{first} (+{more} more)"),
+    }
 }
 
 fn write_job_counts(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {

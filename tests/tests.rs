@@ -6,10 +6,12 @@ mod util;
 
 mod auth;
 mod faults;
+mod fidelity;
 mod first_run;
 mod incremental;
 mod ops;
 mod progress;
 mod reporting;
+mod scopes;
 mod sources;
 mod sync_nosql;

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::config::{
     ConfigError, ProjectIds, Settings, line_of, parse_date_or_datetime, parse_endpoint,
-    parse_region,
+    parse_region, parse_settled_recheck,
 };
 use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
 
@@ -210,7 +210,7 @@ impl Linter<'_> {
     }
 
     fn document(&mut self, doc: &DeTable<'_>) {
-        const TOP: [&str; 7] = [
+        const TOP: [&str; 8] = [
             "database",
             "queries_dir",
             "metrics_file",
@@ -218,6 +218,7 @@ impl Linter<'_> {
             "allow_insecure_endpoints",
             "project",
             "endpoints",
+            "dbss",
         ];
         let allow_insecure = doc
             .get("allow_insecure_endpoints")
@@ -246,6 +247,11 @@ impl Linter<'_> {
                         self.endpoints(table, allow_insecure);
                     }
                 }
+                "dbss" => {
+                    if let Some(table) = self.table("[dbss]", value) {
+                        self.dbss_settings(table);
+                    }
+                }
                 _ => self.unknown(entry, "", &TOP),
             }
         }
@@ -264,6 +270,26 @@ impl Linter<'_> {
                 && let Err(why) = parse_endpoint(url, allow_insecure)
             {
                 self.at(value.span(), format!("{name} = {url:?}: {why}"));
+            }
+        }
+    }
+
+    /// The account-wide `[dbss]` table.
+    fn dbss_settings(&mut self, table: &DeTable<'_>) {
+        const KEYS: [&str; 1] = ["settled_recheck"];
+        for entry in table.iter() {
+            let (key, value) = entry;
+            if !KEYS.contains(&key.get_ref().as_ref()) {
+                self.unknown(entry, "dbss", &KEYS);
+                continue;
+            }
+            if let Some(every) = self.string("dbss.settled_recheck", value)
+                && let Err(why) = parse_settled_recheck(every)
+            {
+                self.at(
+                    value.span(),
+                    format!("dbss.settled_recheck = {every:?}: {why}"),
+                );
             }
         }
     }
@@ -532,6 +558,10 @@ region = "cn-north-4"
 
 [endpoints]
 nosql = "http://example.com"
+
+[dbss]
+settled_recheck = "sometimes"
+recheck = "6h"
 "#;
         let report = check(text);
         let m = messages(&report);
@@ -549,6 +579,8 @@ nosql = "http://example.com"
             ("no `id`", "project #3"),
             ("project #3 has no source table", ""),
             ("line 25:", "endpoints.nosql"),
+            ("line 28:", "dbss.settled_recheck = \"sometimes\""),
+            ("line 29:", "unknown key `dbss.recheck`"),
         ];
         for (a, b) in expect {
             assert!(

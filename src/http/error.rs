@@ -99,7 +99,8 @@ fn find_error(value: &serde_json::Value, depth: usize) -> Option<ErrorBody> {
 pub enum ApiError {
     /// 401/403: never retried (more than five bad signatures in a row lock the key pair).
     #[error(
-        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions (nothing more was sent: repeated refusals lock an access key pair for five minutes)"
+        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions ({})",
+        refusal_tail(.status, .code)
     )]
     Auth {
         site: CallSite,
@@ -131,9 +132,14 @@ pub enum ApiError {
     /// A 2xx whose body is not what the API documents, after retries.
     #[error("{site}: malformed response: {detail}")]
     Malformed { site: CallSite, detail: String },
-    /// Not sent: an earlier request of this run was refused authentication.
-    #[error("{site}: not requested, because an earlier request was refused authentication")]
-    Skipped { site: CallSite },
+    /// Not sent: an earlier request of this run was refused authentication,
+    /// or (`only_this_scope`) an earlier request of this project to this API
+    /// was refused permission.
+    #[error("{site}: not requested, because {}", skip_reason(.only_this_scope))]
+    Skipped {
+        site: CallSite,
+        only_this_scope: bool,
+    },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }
@@ -287,6 +293,33 @@ impl fmt::Display for MessageText {
     }
 }
 
+/// What was done about a refusal: a permission refusal (403 APIGW.0302)
+/// stops only that project's calls to that API; any other stops the run.
+fn refusal_tail(status: &u16, code: &CodeText) -> &'static str {
+    if is_permission_code(*status, code) {
+        "nothing more was sent to this API for this project; the rest goes on"
+    } else {
+        "nothing more was sent: repeated refusals lock an access key pair for five minutes"
+    }
+}
+
+/// 403 APIGW.0302 (or APIG.0302): the IAM user may not use this API here.
+fn is_permission_code(status: u16, code: &CodeText) -> bool {
+    status == 403
+        && code.0.as_deref().is_some_and(|c| {
+            c.eq_ignore_ascii_case("APIGW.0302") || c.eq_ignore_ascii_case("APIG.0302")
+        })
+}
+
+/// Why a call was not sent.
+fn skip_reason(only_this_scope: &bool) -> &'static str {
+    if *only_this_scope {
+        "an earlier request of this project to this API was refused permission"
+    } else {
+        "an earlier request was refused authentication"
+    }
+}
+
 /// ` (after N attempts)` when retries happened.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptsText(pub usize);
@@ -373,9 +406,32 @@ impl ApiError {
         }
     }
 
-    /// 401/403: the whole sync stops, since every other call would fail the same way.
+    /// 401/403 from the gateway: the credentials, or what they may do, were refused.
     pub fn is_auth(&self) -> bool {
         matches!(self, ApiError::Auth { .. })
+    }
+
+    /// A 403 APIGW.0302: the signature was accepted, but the IAM user may not
+    /// use this API in this project. Other projects and APIs may still be
+    /// allowed, and it is no bad signature (those lock the key pair), so only
+    /// this project's calls to this API stop.
+    pub fn is_permission_refusal(&self) -> bool {
+        match self {
+            ApiError::Auth { status, code, .. } => is_permission_code(*status, code),
+            _ => false,
+        }
+    }
+
+    /// The whole run stops: the credentials themselves were refused (every
+    /// other call would fail the same way), or a call was not sent for that.
+    pub fn stops_run(&self) -> bool {
+        match self {
+            ApiError::Auth { .. } => !self.is_permission_refusal(),
+            ApiError::Skipped {
+                only_this_scope, ..
+            } => !only_this_scope,
+            _ => false,
+        }
     }
 
     pub fn http_status(&self) -> Option<u16> {

@@ -1,7 +1,8 @@
 //! The HTTP layer every source shares: one reqwest client, credentials applied
 //! to each attempt (a signature carries its time, so every retry is re-signed),
 //! retries with exponential backoff and jitter honouring `Retry-After`, a bound
-//! on requests in flight, a body size limit and a count of requests made.
+//! on requests in flight, a body size limit and a count of requests made, in
+//! all and per (project, source).
 
 // Errors carry the whole call site so every message names source, project and
 // path; they are rare, so their size costs nothing that matters.
@@ -84,9 +85,16 @@ struct Inner {
     credentials: Option<Credentials>,
     limiter: Semaphore,
     requests: AtomicU64,
-    /// Set by the first 401/403: every later call is refused without a request,
-    /// since repeated bad signatures lock the key pair for five minutes.
+    /// Requests per project, one count per source (in [`Source::ALL`] order).
+    /// A short lock per request, next to a network round trip.
+    scope_requests: std::sync::Mutex<std::collections::HashMap<String, [u64; Source::ALL.len()]>>,
+    /// Set by the first 401/403 (but a 403 APIGW.0302): every later call is
+    /// refused without a request, since repeated bad signatures lock the key
+    /// pair for five minutes.
     auth_refused: std::sync::atomic::AtomicBool,
+    /// (project, source) pairs refused permission (403 APIGW.0302): their later
+    /// calls are not sent; every other pair goes on.
+    refused_scopes: std::sync::Mutex<std::collections::HashSet<(String, Source)>>,
     /// Set by the first 2xx: the credentials work.
     credentials_proven: std::sync::atomic::AtomicBool,
     /// Until the credentials are proven, one request at a time: bad credentials
@@ -139,7 +147,9 @@ impl ApiClient {
                 credentials,
                 limiter: Semaphore::new(settings.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
+                scope_requests: std::sync::Mutex::default(),
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
+                refused_scopes: std::sync::Mutex::default(),
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
                 pacer: pacer::Pacer::new(),
@@ -152,6 +162,31 @@ impl ApiClient {
     /// HTTP requests sent so far, retries included.
     pub fn requests_made(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests sent so far for one project and source, retries included.
+    pub fn requests_for(&self, project_id: &str, source: Source) -> u64 {
+        let Ok(map) = self.inner.scope_requests.lock() else {
+            return 0;
+        };
+        map.get(project_id)
+            .map_or(0, |counts| counts[source_slot(source)])
+    }
+
+    /// Counts one request of `project_id` and `source`.
+    fn count_request(&self, project_id: &str, source: Source) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.inner.scope_requests.lock() {
+            let slot = source_slot(source);
+            match map.get_mut(project_id) {
+                Some(counts) => counts[slot] += 1,
+                None => {
+                    let mut counts = [0; Source::ALL.len()];
+                    counts[slot] = 1;
+                    map.insert(project_id.to_owned(), counts);
+                }
+            }
+        }
     }
 
     /// What kind of credential is in use, for messages (never its value).
@@ -195,7 +230,16 @@ impl ApiClient {
         let mut malformed = 0usize;
         loop {
             if inner.auth_refused.load(Ordering::Acquire) {
-                return Err(ApiError::Skipped { site });
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: false,
+                });
+            }
+            if self.scope_refused(call.project_id, call.source) {
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: true,
+                });
             }
             if let Some(earlier) = self.unreachable(&site.endpoint) {
                 return Err(ApiError::Transport {
@@ -209,7 +253,7 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let answer = self.attempt(&url, call.project_id).await;
+            let answer = self.attempt(&url, call.project_id, call.source).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
                     Ok(value) => return Ok(value),
@@ -289,6 +333,14 @@ impl ApiClient {
             &answer.headers,
             &self.credential_description(),
         );
+        if failure.is_permission_refusal() {
+            // The signature passed: the credentials work, this scope may not.
+            self.credentials_work(probe);
+            if let Ok(mut refused) = inner.refused_scopes.lock() {
+                refused.insert((site.project_id.clone(), site.source));
+            }
+            return Err(Judged::Final(failure));
+        }
         if failure.is_auth() {
             inner.auth_refused.store(true, Ordering::Release);
             return Err(Judged::Final(failure));
@@ -305,6 +357,13 @@ impl ApiClient {
     fn credentials_work(&self, probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>) {
         self.inner.credentials_proven.store(true, Ordering::Release);
         *probe = None;
+    }
+
+    /// Whether this project's calls to this API were refused permission earlier in this run.
+    fn scope_refused(&self, project_id: &str, source: Source) -> bool {
+        self.inner.refused_scopes.lock().is_ok_and(|refused| {
+            !refused.is_empty() && refused.contains(&(project_id.to_owned(), source))
+        })
     }
 
     /// Why an endpoint was given up on earlier in this run, if it was.
@@ -326,7 +385,12 @@ impl ApiClient {
     }
 
     /// One signed request, holding an in-flight permit until the body is read.
-    async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        project_id: &str,
+        source: Source,
+    ) -> Result<Answer, AttemptError> {
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
             AttemptError::Transport(TransportFailure::other(
@@ -372,7 +436,7 @@ impl ApiClient {
             };
             header_map.insert(name, value);
         }
-        inner.requests.fetch_add(1, Ordering::Relaxed);
+        self.count_request(project_id, source);
         let response = inner
             .http
             .get(url.clone())
@@ -442,6 +506,14 @@ pub fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let q = canonical_query_string(query);
     url.set_query((!q.is_empty()).then_some(q.as_str()));
     url
+}
+
+/// Where a source's count sits in a project's counts.
+fn source_slot(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|s| *s == source)
+        .unwrap_or_default()
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {
@@ -519,6 +591,77 @@ mod tests {
         assert!(!is_retryable_status(StatusCode::FORBIDDEN));
         assert!(!is_retryable_status(StatusCode::NOT_FOUND));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
+    }
+
+    /// A loopback server that refuses permission (403 APIGW.0302) to every
+    /// path containing `/denied/` and answers `{}` to the rest.
+    async fn gateway_denying_one_project() -> Url {
+        let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+            if uri.path().contains("/denied/") {
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    r#"{"error_code":"APIGW.0302","error_msg":"The IAM user is forbidden in the currently selected region.","request_id":"r1"}"#,
+                )
+            } else {
+                (axum::http::StatusCode::OK, "{}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_permission_refusal_stops_only_that_project_and_api() {
+        let base = gateway_denying_one_project().await;
+        let client = ApiClient::new(None, HttpSettings::default()).expect("client");
+        let call = |project: &'static str, source: Source| Call {
+            source,
+            project_id: project,
+            base: &base,
+            path: format!("/v1/{project}/jobs"),
+            query: Vec::new(),
+        };
+        let parse = |_: &[u8]| Ok(());
+        let refused = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("403");
+        assert!(
+            refused.is_permission_refusal() && !refused.stops_run(),
+            "{refused:?}"
+        );
+        let again = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("not sent");
+        assert!(
+            matches!(
+                again,
+                ApiError::Skipped {
+                    only_this_scope: true,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        assert!(!again.stops_run());
+        assert_eq!(client.requests_for("denied", Source::Dbss), 1);
+        // The same project's other API, and other projects, still go out.
+        client
+            .get(&call("denied", Source::Nosql), parse)
+            .await
+            .expect_err("403 too");
+        assert_eq!(client.requests_for("denied", Source::Nosql), 1);
+        client
+            .get(&call("allowed", Source::Dbss), parse)
+            .await
+            .expect("allowed");
+        assert_eq!(client.requests_for("allowed", Source::Dbss), 1);
+        assert_eq!(client.requests_made(), 3);
     }
 
     #[tokio::test]

@@ -24,6 +24,25 @@ pub trait RowSink: Sync {
     fn rows(&self, rows: Vec<JobRow>) -> impl Future<Output = Result<(), WriterGone>> + Send;
 }
 
+/// What fetching one ID (a resource, a job) gave: the rows to store and, when
+/// the API did not give everything it announced, why. The rows are stored
+/// either way, and the shortfall is reported as that ID's failure.
+#[derive(Debug)]
+pub struct Fetched {
+    pub rows: Vec<JobRow>,
+    pub shortfall: Option<FetchError>,
+}
+
+impl Fetched {
+    /// Everything there was.
+    pub fn whole(rows: Vec<JobRow>) -> Fetched {
+        Fetched {
+            rows,
+            shortfall: None,
+        }
+    }
+}
+
 /// The writer task ended (a database error); fetching further is pointless.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the database writer stopped")]

@@ -1,5 +1,5 @@
 //! GaussDB(for NoSQL) task list, `GET /v3/{project_id}/jobs`: paged with
-//! `offset`/`limit` inside windows of at most 30 days.
+//! `offset`/`limit` inside windows a minute shorter than 30 days.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -14,8 +14,10 @@ use crate::normalize::{
     JobKind, duration_ms, format_utc, map_status, non_empty, parse_api_time, parse_progress,
 };
 
-/// The API refuses a `start_time`–`end_time` span longer than this.
-pub const MAX_WINDOW: Duration = Duration::days(30);
+/// The longest `start_time`–`end_time` span asked for. The API says the span
+/// "cannot exceed" 30 days; whether exactly 30 days passes is not documented,
+/// so every window stays a minute short of it.
+pub const MAX_WINDOW: Duration = Duration::minutes(30 * 24 * 60 - 1);
 
 /// Page size: the largest the API allows (10, 20 or 50).
 pub const PAGE_LIMIT: u64 = 50;
@@ -30,8 +32,8 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-/// Splits `[since, until]` into consecutive windows of at most 30 days, oldest
-/// first. Both ends are truncated to whole seconds (the API's resolution), so
+/// Splits `[since, until]` into consecutive windows of at most [`MAX_WINDOW`],
+/// oldest first. Both ends are truncated to whole seconds (the API's resolution), so
 /// the last window never ends after `until`. Empty when `since >= until`.
 pub fn plan_windows(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Window> {
     let second = Duration::seconds(1);
@@ -192,7 +194,7 @@ fn window_query(window: Window, status: Option<&str>, offset: u64) -> Vec<(Strin
     query
 }
 
-/// A larger `total_count` for one 30-day window is not believed: paging it
+/// A larger `total_count` for one window is not believed: paging it
 /// would take tens of thousands of requests.
 pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
 
@@ -270,7 +272,7 @@ async fn read_window(
     let total = first.total_count;
     if total > MAX_WINDOW_TOTAL {
         return Err(FetchError::Inconsistent(format!(
-            "total_count {total} is not plausible for one window of at most 30 days (more than {MAX_WINDOW_TOTAL})"
+            "total_count {total} is not plausible for one window of under 30 days (more than {MAX_WINDOW_TOTAL})"
         )));
     }
     let mut read = WindowRead {
@@ -345,22 +347,23 @@ mod tests {
     }
 
     #[test]
-    fn exactly_thirty_days_is_one_window() {
-        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:00Z"));
+    fn a_window_is_a_minute_shorter_than_thirty_days() {
+        assert_eq!(MAX_WINDOW, Duration::days(30) - Duration::minutes(1));
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-30T23:59:00Z"));
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].end - w[0].start, MAX_WINDOW);
     }
 
     #[test]
-    fn one_second_over_makes_a_second_window() {
-        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:01Z"));
+    fn exactly_thirty_days_makes_a_second_window_of_a_minute() {
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:00Z"));
         assert_eq!(w.len(), 2);
-        assert_eq!(w[0].end, t("2024-01-31T00:00:00Z"));
+        assert_eq!(w[0].end, t("2024-01-30T23:59:00Z"));
         assert_eq!(
             w[1],
             Window {
-                start: t("2024-01-31T00:00:00Z"),
-                end: t("2024-01-31T00:00:01Z")
+                start: t("2024-01-30T23:59:00Z"),
+                end: t("2024-01-31T00:00:00Z")
             }
         );
     }

@@ -1,6 +1,6 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run accounting, watermarks and what operators
-//! watch (`ops`).
+//! their status history, sync-run and per-scope accounting, watermarks and
+//! what operators watch (`ops`).
 
 mod adhoc;
 mod jobs;
@@ -8,6 +8,7 @@ mod lock;
 mod ops;
 mod report;
 mod runs;
+mod scopes;
 mod state;
 mod status;
 mod writer;
@@ -25,7 +26,8 @@ pub use ops::{LastSuccess, NewFailure};
 pub use report::{
     FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts,
 };
-pub use runs::{RunOutcome, RunTotals, SyncRun};
+pub use runs::{RunCounts, RunEnd, RunOutcome, RunTotals, SyncRun};
+pub use scopes::{FailingScopeRow, RETAINED_RUNS, ScopeRecord};
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use writer::{BulkWriter, JobBatch};

@@ -1,7 +1,9 @@
 //! One `jobtrail sync`: plan what to fetch (pure), fetch it concurrently under
 //! the client's in-flight bound, and hand every page to a single writer task
 //! that owns the database. Per-unit failures (a window, a resource, a job) are
-//! collected and the rest goes on; an authentication refusal stops everything.
+//! collected and the rest goes on; refused credentials stop everything, a
+//! refused permission (403 APIGW.0302) only that project's calls to that API.
+//! Each (project, region, source) scope is recorded with its own outcome.
 //!
 //! This module runs the whole and reports it; `nosql` syncs NoSQL windows
 //! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
@@ -26,7 +28,7 @@ use crate::http::ApiClient;
 use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::progress::Progress;
-use crate::store::{RunOutcome, RunTotals, Store, StoreError, SyncRun};
+use crate::store::{RunEnd, RunOutcome, RunTotals, ScopeRecord, Store, StoreError, SyncRun};
 
 pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
 pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
@@ -63,7 +65,23 @@ pub struct SyncReport {
     /// Things worth knowing that did not fail the run.
     pub warnings: Vec<SyncWarning>,
     pub elapsed: Duration,
+    /// Each (project, source) scope the run covered, in the order synced.
+    pub scopes: Vec<ScopeReport>,
 }
+
+/// What one (project, region, source) scope of a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeReport {
+    pub scope: Scope,
+    pub region: String,
+    pub outcome: RunOutcome,
+    /// HTTP requests made for it, retries included.
+    pub requests: u64,
+    pub totals: RunTotals,
+}
+
+/// How many failing scopes the summary line names before "and N more".
+const SCOPES_NAMED: usize = 5;
 
 impl SyncReport {
     /// The one-line summary printed at the end (also under cron).
@@ -79,10 +97,21 @@ impl SyncReport {
             self.elapsed.as_secs_f64()
         );
         if !self.errors.is_empty() {
-            line.push_str(&format!(
-                ", {} failed (see `jobtrail status`)",
-                self.errors.len()
-            ));
+            line.push_str(&format!(", {} failed", self.errors.len()));
+            let failing: Vec<String> = self
+                .scopes
+                .iter()
+                .filter(|s| s.outcome != RunOutcome::Succeeded)
+                .map(|s| s.scope.to_string())
+                .collect();
+            if !failing.is_empty() {
+                line.push_str(" in ");
+                line.push_str(&failing[..failing.len().min(SCOPES_NAMED)].join(", "));
+                if failing.len() > SCOPES_NAMED {
+                    line.push_str(&format!(" and {} more", failing.len() - SCOPES_NAMED));
+                }
+            }
+            line.push_str(" (see `jobtrail status`)");
         }
         line
     }
@@ -113,6 +142,9 @@ struct SyncContext<'a> {
     /// The writer's channel; closed when the context is dropped.
     sink: Sink,
     progress: &'a Progress,
+    /// How long a DBSS resource whose jobs are all final goes unread (zero:
+    /// read on every sync).
+    settled_recheck: chrono::Duration,
 }
 
 /// Runs one sync. The caller holds the [`crate::store::SyncLock`].
@@ -151,25 +183,18 @@ pub async fn run(
         now,
         sink,
         progress,
+        settled_recheck: chrono::Duration::from_std(settings.dbss_settled_recheck)
+            .unwrap_or(chrono::Duration::MAX),
     };
     let mut units = Vec::new();
-    let mut scopes = Vec::new();
     for project in &projects {
         for source in &sources {
             if project.has(*source) {
                 units.push(ctx.sync_unit(project, *source));
-                scopes.push(Scope {
-                    source: *source,
-                    project_id: project.id.clone(),
-                });
             }
         }
     }
-    // `join_all` keeps the order: each result is its scope's.
-    let results: Vec<(Scope, UnitResult)> = scopes
-        .into_iter()
-        .zip(futures::future::join_all(units).await)
-        .collect();
+    let results: Vec<ScopeResult> = futures::future::join_all(units).await;
     drop(ctx);
     let writer_failure = match writer.await {
         Ok(Ok(())) => {
@@ -218,9 +243,16 @@ fn select_projects<'a>(
         .collect())
 }
 
+/// What one (project, source) pair did, with the region it is in.
+struct ScopeResult {
+    scope: Scope,
+    region: String,
+    result: UnitResult,
+}
+
 impl SyncContext<'_> {
     /// Syncs one (project, source) pair; its failures are in the result.
-    async fn sync_unit(&self, project: &ProjectSettings, source: Source) -> UnitResult {
+    async fn sync_unit(&self, project: &ProjectSettings, source: Source) -> ScopeResult {
         let result = match source {
             Source::Nosql => nosql::sync_nosql(self, project).await,
             Source::Dbss => by_id::sync_dbss(self, project).await,
@@ -230,19 +262,24 @@ impl SyncContext<'_> {
             source,
             project_id: project.id.clone(),
         };
-        UnitResult::finish(result, scope)
+        ScopeResult {
+            result: UnitResult::finish(result, scope.clone()),
+            scope,
+            region: project.region.clone(),
+        }
     }
 }
 
 /// Closes the run with its outcome: failed when the credentials were refused,
-/// the writer failed or nothing succeeded; partial when only some units failed.
-/// The (project, source) pairs that synced without a failure are recorded as
-/// complete (for `jobtrail_last_success_timestamp_seconds`).
+/// the writer failed or nothing succeeded; partial when only some units
+/// failed. Each scope is recorded with its own outcome, requests and errors;
+/// the (project, source) pairs that synced without a failure are also recorded
+/// as complete (for `jobtrail_last_success_timestamp_seconds`).
 async fn finish(
     store: &Store,
     client: &ApiClient,
     run: SyncRun,
-    results: Vec<(Scope, UnitResult)>,
+    results: Vec<ScopeResult>,
     writer_failure: Option<SyncFailure>,
     started: Instant,
 ) -> Result<SyncReport, SyncError> {
@@ -252,14 +289,35 @@ async fn finish(
     let mut succeeded_units = 0;
     let mut auth_refused = false;
     let mut complete = Vec::new();
-    for (scope, result) in results {
-        if !writer_failed && result.errors.is_empty() && !result.auth_refused {
-            complete.push(scope);
+    let mut records = Vec::with_capacity(results.len());
+    for ScopeResult {
+        scope,
+        region,
+        result,
+    } in results
+    {
+        if !writer_failed && result.errors.is_empty() && !result.run_refused {
+            complete.push((scope.project_id.clone(), scope.source));
         }
+        records.push(ScopeRecord {
+            outcome: result.outcome(),
+            requests: client.requests_for(&scope.project_id, scope.source),
+            error: (!result.errors.is_empty()).then(|| {
+                let details: Vec<String> = result
+                    .errors
+                    .iter()
+                    .map(SyncFailure::within_scope)
+                    .collect();
+                summarize_errors(&details)
+            }),
+            project_id: scope.project_id,
+            region,
+            source: scope.source,
+        });
         errors.extend(result.errors);
         warnings.extend(result.warnings);
         succeeded_units += result.succeeded;
-        auth_refused |= result.auth_refused;
+        auth_refused |= result.run_refused;
     }
     let outcome = if errors.is_empty() {
         RunOutcome::Succeeded
@@ -271,21 +329,38 @@ async fn finish(
     let requests = client.requests_made();
     let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
     let finished_at = Utc::now();
-    let pairs: Vec<(&str, Source)> = complete
-        .iter()
-        .map(|s| (s.project_id.as_str(), s.source))
-        .collect();
+    let pairs: Vec<(&str, Source)> = complete.iter().map(|(p, s)| (p.as_str(), *s)).collect();
     store.record_complete_syncs(&pairs, finished_at).await?;
-    let totals = store
-        .finish_run(&run, outcome, requests, error_text.as_deref(), finished_at)
-        .await?;
+    let end = RunEnd {
+        outcome,
+        requests,
+        error: error_text.as_deref(),
+        finished_at,
+        scopes: &records,
+    };
+    let counts = store.finish_run(&run, end).await?;
+    let scopes = records
+        .into_iter()
+        .zip(counts.scopes)
+        .map(|(r, totals)| ScopeReport {
+            scope: Scope {
+                source: r.source,
+                project_id: r.project_id,
+            },
+            region: r.region,
+            outcome: r.outcome,
+            requests: r.requests,
+            totals,
+        })
+        .collect();
     Ok(SyncReport {
         run,
         outcome,
-        totals,
+        totals: counts.totals,
         requests,
         errors,
         warnings,
         elapsed: started.elapsed(),
+        scopes,
     })
 }

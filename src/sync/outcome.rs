@@ -1,6 +1,6 @@
 //! What a sync reports: its failures and warnings as typed values (printed,
-//! and stored in `sync_runs.error`, as text), and what each (project, source)
-//! pair did.
+//! and stored in `sync_runs.error` and `sync_scopes.error`, as text), and what
+//! each (project, source) pair did.
 
 use std::fmt;
 
@@ -9,6 +9,7 @@ use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::sources::FetchError;
 use crate::sources::nosql::Window;
+use crate::store::RunOutcome;
 use crate::store::StoreError;
 
 use super::misses::GONE_AFTER_MISSES;
@@ -55,6 +56,10 @@ impl fmt::Display for Unit {
     }
 }
 
+/// Why a pair's calls were not all sent.
+const NOT_SENT: &str =
+    "not synced (or only in part), because a request was refused authentication or permission";
+
 /// One thing a sync could not do. Each names source, project and what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncFailure {
@@ -74,9 +79,23 @@ pub enum SyncFailure {
     /// Reading what to fetch from the database failed, so the pair stopped.
     #[error("{scope}: database: {error}")]
     Store { scope: Scope, error: StoreError },
-    /// Calls were not sent after the credentials were refused (once per pair).
-    #[error("{scope}: not synced (or only in part), because a request was refused authentication")]
+    /// Calls were not sent after the credentials, or this pair's permission,
+    /// were refused (once per pair).
+    #[error("{scope}: {NOT_SENT}")]
     AuthRefused { scope: Scope },
+}
+
+impl SyncFailure {
+    /// The failure without the scope it is about, for that scope's own record
+    /// (`sync_scopes.error`, whose row already names project and source).
+    pub fn within_scope(&self) -> String {
+        match self {
+            SyncFailure::Fetch { unit, error, .. } => format!("{unit}: {error}"),
+            SyncFailure::Store { error, .. } => format!("database: {error}"),
+            SyncFailure::AuthRefused { .. } => NOT_SENT.into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Something worth knowing that did not fail the run.
@@ -130,7 +149,10 @@ pub(super) struct UnitResult {
     pub succeeded: usize,
     pub errors: Vec<SyncFailure>,
     pub warnings: Vec<SyncWarning>,
+    /// A call of this pair was refused authentication or permission.
     pub auth_refused: bool,
+    /// The credentials themselves were refused: the whole run fails.
+    pub run_refused: bool,
     /// Some calls were not sent because the credentials were refused.
     pub skipped: bool,
 }
@@ -160,6 +182,7 @@ impl UnitResult {
         if let FetchError::Api(e) = &error {
             let skipped = matches!(e, ApiError::Skipped { .. });
             self.auth_refused |= e.is_auth() || skipped;
+            self.run_refused |= e.stops_run();
             if skipped {
                 self.skipped = true;
                 return;
@@ -170,6 +193,18 @@ impl UnitResult {
             unit,
             error,
         });
+    }
+
+    /// How the pair ended: succeeded without a failure; failed when nothing
+    /// of it succeeded or the credentials were refused; partial otherwise.
+    pub fn outcome(&self) -> RunOutcome {
+        if self.errors.is_empty() {
+            RunOutcome::Succeeded
+        } else if self.succeeded == 0 || self.auth_refused {
+            RunOutcome::Failed
+        } else {
+            RunOutcome::Partial
+        }
     }
 
     /// The pair's result once it ended, or why reading the database stopped it.
