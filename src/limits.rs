@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::JobRow;
+use crate::model::{JobRow, Source};
 
 /// IDs (job, parent job, resource): longer ones keep a prefix and a hash of the
 /// whole, so the same ID is cut the same way by every sync.
@@ -47,6 +47,8 @@ impl fmt::Display for Cut {
 /// What was cut of one job to store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowCut {
+    pub source: Source,
+    pub project_id: String,
     /// The job's ID as stored (itself cut if it was too long).
     pub job_id: String,
     pub cuts: Vec<Cut>,
@@ -86,6 +88,8 @@ pub fn cap_row(row: &mut JobRow) -> Option<RowCut> {
         row.raw_json = fitted;
     }
     (!cuts.is_empty()).then(|| RowCut {
+        source: row.source,
+        project_id: row.project_id.clone(),
         job_id: row.job_id.clone(),
         cuts,
     })
@@ -507,7 +511,7 @@ impl<'a> Pruner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Source, Status};
+    use crate::model::Status;
 
     fn row(raw_json: &str) -> JobRow {
         JobRow {

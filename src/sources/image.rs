@@ -6,8 +6,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, parse_item, parse_json};
-use crate::http::{ApiClient, Call};
+use super::{FetchError, Parsed, parse_item, parse_json};
+use crate::http::{ApiClient, Call, api_path};
 use crate::model::{JobRow, Source};
 use crate::normalize::{JobKind, duration_ms, format_utc, map_status, non_empty, parse_api_time};
 
@@ -52,8 +52,10 @@ struct ExecuteInfo {
     error_message: Option<String>,
 }
 
-/// Parses one job into its row followed by one row per sub-job.
-pub fn parse_job(body: &[u8], project_id: &str) -> Result<Vec<JobRow>, String> {
+/// Parses one job into its row followed by one row per sub-job, each cut to
+/// what one job may store. A sub-job that lacks its ID or status, or has a
+/// field of the wrong type, is left out (noted, naming the field).
+pub fn parse_job(body: &[u8], project_id: &str) -> Result<Parsed, String> {
     let job: ImageJob = parse_json(body)?;
     let raw: &RawValue = parse_json(body)?;
     let missing = |field: &str| format!("field `{field}` is missing or null");
@@ -65,8 +67,8 @@ pub fn parse_job(body: &[u8], project_id: &str) -> Result<Vec<JobRow>, String> {
     let started = job.begin_time.as_deref().and_then(parse_api_time);
     let ended = job.end_time.as_deref().and_then(parse_api_time);
     let sub_jobs = job.sub_jobs.unwrap_or_default();
-    let mut rows = Vec::with_capacity(1 + sub_jobs.len());
-    rows.push(JobRow {
+    let mut parsed = Parsed::default();
+    parsed.push(JobRow {
         source: Source::Image,
         project_id: project_id.to_owned(),
         job_id: job_id.clone(),
@@ -85,44 +87,56 @@ pub fn parse_job(body: &[u8], project_id: &str) -> Result<Vec<JobRow>, String> {
         raw_json: raw.get().to_owned(),
     });
     for (index, raw_sub) in sub_jobs.iter().enumerate() {
-        let sub: SubJob = parse_item(raw_sub, "sub_jobs", index)?;
-        let id = sub
-            .id
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| missing(&format!("sub_jobs[{index}].id")))?;
-        let raw_status = sub
-            .status
-            .ok_or_else(|| missing(&format!("sub_jobs[{index}].status")))?;
-        let started = sub.begin_time.as_deref().and_then(parse_api_time);
-        let ended = sub.end_time.as_deref().and_then(parse_api_time);
-        let (resource_id, resource_name) = sub
-            .job_resource_info
-            .map(|r| (non_empty(r.resource_id), non_empty(r.resource_name)))
-            .unwrap_or_default();
-        let (error_code, fail_reason) = sub
-            .job_execute_info
-            .map(|e| (non_empty(e.error_code), non_empty(e.error_message)))
-            .unwrap_or_default();
-        rows.push(JobRow {
-            source: Source::Image,
-            project_id: project_id.to_owned(),
-            job_id: id,
-            parent_job_id: Some(job_id.clone()),
-            job_type: non_empty(sub.job_type),
-            status: map_status(JobKind::ImageSubJob, Some(&raw_status)),
-            raw_status: Some(raw_status),
-            progress: None,
-            started_at: started.map(format_utc),
-            ended_at: ended.map(format_utc),
-            duration_ms: duration_ms(started, ended),
-            resource_id,
-            resource_name,
-            error_code,
-            fail_reason,
-            raw_json: raw_sub.get().to_owned(),
-        });
+        match sub_job_row(raw_sub, index, project_id, &job_id) {
+            Ok(row) => parsed.push(row),
+            Err(why) => parsed.refuse(Source::Image, project_id, format!("job {job_id}: {why}")),
+        }
     }
-    Ok(rows)
+    Ok(parsed)
+}
+
+/// The row of sub-job `index`, or why it cannot be stored.
+fn sub_job_row(
+    raw_sub: &RawValue,
+    index: usize,
+    project_id: &str,
+    job_id: &str,
+) -> Result<JobRow, String> {
+    let missing = |field: &str| format!("field `sub_jobs[{index}].{field}` is missing or null");
+    let sub: SubJob = parse_item(raw_sub, "sub_jobs", index)?;
+    let id = sub
+        .id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("id"))?;
+    let raw_status = sub.status.ok_or_else(|| missing("status"))?;
+    let started = sub.begin_time.as_deref().and_then(parse_api_time);
+    let ended = sub.end_time.as_deref().and_then(parse_api_time);
+    let (resource_id, resource_name) = sub
+        .job_resource_info
+        .map(|r| (non_empty(r.resource_id), non_empty(r.resource_name)))
+        .unwrap_or_default();
+    let (error_code, fail_reason) = sub
+        .job_execute_info
+        .map(|e| (non_empty(e.error_code), non_empty(e.error_message)))
+        .unwrap_or_default();
+    Ok(JobRow {
+        source: Source::Image,
+        project_id: project_id.to_owned(),
+        job_id: id,
+        parent_job_id: Some(job_id.to_owned()),
+        job_type: non_empty(sub.job_type),
+        status: map_status(JobKind::ImageSubJob, Some(&raw_status)),
+        raw_status: Some(raw_status),
+        progress: None,
+        started_at: started.map(format_utc),
+        ended_at: ended.map(format_utc),
+        duration_ms: duration_ms(started, ended),
+        resource_id,
+        resource_name,
+        error_code,
+        fail_reason,
+        raw_json: raw_sub.get().to_owned(),
+    })
 }
 
 /// The image-server job API of one project.
@@ -145,12 +159,9 @@ impl ImageApi<'_> {
     }
 
     /// One job and its sub-jobs.
-    pub async fn job(&self, job_id: &str) -> Result<Vec<JobRow>, FetchError> {
-        let segment = crate::auth::signer::encode(job_id);
-        let call = self.call(
-            format!("{}/{segment}", jobs_path(self.project_id)),
-            Vec::new(),
-        );
+    pub async fn job(&self, job_id: &str) -> Result<Parsed, FetchError> {
+        let path = api_path(&["v1", self.project_id, "image-server-jobs", job_id])?;
+        let call = self.call(path, Vec::new());
         Ok(self
             .client
             .get(&call, |body| parse_job(body, self.project_id))
@@ -164,9 +175,13 @@ impl ImageApi<'_> {
     }
 }
 
-/// The image-server job list's path for a project.
+/// The image-server job list's path for a project (project IDs are checked by
+/// the configuration, so always one safe path segment).
 pub fn jobs_path(project_id: &str) -> String {
-    format!("/v1/{project_id}/image-server-jobs")
+    format!(
+        "/v1/{}/image-server-jobs",
+        crate::auth::signer::encode(project_id)
+    )
 }
 
 /// One page of the job list: job IDs, and the list's `count`.
@@ -205,7 +220,7 @@ mod tests {
              "job_execute_info":{"error_code":"WKS.0001","error_message":"flavor sold out"},"project_id":"p","job_id":"702364883651395584"},
             {"id":"s2","job_type":"CREATE_SERVER","job_resource_info":null,"begin_time":"2022-03-07T10:40:44Z",
              "end_time":null,"status":"ROLLBACK","job_execute_info":{"error_code":"","error_message":""}}]}"#;
-        let rows = parse_job(body, "p").expect("parses");
+        let rows = parse_job(body, "p").expect("parses").rows;
         assert_eq!(rows.len(), 3);
         assert_eq!(
             (rows[0].status, rows[0].duration_ms),

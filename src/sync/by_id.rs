@@ -12,10 +12,10 @@ use super::misses::{GONE_AFTER_MISSES, Misses};
 use super::outcome::{Scope, SyncWarning, Unit, UnitResult};
 use super::{IDS_IN_FLIGHT, SyncContext};
 use crate::config::ProjectSettings;
-use crate::model::{JobRow, Source};
+use crate::model::Source;
 use crate::sources::dbss::DbssApi;
 use crate::sources::image::ImageApi;
-use crate::sources::{FetchError, RowSink};
+use crate::sources::{FetchError, Parsed, RowSink};
 use crate::store::{StateUpdate, Store, StoreError};
 
 /// A DBSS resource whose jobs are all final is re-read at most this often
@@ -161,7 +161,7 @@ async fn sync_ids<F, Fut>(
 ) -> Result<UnitResult, StoreError>
 where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<Vec<JobRow>, FetchError>>,
+    Fut: Future<Output = Result<Parsed, FetchError>>,
 {
     let mut result = UnitResult::default();
     let mut ids: Vec<String> = list.configured.to_vec();
@@ -172,6 +172,9 @@ where
         StoreOnly::load(ctx.store, &scope, &ids, list.from_store, ctx.options.full).await?;
     store_only.extend_ids(&mut ids);
     unique_except(&mut ids, &list.skip);
+    if let Some(warning) = drop_unsafe(&mut ids, &scope, names.item) {
+        result.warnings.push(warning);
+    }
     let fetches = Fetches {
         ctx,
         scope,
@@ -180,6 +183,26 @@ where
     };
     fetches.fetch_each(ids, fetch, &mut result).await;
     Ok(result)
+}
+
+/// Drops the IDs that cannot be sent in a URL path (`.`, `..`, with a `/`):
+/// discovery lists and old rows may hold them (configured ones are refused
+/// when the configuration is read). Says which, if any.
+fn drop_unsafe(ids: &mut Vec<String>, scope: &Scope, kind: &'static str) -> Option<SyncWarning> {
+    let mut dropped = Vec::new();
+    ids.retain(|id| match crate::http::segment_problem(id) {
+        None => true,
+        Some(why) => {
+            dropped.push(format!("{:?} ({why})", crate::text::truncate_chars(id, 80)));
+            false
+        }
+    });
+    (!dropped.is_empty()).then(|| SyncWarning::UnsafeIds {
+        scope: scope.clone(),
+        kind,
+        count: dropped.len(),
+        examples: dropped.into_iter().take(5).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Drops repeated IDs (keeping the first) and those in `skip`.
@@ -253,7 +276,7 @@ impl Fetches<'_> {
     async fn fetch_each<F, Fut>(&self, ids: Vec<String>, fetch: F, result: &mut UnitResult)
     where
         F: Fn(String) -> Fut,
-        Fut: Future<Output = Result<Vec<JobRow>, FetchError>>,
+        Fut: Future<Output = Result<Parsed, FetchError>>,
     {
         let (fetch, sink) = (&fetch, &self.ctx.sink);
         let mut fetches = futures::stream::iter(ids)

@@ -11,6 +11,7 @@
 mod by_id;
 mod misses;
 mod nosql;
+mod notes;
 mod outcome;
 mod recheck;
 mod sink;
@@ -31,7 +32,7 @@ use crate::store::{RunOutcome, RunTotals, Store, StoreError, SyncRun};
 pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
 pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
 
-use outcome::{UnitResult, summarize_errors};
+use outcome::{UnitResult, run_record};
 use sink::Sink;
 
 /// DBSS resources / image jobs (and NoSQL re-checks) fetched at once per project.
@@ -159,6 +160,7 @@ pub async fn run(
         }
     }
     let results: Vec<UnitResult> = futures::future::join_all(units).await;
+    let notes = ctx.sink.notes();
     drop(ctx);
     let writer_failure = match writer.await {
         Ok(Ok(())) => {
@@ -169,6 +171,16 @@ pub async fn run(
         Ok(Err(e)) => Some(SyncFailure::Writer(e)),
         Err(e) => Some(SyncFailure::WriterCrashed(e)),
     };
+    let (note_warnings, note_failures) = notes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .outcome(client.lossy_answers());
+    let mut results = results;
+    results.push(UnitResult {
+        errors: note_failures,
+        warnings: note_warnings,
+        ..UnitResult::default()
+    });
     finish(store, client, run, results, writer_failure, started).await
 }
 
@@ -252,7 +264,7 @@ async fn finish(
         RunOutcome::Partial
     };
     let requests = client.requests_made();
-    let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
+    let error_text = run_record(&errors, &warnings);
     let totals = store
         .finish_run(&run, outcome, requests, error_text.as_deref(), Utc::now())
         .await?;
