@@ -6,6 +6,7 @@ mod util;
 
 mod auth;
 mod faults;
+mod hostile_cloud;
 mod first_run;
 mod incremental;
 mod reporting;

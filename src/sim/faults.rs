@@ -87,9 +87,10 @@ pub enum Fault {
     /// huge, deeply nested, not UTF-8 — added as the first member of the first
     /// job of the answer (NoSQL and DBSS job lists, an image job).
     JobMember(Vec<u8>),
-    /// NoSQL list: the first job of the page replaced by this job object (JSON
-    /// text), as when a job moved onto this page while the list was paged.
-    FirstJob(String),
+    /// NoSQL list: the first job of the page replaced by `job` (JSON text), as
+    /// when a job moved onto this page while the list was paged; answered
+    /// `after` this long (to choose which page arrives first).
+    MovedJob { job: String, after: Duration },
     /// Discovery lists (audit instances, image jobs): these IDs listed too.
     ExtraIds(Vec<String>),
 }
@@ -188,7 +189,7 @@ pub(crate) fn replacement(fault: &Fault, req: &Req, route: &Route, limit: u32) -
         | Fault::ChangingTotal
         | Fault::TotalCount(_)
         | Fault::JobMember(_)
-        | Fault::FirstJob(_)
+        | Fault::MovedJob { .. }
         | Fault::ExtraIds(_) => return None,
     })
 }
@@ -209,7 +210,7 @@ pub(crate) fn after_answer(fault: Option<&Fault>, mut reply: Reply, route: &Rout
             }
         }
         Some(Fault::JobMember(member)) => reply.body = with_member(&reply.body, member, route),
-        Some(Fault::FirstJob(job)) if matches!(route, Route::NosqlJobs { .. }) => {
+        Some(Fault::MovedJob { job, .. }) if matches!(route, Route::NosqlJobs { .. }) => {
             if let (Ok(mut value), Ok(job)) = (
                 serde_json::from_slice::<serde_json::Value>(&reply.body),
                 serde_json::from_str::<serde_json::Value>(job),

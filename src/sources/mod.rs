@@ -211,7 +211,11 @@ pub(crate) fn parse_item<T: DeserializeOwned>(
         } else {
             format!("{list}[{index}].{inner}")
         };
-        describe_json_error(&path, e.inner())
+        match e.inner().classify() {
+            serde_json::error::Category::Data => describe_json_error(&path, e.inner()),
+            // The item is valid JSON (it was read as one): nested too deeply.
+            _ => format!("field `{path}`: {}", e.inner()),
+        }
     })
 }
 
