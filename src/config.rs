@@ -267,7 +267,8 @@ impl Settings {
                 }),
             };
             let path_ids = |key: &str, ids: &[Spanned<String>]| {
-                path_ids(key, ids).map_err(|(span, why)| invalid(format!("line {}: {why}", at(span))))
+                path_ids(key, ids)
+                    .map_err(|(span, why)| invalid(format!("line {}: {why}", at(span))))
             };
             let dbss = match &p.dbss {
                 None => None,
@@ -757,7 +758,9 @@ job_ids = ["702364883651395584"]
         );
         let err = parse(&text).expect_err("..");
         assert!(
-            err.contains("line 18") && err.contains("project.image.job_ids") && err.contains("\"..\""),
+            err.contains("line 18")
+                && err.contains("project.image.job_ids")
+                && err.contains("\"..\""),
             "{err}"
         );
         let text = FULL.replace("2c154fdd-0d43-47b7-9cf1-5236bf6a2ca7", ".");

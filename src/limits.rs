@@ -58,7 +58,11 @@ pub struct RowCut {
 pub fn cap_row(row: &mut JobRow) -> Option<RowCut> {
     let mut cuts = Vec::new();
     let mut text = |field: &'static str, value: &mut String, max: usize, id: bool| {
-        let cut = if id { cut_id(value, max) } else { cut_text(value, max) };
+        let cut = if id {
+            cut_id(value, max)
+        } else {
+            cut_text(value, max)
+        };
         if let Some(cut) = cut {
             cuts.push(Cut {
                 field,
@@ -74,7 +78,12 @@ pub fn cap_row(row: &mut JobRow) -> Option<RowCut> {
         ("resource_id", &mut row.resource_id, MAX_ID_BYTES, true),
         ("job_type", &mut row.job_type, MAX_NAME_BYTES, false),
         ("raw_status", &mut row.raw_status, MAX_NAME_BYTES, false),
-        ("resource_name", &mut row.resource_name, MAX_NAME_BYTES, false),
+        (
+            "resource_name",
+            &mut row.resource_name,
+            MAX_NAME_BYTES,
+            false,
+        ),
         ("error_code", &mut row.error_code, MAX_NAME_BYTES, false),
         ("fail_reason", &mut row.fail_reason, MAX_REASON_BYTES, false),
     ];
@@ -554,7 +563,11 @@ mod tests {
         assert!(stored.ends_with("…[cut: 6000000 bytes]"), "{stored}");
         assert!(stored.starts_with("éé"));
         assert!(r.job_id.len() <= MAX_ID_BYTES);
-        assert!(r.job_id.contains("[cut: 10000 bytes, sha256 "), "{}", r.job_id);
+        assert!(
+            r.job_id.contains("[cut: 10000 bytes, sha256 "),
+            "{}",
+            r.job_id
+        );
         let mut other = row("{}");
         other.job_id = format!("{}y", "x".repeat(9_999));
         cap_row(&mut other);
@@ -589,16 +602,19 @@ mod tests {
                 .is_some_and(|s| s.ends_with("…[cut: 10000 bytes]"))
         );
         assert!(
-            v["blob"]
-                .as_str()
-                .is_some_and(|s| s.len() <= MAX_REASON_BYTES && s.ends_with("…[cut: 1000000 bytes]"))
+            v["blob"].as_str().is_some_and(
+                |s| s.len() <= MAX_REASON_BYTES && s.ends_with("…[cut: 1000000 bytes]")
+            )
         );
         assert!(
             v["list"].as_str().is_some_and(|s| s.starts_with("…[cut: ")),
             "{}",
             v["list"]
         );
-        assert_eq!((v["n"].as_f64(), v["ok"].as_bool()), (Some(-1500.0), Some(true)));
+        assert_eq!(
+            (v["n"].as_f64(), v["ok"].as_bool()),
+            (Some(-1500.0), Some(true))
+        );
         assert!(v["none"].is_null());
         assert_eq!(v["_jobtrail"]["original_bytes"], raw.len());
     }
@@ -614,10 +630,17 @@ mod tests {
         assert_eq!(json_depth(&raw), depth + 1);
         let (fitted, cut) = fit_raw_json(&raw).expect("cut");
         assert_eq!(cut.depth, depth + 1);
-        assert!(json_depth(&fitted) <= MAX_JSON_DEPTH, "{}", json_depth(&fitted));
+        assert!(
+            json_depth(&fitted) <= MAX_JSON_DEPTH,
+            "{}",
+            json_depth(&fitted)
+        );
         let v: serde_json::Value = serde_json::from_str(&fitted).expect("valid JSON");
         assert_eq!(v["status"], "Failed");
-        assert!(fitted.contains("nested more than 64 levels deep"), "{fitted:.300}");
+        assert!(
+            fitted.contains("nested more than 64 levels deep"),
+            "{fitted:.300}"
+        );
         assert!(
             v["_jobtrail"]["cut"]
                 .as_str()

@@ -156,7 +156,9 @@ async fn dot_ids_from_discovery_are_never_requested_and_the_user_is_told() {
     let said = warnings(&report);
     for (source, kind) in [("dbss", "resource"), ("image", "job")] {
         assert!(
-            said.contains(&format!("{source} (project {DEFAULT_PROJECT}): 3 {kind} ID(s) not requested")),
+            said.contains(&format!(
+                "{source} (project {DEFAULT_PROJECT}): 3 {kind} ID(s) not requested"
+            )),
             "{said}"
         );
     }
@@ -164,7 +166,10 @@ async fn dot_ids_from_discovery_are_never_requested_and_the_user_is_told() {
         said.contains("\"..\"") && said.contains("not requested"),
         "{said}"
     );
-    assert!(case.run_record().await.contains("warning: "), "kept with the run");
+    assert!(
+        case.run_record().await.contains("warning: "),
+        "kept with the run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,31 +210,44 @@ async fn a_huge_reason_is_stored_cut_and_the_report_stays_small() {
     let run = env.jobtrail(&["sync"]).await;
     run.assert_code(0);
     let pool = env.pool().await;
-    let (stored, raw_len, status, original, cut_record): (String, i64, String, Option<i64>, Option<String>) =
-        sqlx::query_as(
-            "SELECT fail_reason, length(raw_json), json_extract(raw_json, '$.status'), \
+    let (stored, raw_len, status, original, cut_record): (
+        String,
+        i64,
+        String,
+        Option<i64>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT fail_reason, length(raw_json), json_extract(raw_json, '$.status'), \
              json_extract(raw_json, '$._jobtrail.original_bytes'), \
              (SELECT error FROM sync_runs ORDER BY id DESC LIMIT 1) \
              FROM jobs WHERE job_id = ?",
-        )
-        .bind(&job.id)
-        .fetch_one(&pool)
-        .await
-        .expect("the job is stored");
+    )
+    .bind(&job.id)
+    .fetch_one(&pool)
+    .await
+    .expect("the job is stored");
     pool.close().await;
     assert!(stored.len() <= 4096, "{}", stored.len());
     assert!(stored.starts_with("quota exceeded; "));
     assert!(stored.ends_with("…[cut: 5242880 bytes]"), "{stored:.100}");
     assert!(raw_len <= 64 * 1024, "{raw_len}");
-    assert_eq!(status, "Failed", "json_extract still finds the parsed fields");
+    assert_eq!(
+        status, "Failed",
+        "json_extract still finds the parsed fields"
+    );
     assert!(original > Some(5_242_880), "{original:?}");
     assert!(
-        cut_record.as_deref().is_some_and(|r| r.contains("warning: ")),
+        cut_record
+            .as_deref()
+            .is_some_and(|r| r.contains("warning: ")),
         "{cut_record:?}"
     );
     assert!(
-        run.stderr.contains("stored with values cut to the storage limits")
-            && run.stderr.contains("fail_reason in 1 (up to 5242880 bytes)"),
+        run.stderr
+            .contains("stored with values cut to the storage limits")
+            && run
+                .stderr
+                .contains("fail_reason in 1 (up to 5242880 bytes)"),
         "{}",
         run.stderr
     );
@@ -398,7 +416,10 @@ async fn moved_job(world: &str, copy: &str, copy_last: bool) -> (String, Vec<Str
     let case = Case::start(small_world()).await;
     let job = case.nosql_jobs()[50].clone();
     let end = (world != "Running").then(|| job.start + chrono::Duration::minutes(3));
-    assert!(case.sim.set_nosql_job(DEFAULT_PROJECT, &job.id, world, "", end));
+    assert!(
+        case.sim
+            .set_nosql_job(DEFAULT_PROJECT, &job.id, world, "", end)
+    );
     let delay = Duration::from_millis(400);
     let after = if copy_last { delay } else { Duration::ZERO };
     case.sim.add_fault(

@@ -6,8 +6,8 @@ mod util;
 
 mod auth;
 mod faults;
-mod hostile_cloud;
 mod first_run;
+mod hostile_cloud;
 mod incremental;
 mod reporting;
 mod sources;

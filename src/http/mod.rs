@@ -448,12 +448,8 @@ impl ApiClient {
             .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?;
         let status = response.status();
         let response_headers = response.headers().clone();
-        let (body, large) = read_limited(
-            response,
-            inner.settings.max_body_bytes,
-            &inner.large_bodies,
-        )
-        .await?;
+        let (body, large) =
+            read_limited(response, inner.settings.max_body_bytes, &inner.large_bodies).await?;
         tracing::trace!(status = status.as_u16(), bytes = body.len(), "response");
         let (body, invalid_sequences) = if status.is_success() {
             valid_utf8(body)

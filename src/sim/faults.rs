@@ -227,7 +227,10 @@ pub(crate) fn after_answer(fault: Option<&Fault>, mut reply: Reply, route: &Rout
                         "instances",
                         |id| json!({"id": format!("inst-{id}"), "resource_id": id, "name": "planted", "status": "ACTIVE"}),
                     ),
-                    _ => ("items", |id| json!({"id": id, "job_type": "CREATE_SERVER", "status": "SUCCESS"})),
+                    _ => (
+                        "items",
+                        |id| json!({"id": id, "job_type": "CREATE_SERVER", "status": "SUCCESS"}),
+                    ),
                 };
                 if let Some(items) = value[list].as_array_mut() {
                     items.extend(ids.iter().map(|id| item(id)));
@@ -389,7 +392,10 @@ mod tests {
             project: "p".into(),
             job_id: "j".into(),
         };
-        assert_eq!(with_member(b"{\"id\":1}", b"\"y\":2", &image), b"{\"y\":2,\"id\":1}".to_vec());
+        assert_eq!(
+            with_member(b"{\"id\":1}", b"\"y\":2", &image),
+            b"{\"y\":2,\"id\":1}".to_vec()
+        );
     }
 
     #[test]

@@ -48,7 +48,12 @@ impl NoteLog {
                         .entry((cut.source, cut.project_id))
                         .or_default();
                     tally.cut_jobs += 1;
-                    for Cut { field, bytes, depth } in cut.cuts {
+                    for Cut {
+                        field,
+                        bytes,
+                        depth,
+                    } in cut.cuts
+                    {
                         let entry = tally.fields.entry(field).or_default();
                         *entry = (entry.0 + 1, entry.1.max(bytes), entry.2.max(depth));
                     }
@@ -74,10 +79,7 @@ impl NoteLog {
     }
 
     /// The warnings (cuts, lossy answers) and failures (jobs left out) to report.
-    pub(crate) fn outcome(
-        &self,
-        lossy: Vec<LossyAnswers>,
-    ) -> (Vec<SyncWarning>, Vec<SyncFailure>) {
+    pub(crate) fn outcome(&self, lossy: Vec<LossyAnswers>) -> (Vec<SyncWarning>, Vec<SyncFailure>) {
         let mut warnings = Vec::new();
         let mut failures = Vec::new();
         for ((source, project_id), tally) in &self.by_scope {
@@ -122,7 +124,10 @@ impl NoteLog {
                 },
                 answers: l.answers,
                 sequences: l.invalid_sequences,
-                first_path: crate::text::truncate_chars(&l.first_path.escape_debug().to_string(), 200),
+                first_path: crate::text::truncate_chars(
+                    &l.first_path.escape_debug().to_string(),
+                    200,
+                ),
             });
         }
         (warnings, failures)

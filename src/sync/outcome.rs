@@ -83,7 +83,11 @@ pub enum SyncFailure {
     #[error(
         "{scope}: {jobs} job(s) could not be read and were left out; the rest of their answers was stored ({why})"
     )]
-    JobsLeftOut { scope: Scope, jobs: u64, why: String },
+    JobsLeftOut {
+        scope: Scope,
+        jobs: u64,
+        why: String,
+    },
 }
 
 /// Something worth knowing that did not fail the run.

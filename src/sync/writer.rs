@@ -108,11 +108,7 @@ pub(super) async fn write_all(
     thread.await.expect("the database writer thread panicked")
 }
 
-fn add(
-    batch: &mut JobBatch,
-    permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>,
-    found: Found,
-) {
+fn add(batch: &mut JobBatch, permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>, found: Found) {
     match found {
         Found::Rows(rows, permit) => {
             batch.rows.extend(rows);
