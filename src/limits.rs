@@ -393,10 +393,20 @@ impl<'a> Pruner<'a> {
     fn string(&mut self, out: &mut String, max: usize) -> Result<(), Invalid> {
         self.expect(b'"')?;
         let start = self.pos;
-        while self.input.get(self.pos) != Some(&b'"') {
-            self.pos += self.piece_len(self.pos)?;
+        // Only `"` and `\\` matter to find the end (an escape's other bytes are
+        // never either): a plain byte loop, however long the string.
+        loop {
+            match self.input.get(self.pos) {
+                Some(b'"') => break,
+                Some(b'\\') => self.pos += 2,
+                Some(_) => self.pos += 1,
+                None => return Err(Invalid),
+            }
         }
         let end = self.pos;
+        if !self.text.is_char_boundary(end) {
+            return Err(Invalid);
+        }
         self.pos += 1;
         out.push('"');
         if end - start <= max {
