@@ -266,24 +266,8 @@ impl Settings {
                     },
                 }),
             };
-            let path_ids = |key: &str, ids: &[Spanned<String>]| {
-                path_ids(key, ids)
-                    .map_err(|(span, why)| invalid(format!("line {}: {why}", at(span))))
-            };
-            let dbss = match &p.dbss {
-                None => None,
-                Some(d) => Some(DbssSettings {
-                    resource_ids: dedup(&path_ids("project.dbss.resource_ids", &d.resource_ids)?),
-                    discover: d.discover,
-                }),
-            };
-            let image = match &p.image {
-                None => None,
-                Some(i) => Some(ImageSettings {
-                    job_ids: dedup(&path_ids("project.image.job_ids", &i.job_ids)?),
-                    discover: i.discover,
-                }),
-            };
+            let (dbss, image) = by_id_sources(p)
+                .map_err(|(span, why)| invalid(format!("line {}: {why}", at(span))))?;
             if nosql.is_none() && dbss.is_none() && image.is_none() {
                 return Err(invalid(format!(
                     "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
@@ -308,14 +292,34 @@ impl Settings {
     }
 }
 
+/// A problem and where in the file it is.
+type AtSpan = (std::ops::Range<usize>, String);
+
+/// A project's `[project.dbss]` and `[project.image]`, their IDs checked
+/// ([`path_ids`]) and without repeats; an error carries the span at fault.
+fn by_id_sources(p: &ProjectFile) -> Result<(Option<DbssSettings>, Option<ImageSettings>), AtSpan> {
+    let dbss = match &p.dbss {
+        None => None,
+        Some(d) => Some(DbssSettings {
+            resource_ids: dedup(&path_ids("project.dbss.resource_ids", &d.resource_ids)?),
+            discover: d.discover,
+        }),
+    };
+    let image = match &p.image {
+        None => None,
+        Some(i) => Some(ImageSettings {
+            job_ids: dedup(&path_ids("project.image.job_ids", &i.job_ids)?),
+            discover: i.discover,
+        }),
+    };
+    Ok((dbss, image))
+}
+
 /// The IDs of a `job_ids`/`resource_ids` list, each of which is sent as one
 /// URL path segment: `.` and `..` (which would send the request to another
 /// path) or one with a `/` are refused, naming the key; blanks are left for
 /// [`dedup`] to drop.
-fn path_ids(
-    key: &str,
-    ids: &[Spanned<String>],
-) -> Result<Vec<String>, (std::ops::Range<usize>, String)> {
+fn path_ids(key: &str, ids: &[Spanned<String>]) -> Result<Vec<String>, AtSpan> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let trimmed = id.get_ref().trim();
