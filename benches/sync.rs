@@ -359,11 +359,11 @@ async fn replay<T: Send + 'static>(
 fn parse_rows(path: &str, body: &[u8]) -> Result<Vec<JobRow>, String> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["v3", p, "jobs"] => Ok(nosql::parse_page(body, p)?.rows),
+        ["v3", p, "jobs"] => Ok(nosql::parse_page(body, p)?.parsed.rows),
         ["v1", p, "dbss", "audit", "jobs", r] | ["v1", p, "audit", r, "jobs"] => {
-            dbss::parse_jobs(body, p, r)
+            dbss::parse_jobs(body, p, r).map(|p| p.rows)
         }
-        ["v1", p, "image-server-jobs", _] => image::parse_job(body, p),
+        ["v1", p, "image-server-jobs", _] => image::parse_job(body, p).map(|p| p.rows),
         _ => Ok(Vec::new()),
     }
 }

@@ -65,7 +65,7 @@ struct NosqlFile {
 #[serde(deny_unknown_fields)]
 struct DbssFile {
     #[serde(default)]
-    resource_ids: Vec<String>,
+    resource_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
@@ -74,7 +74,7 @@ struct DbssFile {
 #[serde(deny_unknown_fields)]
 struct ImageFile {
     #[serde(default)]
-    job_ids: Vec<String>,
+    job_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
@@ -300,14 +300,8 @@ impl Settings {
                     },
                 }),
             };
-            let dbss = p.dbss.as_ref().map(|d| DbssSettings {
-                resource_ids: dedup(&d.resource_ids),
-                discover: d.discover,
-            });
-            let image = p.image.as_ref().map(|i| ImageSettings {
-                job_ids: dedup(&i.job_ids),
-                discover: i.discover,
-            });
+            let (dbss, image) = by_id_sources(p)
+                .map_err(|(span, why)| invalid(format!("line {}: {why}", at(span))))?;
             if nosql.is_none() && dbss.is_none() && image.is_none() {
                 return Err(invalid(format!(
                     "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
@@ -343,6 +337,53 @@ impl Settings {
             dbss_settled_recheck,
         })
     }
+}
+
+/// A problem and where in the file it is.
+type AtSpan = (std::ops::Range<usize>, String);
+
+/// A project's `[project.dbss]` and `[project.image]`, their IDs checked
+/// ([`path_ids`]) and without repeats; an error carries the span at fault.
+fn by_id_sources(p: &ProjectFile) -> Result<(Option<DbssSettings>, Option<ImageSettings>), AtSpan> {
+    let dbss = match &p.dbss {
+        None => None,
+        Some(d) => Some(DbssSettings {
+            resource_ids: dedup(&path_ids("project.dbss.resource_ids", &d.resource_ids)?),
+            discover: d.discover,
+        }),
+    };
+    let image = match &p.image {
+        None => None,
+        Some(i) => Some(ImageSettings {
+            job_ids: dedup(&path_ids("project.image.job_ids", &i.job_ids)?),
+            discover: i.discover,
+        }),
+    };
+    Ok((dbss, image))
+}
+
+/// The IDs of a `job_ids`/`resource_ids` list, each of which is sent as one
+/// URL path segment: `.` and `..` (which would send the request to another
+/// path) or one with a `/` are refused, naming the key; blanks are left for
+/// [`dedup`] to drop.
+fn path_ids(key: &str, ids: &[Spanned<String>]) -> Result<Vec<String>, AtSpan> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let trimmed = id.get_ref().trim();
+        if !trimmed.is_empty()
+            && let Some(why) = crate::http::segment_problem(trimmed)
+        {
+            return Err((
+                id.span(),
+                format!(
+                    "{key}: {:?} is not an ID: {why}",
+                    crate::text::truncate_chars(id.get_ref(), 80)
+                ),
+            ));
+        }
+        out.push(id.get_ref().clone());
+    }
+    Ok(out)
 }
 
 fn dedup(ids: &[String]) -> Vec<String> {
@@ -822,6 +863,28 @@ job_ids = ["702364883651395584"]
             .expect_err("scheme");
         assert!(err.contains("ping_url") && err.contains("scheme"), "{err}");
         assert!(!err.contains(secret), "{err}");
+    }
+
+    #[test]
+    fn dot_ids_are_refused_with_key_and_line() {
+        let text = FULL.replace(
+            "job_ids = [\"702364883651395584\"]",
+            "job_ids = [\n  \"702364883651395584\",\n  \"..\",\n]",
+        );
+        let err = parse(&text).expect_err("..");
+        assert!(
+            err.contains("line 18")
+                && err.contains("project.image.job_ids")
+                && err.contains("\"..\""),
+            "{err}"
+        );
+        let text = FULL.replace("2c154fdd-0d43-47b7-9cf1-5236bf6a2ca7", ".");
+        let err = parse(&text).expect_err(".");
+        assert!(
+            err.contains("line 12") && err.contains("project.dbss.resource_ids"),
+            "{err}"
+        );
+        assert!(parse(&FULL.replace("702364883651395584", "a/b")).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod auth;
 mod faults;
 mod fidelity;
 mod first_run;
+mod hostile_cloud;
 mod incremental;
 mod ops;
 mod progress;

@@ -10,6 +10,7 @@
 
 mod error;
 mod pacer;
+pub mod path;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +20,11 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use error::TransportFailure;
 pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
+pub use path::{UnsafeSegment, api_path, segment_problem};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -105,7 +107,27 @@ struct Inner {
     pacer: pacer::Pacer,
     /// Endpoints that never answered a whole call: origin → why.
     unreachable: std::sync::Mutex<std::collections::HashMap<String, TransportFailure>>,
+    /// One body at a time may grow past [`LARGE_BODY_BYTES`]: with the
+    /// in-flight bound, this bounds the bytes buffered however big the answers.
+    large_bodies: Arc<Semaphore>,
+    /// Answers read lossily because they were not valid UTF-8, per project and source.
+    lossy: std::sync::Mutex<Vec<LossyAnswers>>,
     settings: HttpSettings,
+}
+
+/// A body may grow to this size before it needs the one large-body slot.
+const LARGE_BODY_BYTES: usize = 1024 * 1024;
+
+/// Answers of one project's source that were not valid UTF-8: each was read
+/// with U+FFFD (the replacement character) in place of every invalid sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossyAnswers {
+    pub source: Source,
+    pub project_id: String,
+    pub answers: u64,
+    pub invalid_sequences: u64,
+    /// The first such answer's path and query.
+    pub first_path: String,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -124,7 +146,12 @@ impl std::fmt::Debug for ApiClient {
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
+    /// Valid UTF-8 for a 2xx (see `invalid_sequences`).
     body: Vec<u8>,
+    /// Invalid UTF-8 sequences replaced by U+FFFD in a 2xx body.
+    invalid_sequences: u64,
+    /// Held while a large body is read and parsed.
+    _large: Option<OwnedSemaphorePermit>,
 }
 
 impl ApiClient {
@@ -154,6 +181,8 @@ impl ApiClient {
                 probe: tokio::sync::Mutex::new(()),
                 pacer: pacer::Pacer::new(),
                 unreachable: std::sync::Mutex::default(),
+                large_bodies: Arc::new(Semaphore::new(1)),
+                lossy: std::sync::Mutex::default(),
                 settings,
             }),
         })
@@ -186,6 +215,39 @@ impl ApiClient {
                     map.insert(project_id.to_owned(), counts);
                 }
             }
+        }
+    }
+
+    /// The answers of this client's calls that were read lossily (not valid UTF-8).
+    pub fn lossy_answers(&self) -> Vec<LossyAnswers> {
+        self.inner
+            .lossy
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// Counts an answer read lossily, by project and source.
+    fn note_lossy(&self, site: &CallSite, invalid_sequences: u64) {
+        tracing::warn!(%site, invalid_sequences, "the answer is not valid UTF-8; read with U+FFFD in place of each invalid sequence");
+        let Ok(mut lossy) = self.inner.lossy.lock() else {
+            return;
+        };
+        match lossy
+            .iter_mut()
+            .find(|l| l.source == site.source && l.project_id == site.project_id)
+        {
+            Some(l) => {
+                l.answers += 1;
+                l.invalid_sequences += invalid_sequences;
+            }
+            None => lossy.push(LossyAnswers {
+                source: site.source,
+                project_id: site.project_id.clone(),
+                answers: 1,
+                invalid_sequences,
+                first_path: site.path.clone(),
+            }),
         }
     }
 
@@ -319,12 +381,16 @@ impl ApiClient {
         }
         if answer.status.is_success() {
             self.credentials_work(probe);
-            return parse(&answer.body).map_err(|detail| {
+            let value = parse(&answer.body).map_err(|detail| {
                 Judged::Malformed(ApiError::Malformed {
                     site: site.clone(),
                     detail,
                 })
-            });
+            })?;
+            if answer.invalid_sequences > 0 {
+                self.note_lossy(site, answer.invalid_sequences);
+            }
+            return Ok(value);
         }
         let failure = ApiError::from_status(
             site,
@@ -446,12 +512,20 @@ impl ApiClient {
             .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?;
         let status = response.status();
         let response_headers = response.headers().clone();
-        let body = read_limited(response, inner.settings.max_body_bytes).await?;
+        let (body, large) =
+            read_limited(response, inner.settings.max_body_bytes, &inner.large_bodies).await?;
         tracing::trace!(status = status.as_u16(), bytes = body.len(), "response");
+        let (body, invalid_sequences) = if status.is_success() {
+            valid_utf8(body)
+        } else {
+            (body, 0)
+        };
         Ok(Answer {
             status,
             headers: response_headers,
             body,
+            invalid_sequences,
+            _large: large,
         })
     }
 }
@@ -471,18 +545,31 @@ enum AttemptError {
     TooLarge(usize),
 }
 
-/// Reads the body chunk by chunk, refusing more than `limit` bytes.
+/// Reads the body chunk by chunk, refusing more than `limit` bytes. A body
+/// that grows past [`LARGE_BODY_BYTES`] first takes the one large-body slot
+/// (returned, to hold until the body is parsed), so however large and many
+/// the answers, at most one of them is buffered beyond that size.
 async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
-) -> Result<Vec<u8>, AttemptError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
+    large_bodies: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), AttemptError> {
+    let announced = response.content_length().unwrap_or(0);
+    if announced > limit as u64 {
         return Err(AttemptError::TooLarge(limit));
     }
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    let take_slot = || async {
+        Arc::clone(large_bodies).acquire_owned().await.map_err(|_| {
+            AttemptError::Transport(TransportFailure::other(
+                "the large-body limiter was closed".into(),
+            ))
+        })
+    };
+    let mut large = None;
+    if announced > LARGE_BODY_BYTES as u64 {
+        large = Some(take_slot().await?);
+    }
+    let mut body = Vec::with_capacity(announced as usize);
     while let Some(chunk) = response
         .chunk()
         .await
@@ -491,9 +578,32 @@ async fn read_limited(
         if body.len() + chunk.len() > limit {
             return Err(AttemptError::TooLarge(limit));
         }
+        if large.is_none() && body.len() + chunk.len() > LARGE_BODY_BYTES {
+            large = Some(take_slot().await?);
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, large))
+}
+
+/// The body as valid UTF-8: unchanged when it is, else with U+FFFD in place
+/// of each invalid sequence, and how many there were. One stray byte from the
+/// cloud then costs that byte, not the whole answer (and, answer after answer,
+/// a window that could never be stored).
+fn valid_utf8(body: Vec<u8>) -> (Vec<u8>, u64) {
+    if std::str::from_utf8(&body).is_ok() {
+        return (body, 0);
+    }
+    let mut fixed = String::with_capacity(body.len() + 16);
+    let mut invalid = 0u64;
+    for chunk in body.utf8_chunks() {
+        fixed.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            fixed.push(char::REPLACEMENT_CHARACTER);
+            invalid += 1;
+        }
+    }
+    (fixed.into_bytes(), invalid)
 }
 
 /// The URL exactly as the SDK sends it: base, path, and the canonical (sorted,
@@ -558,6 +668,17 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:8080/prefix/v3/p/jobs?limit=50&start_time=2024-01-01T00%3A00%3A00%2B0800"
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_counted() {
+        let (body, n) = valid_utf8(b"{\"a\":\"caf\xe9 \xff\xfe ok\"}".to_vec());
+        assert_eq!(n, 3);
+        assert_eq!(
+            String::from_utf8(body).expect("utf-8"),
+            "{\"a\":\"caf\u{fffd} \u{fffd}\u{fffd} ok\"}"
+        );
+        assert_eq!(valid_utf8(b"plain".to_vec()), (b"plain".to_vec(), 0));
     }
 
     #[test]

@@ -245,6 +245,33 @@ async fn database_values_are_escaped() {
     }
 }
 
+/// Rows stored before the storage caps (or by a hostile cloud through another
+/// tool): every cell is cut, so megabytes of one value cannot swell the page.
+#[tokio::test]
+async fn megabyte_values_are_cut_in_every_cell() {
+    let t = at("2024-01-02T00:00:00Z");
+    let huge = |c: &str| c.repeat(2 * 1024 * 1024);
+    let mut rows = Vec::new();
+    for (n, status) in [Status::Failed, Status::Running].into_iter().enumerate() {
+        let mut row = job(
+            Source::Nosql,
+            &format!("{n}{}", huge("i")),
+            Some(&huge("T")),
+            status,
+            Some(t),
+            (status == Status::Failed).then(|| t + Duration::seconds(5)),
+        );
+        row.fail_reason = Some(huge("R"));
+        row.error_code = Some(huge("E"));
+        row.resource_name = Some(huge("N"));
+        row.raw_status = Some(huge("S"));
+        rows.push(row);
+    }
+    let html = render_all(rows, &ReportFilter::default(), at("2024-01-05T00:00:00Z")).await;
+    assert!(html.len() < 100 * 1024, "a page of {} bytes", html.len());
+    assert!(html.contains("TTTT…"), "a cut cell ends with an ellipsis");
+}
+
 #[tokio::test]
 async fn an_empty_database_gets_a_friendly_page() {
     let db = db_with(&[]).await;

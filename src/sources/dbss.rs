@@ -12,8 +12,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, parse_item, parse_json};
-use crate::http::{ApiClient, Call};
+use super::{FetchError, Parsed, parse_item, parse_json};
+use crate::http::{ApiClient, Call, UnsafeSegment, api_path};
 use crate::model::{DbssJobsPath, JobRow, Source};
 use crate::normalize::{JobKind, duration_ms, format_utc, from_epoch_ms, map_status, non_empty};
 
@@ -67,19 +67,23 @@ fn epoch_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
     }
 }
 
-/// Parses a jobs response for `resource_id` into rows.
-pub fn parse_jobs(body: &[u8], project_id: &str, resource_id: &str) -> Result<Vec<JobRow>, String> {
+/// Parses a jobs response for `resource_id` into rows, each cut to what one
+/// job may store. A job that lacks its ID or status, or has a field of the
+/// wrong type, is left out (noted, naming the field); the rest are kept.
+pub fn parse_jobs(body: &[u8], project_id: &str, resource_id: &str) -> Result<Parsed, String> {
     let response: JobsResponse = parse_json(body)?;
-    response
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(index, raw)| {
-            let bean: JobBean = parse_item(raw, "jobs", index)?;
+    let mut parsed = Parsed::default();
+    for (index, raw) in response.jobs.iter().enumerate() {
+        let row = parse_item::<JobBean>(raw, "jobs", index).and_then(|bean| {
             to_row(bean, raw, project_id, resource_id)
                 .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))
-        })
-        .collect()
+        });
+        match row {
+            Ok(row) => parsed.push(row),
+            Err(why) => parsed.refuse(Source::Dbss, project_id, why),
+        }
+    }
+    Ok(parsed)
 }
 
 fn to_row(
@@ -182,21 +186,23 @@ impl<'a> DbssApi<'a> {
     }
 
     /// The request path of one resource's jobs on `path`.
-    fn jobs_path(&self, path: DbssJobsPath, resource_id: &str) -> String {
-        let segment = crate::auth::signer::encode(resource_id);
-        match path {
-            DbssJobsPath::Current => format!("/v1/{}/audit/{segment}/jobs", self.project_id),
-            DbssJobsPath::Legacy => format!("/v1/{}/dbss/audit/jobs/{segment}", self.project_id),
-        }
+    fn jobs_path(&self, path: DbssJobsPath, resource_id: &str) -> Result<String, UnsafeSegment> {
+        let project = self.project_id;
+        Ok(match path {
+            DbssJobsPath::Current => api_path(&["v1", project, "audit", resource_id, "jobs"])?,
+            DbssJobsPath::Legacy => {
+                api_path(&["v1", project, "dbss", "audit", "jobs", resource_id])?
+            }
+        })
     }
 
     /// Every job of one audit instance: on the path that answered before (the
     /// current one when none has), else on the other when the gateway says the
     /// first does not exist.
-    pub async fn jobs(&self, resource_id: &str) -> Result<Vec<JobRow>, FetchError> {
+    pub async fn jobs(&self, resource_id: &str) -> Result<Parsed, FetchError> {
         let parse = |body: &[u8]| parse_jobs(body, self.project_id, resource_id);
         let first = self.path_in_use().unwrap_or(DbssJobsPath::Current);
-        let call = self.call(self.jobs_path(first, resource_id), Vec::new());
+        let call = self.call(self.jobs_path(first, resource_id)?, Vec::new());
         match self.client.get(&call, parse).await {
             Err(e) if e.is_api_not_found() => {}
             other => {
@@ -206,7 +212,7 @@ impl<'a> DbssApi<'a> {
             }
         }
         let second = first.other();
-        let call = self.call(self.jobs_path(second, resource_id), Vec::new());
+        let call = self.call(self.jobs_path(second, resource_id)?, Vec::new());
         let rows = self.client.get(&call, parse).await?;
         if self.remember(second) {
             tracing::info!(
@@ -232,9 +238,13 @@ impl<'a> DbssApi<'a> {
     }
 }
 
-/// The audit instance list's path for a project.
+/// The audit instance list's path for a project (project IDs are checked by
+/// the configuration, so always one safe path segment).
 pub fn instances_path(project_id: &str) -> String {
-    format!("/v2/{project_id}/audit/instances")
+    format!(
+        "/v2/{}/audit/instances",
+        crate::auth::signer::encode(project_id)
+    )
 }
 
 /// One page of the audit instance list: resource IDs, and the list's `total`.
@@ -272,7 +282,7 @@ mod tests {
            "error_code":null,"fail_reason":null,"ha_id":"r1","ha_name":null},
           {"job_id":"j2","status":"FAIL","job_type":"create","server_name":"audit-1","resource_id":"r1",
            "begin_time":1694501041123,"end_time":null,"error_code":"DBSS.0001","fail_reason":"quota"}]}"#;
-        let rows = parse_jobs(body, "p", "r1").expect("parses");
+        let rows = parse_jobs(body, "p", "r1").expect("parses").rows;
         assert_eq!(rows[0].status, Status::Succeeded);
         assert_eq!(
             rows[0].started_at.as_deref(),
@@ -299,15 +309,16 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        let err = parse_jobs(
-            br#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":"soon"}]}"#,
+        let parsed = parse_jobs(
+            br#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":"soon"},{"status":"SUCCESS"},{"job_id":"k","status":"SUCCESS"}]}"#,
             "p",
             "r",
         )
-        .expect_err("bad time");
-        assert!(err.contains("jobs[0].begin_time"), "{err}");
-        let err = parse_jobs(br#"{"jobs":[{"status":"SUCCESS"}]}"#, "p", "r").expect_err("no id");
-        assert!(err.contains("jobs[0].job_id"), "{err}");
+        .expect("the answer is kept");
+        assert_eq!(parsed.rows.len(), 1);
+        let why = format!("{:?}", parsed.notes);
+        assert!(why.contains("jobs[0].begin_time"), "{why}");
+        assert!(why.contains("jobs[1].job_id"), "{why}");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, Fetched, parse_item, parse_json};
-use crate::http::{ApiClient, Call};
+use super::{FetchError, Fetched, Parsed, parse_item, parse_json};
+use crate::http::{ApiClient, Call, api_path};
 use crate::model::{JobRow, Source};
 use crate::normalize::{JobKind, duration_ms, format_utc, map_status, non_empty, parse_api_time};
 
@@ -73,8 +73,9 @@ struct ExecuteInfo {
 /// finding the sub-jobs it did not carry takes.
 #[derive(Debug)]
 pub struct JobDetail {
-    /// The job's row, then one per sub-job carried.
-    pub rows: Vec<JobRow>,
+    /// The job's row, then one per sub-job carried (each cut to what one job
+    /// may store; a sub-job that cannot be read is left out and noted).
+    pub parsed: Parsed,
     /// The job's `sub_jobs_total`, when it gave one.
     pub sub_jobs_total: Option<u64>,
     /// The job's own type and its sub-jobs' types, first seen first: where the
@@ -85,14 +86,16 @@ pub struct JobDetail {
 impl JobDetail {
     /// Sub-jobs the job says it has but did not carry.
     pub fn missing_sub_jobs(&self) -> u64 {
-        let carried = self.rows.len().saturating_sub(1) as u64;
+        let carried = self.parsed.rows.len().saturating_sub(1) as u64;
         self.sub_jobs_total.unwrap_or(0).saturating_sub(carried)
     }
 }
 
-/// Parses one job into its row followed by one row per sub-job it carries.
-pub fn parse_job(body: &[u8], project_id: &str) -> Result<Vec<JobRow>, String> {
-    parse_detail(body, project_id).map(|detail| detail.rows)
+/// Parses one job into its row followed by one row per sub-job it carries,
+/// each cut to what one job may store. A sub-job that lacks its ID or status,
+/// or has a field of the wrong type, is left out (noted, naming the field).
+pub fn parse_job(body: &[u8], project_id: &str) -> Result<Parsed, String> {
+    parse_detail(body, project_id).map(|detail| detail.parsed)
 }
 
 /// Parses one job's detail: its rows, `sub_jobs_total` and the job types seen.
@@ -110,8 +113,8 @@ pub fn parse_detail(body: &[u8], project_id: &str) -> Result<JobDetail, String> 
     let sub_jobs = job.sub_jobs.unwrap_or_default();
     let job_type = non_empty(job.job_type);
     let mut types: Vec<String> = job_type.iter().cloned().collect();
-    let mut rows = Vec::with_capacity(1 + sub_jobs.len());
-    rows.push(JobRow {
+    let mut parsed = Parsed::default();
+    parsed.push(JobRow {
         source: Source::Image,
         project_id: project_id.to_owned(),
         job_id: job_id.clone(),
@@ -130,14 +133,18 @@ pub fn parse_detail(body: &[u8], project_id: &str) -> Result<JobDetail, String> 
         raw_json: raw.get().to_owned(),
     });
     for (index, raw_sub) in sub_jobs.iter().enumerate() {
-        let row = sub_job_row(raw_sub, "sub_jobs", index, project_id, &job_id)?;
-        if let Some(t) = row.job_type.as_ref().filter(|t| !types.contains(t)) {
-            types.push(t.clone());
+        match sub_job_row(raw_sub, "sub_jobs", index, project_id, &job_id) {
+            Ok(row) => {
+                if let Some(t) = row.job_type.as_ref().filter(|t| !types.contains(t)) {
+                    types.push(t.clone());
+                }
+                parsed.push(row);
+            }
+            Err(why) => parsed.refuse(Source::Image, project_id, format!("job {job_id}: {why}")),
         }
-        rows.push(row);
     }
     Ok(JobDetail {
-        rows,
+        parsed,
         sub_jobs_total: job.sub_jobs_total,
         types,
     })
@@ -193,7 +200,7 @@ pub fn parse_sub_jobs_page(
     body: &[u8],
     project_id: &str,
     parent: &str,
-) -> Result<(Vec<JobRow>, u64), String> {
+) -> Result<(Parsed, u64), String> {
     #[derive(Deserialize)]
     struct Page<'a> {
         count: u64,
@@ -201,13 +208,14 @@ pub fn parse_sub_jobs_page(
         items: Vec<&'a RawValue>,
     }
     let page: Page = parse_json(body)?;
-    let rows = page
-        .items
-        .iter()
-        .enumerate()
-        .map(|(index, raw)| sub_job_row(raw, "items", index, project_id, parent))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows, page.count))
+    let mut parsed = Parsed::default();
+    for (index, raw) in page.items.iter().enumerate() {
+        match sub_job_row(raw, "items", index, project_id, parent) {
+            Ok(row) => parsed.push(row),
+            Err(why) => parsed.refuse(Source::Image, project_id, format!("job {parent}: {why}")),
+        }
+    }
+    Ok((parsed, page.count))
 }
 
 /// The image-server job API of one project.
@@ -234,17 +242,14 @@ impl ImageApi<'_> {
     /// if they still fall short, the rows found are returned with the
     /// shortfall, so nothing is stored as if it were the whole job.
     pub async fn job(&self, job_id: &str) -> Result<Fetched, FetchError> {
-        let segment = crate::auth::signer::encode(job_id);
-        let call = self.call(
-            format!("{}/{segment}", jobs_path(self.project_id)),
-            Vec::new(),
-        );
+        let path = api_path(&["v1", self.project_id, "image-server-jobs", job_id])?;
+        let call = self.call(path, Vec::new());
         let detail = self
             .client
             .get(&call, |body| parse_detail(body, self.project_id))
             .await?;
         if detail.missing_sub_jobs() == 0 {
-            return Ok(Fetched::whole(detail.rows));
+            return Ok(Fetched::whole(detail.parsed));
         }
         Ok(self.complete_sub_jobs(job_id, detail).await)
     }
@@ -254,9 +259,13 @@ impl ImageApi<'_> {
     /// the total is still not reached, for every other type.
     async fn complete_sub_jobs(&self, job_id: &str, detail: JobDetail) -> Fetched {
         let total = detail.sub_jobs_total.unwrap_or(0);
-        let mut rows = detail.rows;
-        let mut known: std::collections::HashSet<String> =
-            rows.iter().skip(1).map(|r| r.job_id.clone()).collect();
+        let mut parsed = detail.parsed;
+        let mut known: std::collections::HashSet<String> = parsed
+            .rows
+            .iter()
+            .skip(1)
+            .map(|r| r.job_id.clone())
+            .collect();
         let mut types = detail.types;
         let others: Vec<String> = JOB_TYPES
             .iter()
@@ -269,12 +278,13 @@ impl ImageApi<'_> {
                 break;
             }
             match self.sub_jobs_of_type(job_id, job_type, total).await {
-                Ok(found) => {
-                    rows.extend(found.into_iter().filter(|r| known.insert(r.job_id.clone())));
+                Ok(mut found) => {
+                    found.rows.retain(|r| known.insert(r.job_id.clone()));
+                    parsed.extend(found);
                 }
                 Err(e) => {
                     return Fetched {
-                        rows,
+                        parsed,
                         shortfall: Some(e),
                     };
                 }
@@ -286,7 +296,7 @@ impl ImageApi<'_> {
                 "job {job_id}: sub_jobs_total is {total} but only {found} sub-jobs were found (in the job and the sub-jobs list of every job type); those found are stored"
             ))
         });
-        Fetched { rows, shortfall }
+        Fetched { parsed, shortfall }
     }
 
     /// Every sub-job of one type of a job, paged to the list's `count` (and
@@ -296,8 +306,8 @@ impl ImageApi<'_> {
         job_id: &str,
         job_type: &str,
         total: u64,
-    ) -> Result<Vec<JobRow>, FetchError> {
-        let mut rows = Vec::new();
+    ) -> Result<Parsed, FetchError> {
+        let mut parsed = Parsed::default();
         let mut offset = 0u64;
         loop {
             let call = self.call(
@@ -315,11 +325,11 @@ impl ImageApi<'_> {
                     parse_sub_jobs_page(body, self.project_id, job_id)
                 })
                 .await?;
-            let got = page.len();
-            rows.extend(page);
+            let got = page.rows.len() + page.notes.len();
+            parsed.extend(page);
             offset += LIST_LIMIT;
             if got == 0 || offset >= count.min(total) {
-                return Ok(rows);
+                return Ok(parsed);
             }
         }
     }
@@ -331,14 +341,21 @@ impl ImageApi<'_> {
     }
 }
 
-/// The image-server job list's path for a project.
+/// The image-server job list's path for a project (project IDs are checked by
+/// the configuration, so always one safe path segment).
 pub fn jobs_path(project_id: &str) -> String {
-    format!("/v1/{project_id}/image-server-jobs")
+    format!(
+        "/v1/{}/image-server-jobs",
+        crate::auth::signer::encode(project_id)
+    )
 }
 
 /// The image-server sub-jobs list's path for a project.
 pub fn sub_jobs_path(project_id: &str) -> String {
-    format!("/v1/{project_id}/image-server-sub-jobs")
+    format!(
+        "/v1/{}/image-server-sub-jobs",
+        crate::auth::signer::encode(project_id)
+    )
 }
 
 /// One page of the job list: job IDs, and the list's `count`.
@@ -377,7 +394,7 @@ mod tests {
              "job_execute_info":{"error_code":"WKS.0001","error_message":"flavor sold out"},"project_id":"p","job_id":"702364883651395584"},
             {"id":"s2","job_type":"CREATE_SERVER","job_resource_info":null,"begin_time":"2022-03-07T10:40:44Z",
              "end_time":null,"status":"ROLLBACK","job_execute_info":{"error_code":"","error_message":""}}]}"#;
-        let rows = parse_job(body, "p").expect("parses");
+        let rows = parse_job(body, "p").expect("parses").rows;
         assert_eq!(rows.len(), 3);
         assert_eq!(
             (rows[0].status, rows[0].duration_ms),
@@ -412,7 +429,7 @@ mod tests {
             {"id":"s1","job_type":"BUILD_IMAGE","status":"SUCCESS"},
             {"id":"s2","job_type":"DELETE_SERVER","status":"RUNNING"}]}"#;
         let detail = parse_detail(body, "p").expect("parses");
-        assert_eq!(detail.rows.len(), 3);
+        assert_eq!(detail.parsed.rows.len(), 3);
         assert_eq!(detail.missing_sub_jobs(), 3);
         assert_eq!(detail.types, ["BUILD_IMAGE", "DELETE_SERVER"]);
         let whole =
@@ -429,13 +446,21 @@ mod tests {
             "j1",
         )
         .expect("parses");
+        let rows = rows.rows;
         assert_eq!(count, 120);
         assert_eq!(rows[0].parent_job_id.as_deref(), Some("j1"));
         assert_eq!(rows[0].status, Status::Failed);
         assert_eq!(rows[0].fail_reason.as_deref(), Some("disk full"));
-        let err = parse_sub_jobs_page(br#"{"count":1,"items":[{"status":"SUCCESS"}]}"#, "p", "j1")
-            .expect_err("no id");
-        assert!(err.contains("items[0].id"), "{err}");
+        // A sub-job without its ID is left out, named, and the page still counts.
+        let (page, count) =
+            parse_sub_jobs_page(br#"{"count":1,"items":[{"status":"SUCCESS"}]}"#, "p", "j1")
+                .expect("parses");
+        assert_eq!((page.rows.len(), count), (0, 1));
+        assert!(
+            matches!(&page.notes[..], [crate::sources::Note::Refused { why, .. }] if why.contains("items[0].id")),
+            "{:?}",
+            page.notes
+        );
     }
 
     #[test]

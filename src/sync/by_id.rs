@@ -178,6 +178,9 @@ where
         StoreOnly::load(ctx.store, &scope, &ids, list.from_store, ctx.options.full).await?;
     store_only.extend_ids(&mut ids);
     unique_except(&mut ids, &list.skip);
+    if let Some(warning) = drop_unsafe(&mut ids, &scope, names.item) {
+        result.warnings.push(warning);
+    }
     let planned = ids.len() as u64;
     ctx.progress.planned(&scope.project_id, Work::Ids, planned);
     let fetches = Fetches {
@@ -188,6 +191,26 @@ where
     };
     fetches.fetch_each(ids, fetch, &mut result).await;
     Ok(result)
+}
+
+/// Drops the IDs that cannot be sent in a URL path (`.`, `..`, with a `/`):
+/// discovery lists and old rows may hold them (configured ones are refused
+/// when the configuration is read). Says which, if any.
+fn drop_unsafe(ids: &mut Vec<String>, scope: &Scope, kind: &'static str) -> Option<SyncWarning> {
+    let mut dropped = Vec::new();
+    ids.retain(|id| match crate::http::segment_problem(id) {
+        None => true,
+        Some(why) => {
+            dropped.push(format!("{:?} ({why})", crate::text::truncate_chars(id, 80)));
+            false
+        }
+    });
+    (!dropped.is_empty()).then(|| SyncWarning::UnsafeIds {
+        scope: scope.clone(),
+        kind,
+        count: dropped.len(),
+        examples: dropped.into_iter().take(5).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Drops repeated IDs (keeping the first) and those in `skip`.
@@ -269,7 +292,7 @@ impl Fetches<'_> {
                 // Rows are stored even when the API fell short of its own
                 // totals; the shortfall is then this ID's failure.
                 let outcome = match fetch(id.clone()).await {
-                    Ok(Fetched { rows, shortfall }) => match sink.rows(rows).await {
+                    Ok(Fetched { parsed, shortfall }) => match sink.rows(parsed).await {
                         Ok(()) => shortfall.map_or(Ok(()), Err),
                         Err(gone) => Err(FetchError::from(gone)),
                     },

@@ -13,6 +13,7 @@
 mod by_id;
 mod misses;
 mod nosql;
+mod notes;
 mod outcome;
 mod recheck;
 mod sink;
@@ -33,7 +34,7 @@ use crate::store::{RunEnd, RunOutcome, RunTotals, ScopeRecord, Store, StoreError
 pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
 pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
 
-use outcome::{UnitResult, summarize_errors};
+use outcome::{UnitResult, run_record, summarize_errors};
 use sink::Sink;
 
 /// DBSS resources / image jobs (and NoSQL re-checks) fetched at once per project.
@@ -195,6 +196,7 @@ pub async fn run(
         }
     }
     let results: Vec<ScopeResult> = futures::future::join_all(units).await;
+    let notes = ctx.sink.notes();
     drop(ctx);
     let writer_failure = match writer.await {
         Ok(Ok(())) => {
@@ -205,7 +207,27 @@ pub async fn run(
         Ok(Err(e)) => Some(SyncFailure::Writer(e)),
         Err(e) => Some(SyncFailure::WriterCrashed(e)),
     };
-    finish(store, client, run, results, writer_failure, started).await
+    let (note_warnings, note_failures) = notes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .outcome(client.lossy_answers());
+    // What was cut, left out or read lossily in the answers: the run's, not
+    // one scope's.
+    let answers = UnitResult {
+        errors: note_failures,
+        warnings: note_warnings,
+        ..UnitResult::default()
+    };
+    finish(
+        store,
+        client,
+        run,
+        results,
+        answers,
+        writer_failure,
+        started,
+    )
+    .await
 }
 
 /// Refuses a range that ends before it starts.
@@ -280,6 +302,7 @@ async fn finish(
     client: &ApiClient,
     run: SyncRun,
     results: Vec<ScopeResult>,
+    answers: UnitResult,
     writer_failure: Option<SyncFailure>,
     started: Instant,
 ) -> Result<SyncReport, SyncError> {
@@ -319,6 +342,8 @@ async fn finish(
         succeeded_units += result.succeeded;
         auth_refused |= result.run_refused;
     }
+    errors.extend(answers.errors);
+    warnings.extend(answers.warnings);
     let outcome = if errors.is_empty() {
         RunOutcome::Succeeded
     } else if auth_refused || writer_failed || succeeded_units == 0 {
@@ -327,7 +352,7 @@ async fn finish(
         RunOutcome::Partial
     };
     let requests = client.requests_made();
-    let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
+    let error_text = run_record(&errors, &warnings);
     let finished_at = Utc::now();
     let pairs: Vec<(&str, Source)> = complete.iter().map(|(p, s)| (p.as_str(), *s)).collect();
     store.record_complete_syncs(&pairs, finished_at).await?;

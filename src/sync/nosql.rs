@@ -292,9 +292,9 @@ async fn look_up(
     now: DateTime<Utc>,
     sink: &Sink,
 ) -> Result<(String, bool), FetchError> {
-    let rows = nosql::fetch_by_id(target, id, at, now).await?;
-    let found = rows.iter().any(|row| row.job_id == id);
-    sink.rows(rows).await?;
+    let parsed = nosql::fetch_by_id(target, id, at, now).await?;
+    let found = parsed.rows.iter().any(|row| row.job_id == id);
+    sink.rows(parsed).await?;
     Ok((id.to_owned(), found))
 }
 

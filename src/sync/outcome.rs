@@ -83,6 +83,17 @@ pub enum SyncFailure {
     /// were refused (once per pair).
     #[error("{scope}: {NOT_SENT}")]
     AuthRefused { scope: Scope },
+    /// Jobs left out of answers whose other jobs were stored: each lacked its
+    /// ID or status, or had a field of the wrong type. Their windows and
+    /// resources count as read, so one bad job cannot block them forever.
+    #[error(
+        "{scope}: {jobs} job(s) could not be read and were left out; the rest of their answers was stored ({why})"
+    )]
+    JobsLeftOut {
+        scope: Scope,
+        jobs: u64,
+        why: String,
+    },
 }
 
 impl SyncFailure {
@@ -110,6 +121,32 @@ pub enum SyncWarning {
         kind: &'static str,
         id: String,
     },
+    /// Jobs stored with values cut to the storage caps (`crate::limits`).
+    ValuesCut {
+        scope: Scope,
+        jobs: u64,
+        /// Each column cut, in how many jobs, and the largest size seen.
+        fields: String,
+        /// A few of the jobs' IDs, quoted.
+        examples: String,
+    },
+    /// Answers that were not valid UTF-8, stored with U+FFFD in place of each
+    /// invalid sequence.
+    NotUtf8 {
+        scope: Scope,
+        answers: u64,
+        sequences: u64,
+        first_path: String,
+    },
+    /// IDs from a discovery list or the database that cannot be a URL path
+    /// segment (`.`, `..`, with `/`): not requested.
+    UnsafeIds {
+        scope: Scope,
+        kind: &'static str,
+        count: usize,
+        /// A few of them, quoted, and why.
+        examples: String,
+    },
 }
 
 impl fmt::Display for SyncWarning {
@@ -122,6 +159,33 @@ impl fmt::Display for SyncWarning {
             SyncWarning::ItemGone { scope, kind, id } => write!(
                 f,
                 "{scope} {kind} {id}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)"
+            ),
+            SyncWarning::ValuesCut {
+                scope,
+                jobs,
+                fields,
+                examples,
+            } => write!(
+                f,
+                "{scope}: {jobs} job(s) stored with values cut to the storage limits: {fields}; each cut ends with `…[cut: N bytes]`, and a cut raw_json says why in its `_jobtrail` member (e.g. job {examples})"
+            ),
+            SyncWarning::NotUtf8 {
+                scope,
+                answers,
+                sequences,
+                first_path,
+            } => write!(
+                f,
+                "{scope}: {answers} answer(s) were not valid UTF-8 ({sequences} invalid byte sequence(s), first in GET {first_path}); stored with the replacement character U+FFFD in their place"
+            ),
+            SyncWarning::UnsafeIds {
+                scope,
+                kind,
+                count,
+                examples,
+            } => write!(
+                f,
+                "{scope}: {count} {kind} ID(s) not requested, because they cannot be sent in a URL path: {examples}"
             ),
         }
     }
@@ -140,6 +204,17 @@ pub(super) fn summarize_errors<E: fmt::Display>(errors: &[E]) -> String {
         text.push_str(&format!("\n… and {} more", errors.len() - SHOWN));
     }
     text
+}
+
+/// What `sync_runs.error` keeps of a run: its failures, then its warnings
+/// (each line starting `warning: `), capped; `None` for a run with neither.
+pub(super) fn run_record(errors: &[SyncFailure], warnings: &[SyncWarning]) -> Option<String> {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(warnings.iter().map(|w| format!("warning: {w}")))
+        .collect();
+    (!lines.is_empty()).then(|| summarize_errors(&lines))
 }
 
 /// What one (project, source) pair did.

@@ -86,15 +86,18 @@ pub(super) async fn write_all(
                 Some(Some(found)) => found,
             };
             let mut batch = JobBatch::default();
-            add(&mut batch, first);
+            // The rows' share of the queue's byte budget, released once written.
+            let mut permits = Vec::new();
+            add(&mut batch, &mut permits, first);
             while batch.rows.len() < ROWS_PER_BATCH {
                 match rx.try_recv() {
-                    Ok(found) => add(&mut batch, found),
+                    Ok(found) => add(&mut batch, &mut permits, found),
                     Err(_) => break,
                 }
             }
             let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
             writer.write(sync_id, Utc::now(), &batch)?;
+            drop(permits);
             *rows += batch.rows.len();
             if *rows >= policy.max_rows || opened.elapsed() >= policy.max_open {
                 commit(&mut writer, &mut open)?;
@@ -105,9 +108,12 @@ pub(super) async fn write_all(
     thread.await.expect("the database writer thread panicked")
 }
 
-fn add(batch: &mut JobBatch, found: Found) {
+fn add(batch: &mut JobBatch, permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>, found: Found) {
     match found {
-        Found::Rows(rows) => batch.rows.extend(rows),
+        Found::Rows(rows, permit) => {
+            batch.rows.extend(rows);
+            permits.push(permit);
+        }
         Found::State(update) => batch.state.push(update),
     }
 }
@@ -161,6 +167,9 @@ mod tests {
     }
 
     fn running_jobs(ids: &[&str]) -> Found {
+        let permit = std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit");
         Found::Rows(
             ids.iter()
                 .map(|id| {
@@ -174,6 +183,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            permit,
         )
     }
 
