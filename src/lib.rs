@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod init;
+pub mod logging;
 pub mod model;
 pub mod normalize;
 pub mod output;

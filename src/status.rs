@@ -13,6 +13,7 @@ use crate::model::{Source, Status};
 use crate::normalize::{format_utc, parse_api_time};
 use crate::output::{Cell, Format, ResultSet, render_table};
 use crate::store::{JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError};
+use crate::text::for_terminal;
 
 /// How many sync runs the status shows.
 pub const RECENT_RUNS: u32 = 5;
@@ -239,7 +240,7 @@ pub fn write_status(out: &mut dyn Write, report: &StatusReport, format: Format) 
     match format {
         Format::Table => write_status_tables(out, report),
         Format::Json | Format::Ndjson | Format::Csv => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
+            crate::output::write_json_value(out, report, true)?;
             writeln!(out)
         }
     }
@@ -249,7 +250,7 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
     writeln!(
         out,
         "Database: {} ({}, write-ahead log {})",
-        r.database.path,
+        for_terminal(&r.database.path),
         human_bytes(r.database.file_bytes),
         human_bytes(r.database.wal_bytes)
     )?;
@@ -338,8 +339,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
     let Some(o) = &still.oldest else {
         return writeln!(out, "Still running: none");
     };
-    writeln!(
-        out,
+    // Every part but the count comes from the cloud: one line, controls escaped.
+    let line = format!(
         "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
         still.count,
         o.source,
@@ -353,7 +354,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
         o.status,
         o.since,
         human_age(o.age_seconds)
-    )
+    );
+    writeln!(out, "{}", for_terminal(&line))
 }
 
 fn write_watermarks(out: &mut dyn Write, watermarks: &[Watermark]) -> io::Result<()> {

@@ -1,7 +1,5 @@
 //! `jobtrail sync`: pulls new jobs into the database and prints what it did.
 
-use std::io::Write;
-
 use anyhow::{Result, bail};
 
 use super::{Exit, UsageError, locations, show_progress};
@@ -39,9 +37,11 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
     finish(global, &report)
 }
 
-/// Logs and prints how a sync ended (warnings on stderr, the summary on
-/// stdout) and turns its outcome into the exit status.
+/// Logs and prints how a sync ended (each warning once, as a log event on
+/// stderr in the chosen format; the summary on stdout) and turns its outcome
+/// into the exit status.
 pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
+    // Hidden at -q; the failures are also in `jobtrail status`.
     for error in report.problems() {
         tracing::warn!("{error}");
     }
@@ -55,13 +55,6 @@ pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
         "sync finished"
     );
     if global.quiet == 0 {
-        // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
-        if global.verbose == 0 {
-            let mut err = std::io::stderr().lock();
-            for error in report.problems() {
-                let _ = writeln!(err, "warning: {error}");
-            }
-        }
         println!("{}", report.summary());
     }
     Ok(match report.outcome {
