@@ -202,7 +202,11 @@ mod tests {
         assert!(raw.contains('\u{202e}'), "serde_json leaves it raw");
         let safe = json_terminal_safe(&raw);
         assert!(!safe.chars().any(is_unsafe_for_terminal), "{safe}");
-        assert_eq!(json_terminal_safe("[\n  1\n]\n"), "[\n  1\n]\n", "layout stays");
+        assert_eq!(
+            json_terminal_safe("[\n  1\n]\n"),
+            "[\n  1\n]\n",
+            "layout stays"
+        );
         assert!(safe.contains("\\u202e") && safe.contains("\\u009b") && safe.contains("\\u007f"));
         let back: serde_json::Value = serde_json::from_str(&safe).expect("still JSON");
         assert_eq!(back, value);
