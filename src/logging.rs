@@ -88,13 +88,23 @@ pub fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> boo
     false
 }
 
+/// A JSON line with the fields, in the order, of the log's own lines.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    timestamp: String,
+    level: &'a str,
+    message: &'a str,
+}
+
 /// One JSON object with the fields the log's JSON lines have.
 fn json_line(level: &str, message: &str) {
-    let value = serde_json::json!({
-        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        "level": level,
-        "message": message,
-    });
+    let value = JsonLine {
+        timestamp: chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string(),
+        level,
+        message,
+    };
     let mut line = Vec::new();
     if crate::output::write_json_value(&mut line, &value, false).is_ok() {
         line.push(b'\n');

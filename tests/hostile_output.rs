@@ -229,6 +229,11 @@ async fn json_logs_are_json_on_every_line_and_text_logs_say_each_thing_once() {
     for line in &warned {
         let message = line.split_once(" WARN ").map_or(**line, |(_, m)| m);
         assert!(seen.insert(message), "said twice: {message}");
+        assert!(
+            !errors[0].contains(message),
+            "the final error repeats a warning:\n{}",
+            text.stderr
+        );
     }
 
     // A usage mistake under JSON logs is a JSON line as well.

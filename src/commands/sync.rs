@@ -37,13 +37,16 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
     finish(global, &report)
 }
 
-/// Logs and prints how a sync ended (each warning once, as a log event on
-/// stderr in the chosen format; the summary on stdout) and turns its outcome
-/// into the exit status.
+/// Logs and prints how a sync ended and turns its outcome into the exit
+/// status. Each problem is said once, as one event on stderr in the chosen
+/// format: a failed run's first failure is its final error (printed by
+/// `main`), so it is not also a warning. The summary goes to stdout.
 pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
+    let failed = report.outcome == RunOutcome::Failed;
+    let said_by_the_error = usize::from(failed && !report.errors.is_empty());
     // Hidden at -q; the failures are also in `jobtrail status`.
-    for error in report.problems() {
-        tracing::warn!("{error}");
+    for problem in report.problems().skip(said_by_the_error) {
+        tracing::warn!("{problem}");
     }
     tracing::info!(
         run = report.run_id,
