@@ -2,9 +2,8 @@
 //! This is the only module that writes result data; everything else hands it a
 //! [`ResultSet`] (or a typed report) and an `impl Write`.
 
-use std::io::{self, Write};
-
 use std::borrow::Cow;
+use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde::ser::{Serialize, Serializer};
