@@ -200,6 +200,10 @@ pub struct QueryArgs {
     /// Output format [default: table]
     #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
     pub format: crate::output::Format,
+    /// With --format csv: prefix text starting with = + - @ tab or CR with ' so
+    /// a spreadsheet shows it instead of running it as a formula
+    #[arg(long)]
+    pub spreadsheet_safe: bool,
     /// Extra saved queries (*.sql), overriding built-in ones of the same name
     #[arg(long, value_name = "DIR")]
     pub queries_dir: Option<PathBuf>,

@@ -253,7 +253,7 @@ impl Settings {
                         invalid(format!(
                             "line {}: endpoints.{key} = {:?}: {why}",
                             at(value.span()),
-                            value.get_ref()
+                            crate::text::redact_url_text(value.get_ref())
                         ))
                     },
                 )?;

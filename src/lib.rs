@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod normalize;

@@ -16,6 +16,7 @@ use crate::output::{Cell, Format, ResultSet, render_table};
 use crate::store::{
     FailingScopeRow, JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError,
 };
+use crate::text::for_terminal;
 
 /// How many sync runs the status shows.
 pub const RECENT_RUNS: u32 = 5;
@@ -287,7 +288,7 @@ pub fn write_status(out: &mut dyn Write, report: &StatusReport, format: Format) 
     match format {
         Format::Table => write_status_tables(out, report),
         Format::Json | Format::Ndjson | Format::Csv => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
+            crate::output::write_json_value(out, report, true)?;
             writeln!(out)
         }
     }
@@ -297,7 +298,7 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
     writeln!(
         out,
         "Database: {} ({}, write-ahead log {})",
-        r.database.path,
+        for_terminal(&r.database.path),
         human_bytes(r.database.file_bytes),
         human_bytes(r.database.wal_bytes)
     )?;
@@ -442,8 +443,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
     let Some(o) = &still.oldest else {
         return writeln!(out, "Still running: none");
     };
-    writeln!(
-        out,
+    // Every part but the count comes from the cloud: one line, controls escaped.
+    let line = format!(
         "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
         still.count,
         o.source,
@@ -457,7 +458,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
         o.status,
         o.since,
         human_age(o.age_seconds)
-    )
+    );
+    writeln!(out, "{}", for_terminal(&line))
 }
 
 fn write_watermarks(out: &mut dyn Write, watermarks: &[Watermark]) -> io::Result<()> {

@@ -673,7 +673,7 @@ async fn print_failures_lists_exactly_the_jobs_that_became_failed_in_the_run() {
     assert_eq!(became_failed(&env).await, want);
     assert_eq!(run.stdout.lines().count(), 1);
     assert!(
-        run.stdout.contains("disk full\\u{1b}[2J\\nforged line") && !run.stdout.contains('\u{1b}'),
+        run.stdout.contains("disk full\\x1b[2J\\nforged line") && !run.stdout.contains('\u{1b}'),
         "{}",
         run.stdout
     );

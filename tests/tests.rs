@@ -9,6 +9,7 @@ mod faults;
 mod fidelity;
 mod first_run;
 mod hostile_cloud;
+mod hostile_output;
 mod incremental;
 mod ops;
 mod progress;

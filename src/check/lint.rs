@@ -269,7 +269,8 @@ impl Linter<'_> {
             if let Some(url) = self.string(&name, value)
                 && let Err(why) = parse_endpoint(url, allow_insecure)
             {
-                self.at(value.span(), format!("{name} = {url:?}: {why}"));
+                let shown = crate::text::redact_url_text(url);
+                self.at(value.span(), format!("{name} = {shown:?}: {why}"));
             }
         }
     }

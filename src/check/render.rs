@@ -2,12 +2,14 @@
 //! `[warn]`, `[FAIL]` (with what to do) or `[skip]` per line, then the verdict.
 
 use super::{Outcome, Report};
+use crate::text::{for_terminal, redact_url_text};
 
-/// The checklist, for stdout.
+/// The checklist, for stdout. Each line is one line: what came from outside
+/// (an answer's message, a path, an ID) has its control characters escaped.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let mut line = |text: String| {
-        out.push_str(&text);
+        out.push_str(&for_terminal(&text));
         out.push('\n');
     };
     const OK: &str = "[ok]  ";
@@ -29,9 +31,12 @@ pub fn render(report: &Report) -> String {
         ));
     } else {
         for problem in &report.config.problems {
-            let mut lines = problem.to_string();
-            lines = lines.replace('\n', &format!("\n{INDENT}"));
-            line(format!("  {FAIL} {lines}"));
+            let text = problem.to_string();
+            let mut lines = text.lines();
+            line(format!("  {FAIL} {}", lines.next().unwrap_or_default()));
+            for more in lines {
+                line(format!("{INDENT}{more}"));
+            }
         }
     }
     if let Some((path, exists)) = &report.database {
@@ -62,7 +67,7 @@ pub fn render(report: &Report) -> String {
                 Outcome::Ok(seen) => line(format!("  {OK} {name}  {}: {seen}", origin(&p.url))),
                 Outcome::Warn(note) => line(format!("  {WARN} {name}  {}: {note}", origin(&p.url))),
                 Outcome::Fail { what, fix } => {
-                    line(format!("  {FAIL} {name}  GET {}", p.url));
+                    line(format!("  {FAIL} {name}  GET {}", redact_url_text(&p.url)));
                     line(format!("{INDENT}{what}"));
                     line(format!("{INDENT}fix: {fix}"));
                 }

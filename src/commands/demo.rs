@@ -16,6 +16,7 @@ use crate::report::ReportFilter;
 use crate::sim::{SimAuth, SimConfig, SimServer};
 use crate::store::{FailureReasonCount, JobCount, Store};
 use crate::sync::SyncOptions;
+use crate::text::for_terminal;
 
 /// The summary shows this many failure reasons.
 const TOP_REASONS: u32 = 5;
@@ -54,12 +55,13 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
     let db = locations(global).demo_database();
     if global.quiet == 0 {
-        eprintln!(
+        let text = format!(
             "simulated cloud on {} ({} project(s)); syncing into {}",
             server.base_url(),
             projects.len(),
             db.display()
         );
+        crate::logging::notice(global.log_format, &text);
     }
     let report = locked_sync(
         &db,
@@ -124,7 +126,7 @@ fn write_summary(
         failures,
     } in reasons
     {
-        writeln!(out, "  {failures:>4}  {source:<6} {reason}")?;
+        writeln!(out, "  {failures:>4}  {source:<6} {}", for_terminal(reason))?;
     }
     writeln!(
         out,

@@ -126,11 +126,16 @@ async fn synchronize(
     .await
 }
 
-/// Logs and prints how a sync ended (warnings on stderr, the summary on
-/// stdout) and turns its outcome into the exit status.
+/// Logs and prints how a sync ended and turns its outcome into the exit
+/// status. Each problem is said once, as one event on stderr in the chosen
+/// format: a failed run's first failure is its final error (printed by
+/// `main`), so it is not also a warning. The summary goes to stdout.
 pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
-    for error in report.problems() {
-        tracing::warn!("{error}");
+    let failed = report.outcome == RunOutcome::Failed;
+    let said_by_the_error = usize::from(failed && !report.errors.is_empty());
+    // Hidden at -q; the failures are also in `jobtrail status`.
+    for problem in report.problems().skip(said_by_the_error) {
+        tracing::warn!("{problem}");
     }
     tracing::info!(
         run = report.run.id,
@@ -142,13 +147,6 @@ pub(super) fn finish(global: &GlobalArgs, report: &SyncReport) -> Result<Exit> {
         "sync finished"
     );
     if global.quiet == 0 {
-        // Warnings above are hidden at -q; the failures are also in `jobtrail status`.
-        if global.verbose == 0 {
-            let mut err = std::io::stderr().lock();
-            for error in report.problems() {
-                let _ = writeln!(err, "warning: {error}");
-            }
-        }
         println!("{}", report.summary());
     }
     Ok(match report.outcome {
@@ -276,7 +274,7 @@ mod tests {
         };
         assert_eq!(
             failure_line(&f),
-            "new failure: dbss project p1 job j-1 type START resource audit\\u{1b}[2J (r-1): disk\\nfull (DBS.1)"
+            "new failure: dbss project p1 job j-1 type START resource audit\\x1b[2J (r-1): disk\\nfull (DBS.1)"
         );
         f.job_type = None;
         f.resource_name = None;

@@ -7,7 +7,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 
 use crate::model::Source;
-use crate::text::truncate_chars;
+use crate::text::{for_terminal, truncate_chars};
 
 /// Where a call went: shown in every error about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,10 @@ fn find_error(value: &serde_json::Value, depth: usize) -> Option<ErrorBody> {
     None
 }
 
-/// Why a call failed, after whatever retries were allowed.
+/// Why a call failed, after whatever retries were allowed. What the far end
+/// said (its error code and message, a transport error's text) is shown with
+/// control characters escaped (`text::for_terminal`): it reaches terminals and
+/// logs, one line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401/403: never retried (more than five bad signatures in a row lock the key pair).
@@ -120,7 +123,8 @@ pub enum ApiError {
     },
     /// No usable answer at all (refused, reset, timed out, DNS).
     #[error(
-        "{site}: {detail} (gave up after {attempts} attempt(s)); is the endpoint right and reachable?"
+        "{site}: {} (gave up after {attempts} attempt(s)); is the endpoint right and reachable?",
+        for_terminal(detail)
     )]
     Transport {
         site: CallSite,
@@ -130,7 +134,7 @@ pub enum ApiError {
         attempts: usize,
     },
     /// A 2xx whose body is not what the API documents, after retries.
-    #[error("{site}: malformed response: {detail}")]
+    #[error("{site}: malformed response: {}", for_terminal(detail))]
     Malformed { site: CallSite, detail: String },
     /// Not sent: an earlier request of this run was refused authentication,
     /// or (`only_this_scope`) an earlier request of this project to this API
@@ -140,7 +144,7 @@ pub enum ApiError {
         site: CallSite,
         only_this_scope: bool,
     },
-    #[error("cannot set up the HTTP client: {0}")]
+    #[error("cannot set up the HTTP client: {}", for_terminal(.0))]
     Setup(String),
 }
 
@@ -275,7 +279,7 @@ pub struct CodeText(pub Option<String>);
 impl fmt::Display for CodeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(code) => write!(f, ", error code {code}"),
+            Some(code) => write!(f, ", error code {}", for_terminal(code)),
             None => Ok(()),
         }
     }
@@ -287,7 +291,7 @@ pub struct MessageText(pub Option<String>);
 impl fmt::Display for MessageText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(m) if !m.is_empty() => write!(f, ": {}", truncate_chars(m, 300)),
+            Some(m) if !m.is_empty() => write!(f, ": {}", for_terminal(&truncate_chars(m, 300))),
             _ => Ok(()),
         }
     }

@@ -93,6 +93,8 @@ pub enum Fault {
     MovedJob { job: String, after: Duration },
     /// Discovery lists (audit instances, image jobs): these IDs listed too.
     ExtraIds(Vec<String>),
+    /// That status with exactly this body, as JSON (a hostile `error_msg`).
+    Body(u16, String),
 }
 
 /// Takes the first rule that matches (rules are checked in the order added) and
@@ -171,6 +173,7 @@ pub(crate) fn replacement(fault: &Fault, req: &Req, route: &Route, limit: u32) -
             too_many_requests(*retry_after_secs, limit, req)
         }
         Fault::InvalidJson => Reply::raw(200, JSON, b"{not json".to_vec()),
+        Fault::Body(status, body) => Reply::raw(*status, JSON, body.clone().into_bytes()),
         Fault::WrongShape => Reply::raw(200, JSON, wrong_shape(route).to_string().into_bytes()),
         Fault::HtmlPage => Reply::raw(
             502,

@@ -11,6 +11,7 @@ use crate::sources::FetchError;
 use crate::sources::nosql::Window;
 use crate::store::RunOutcome;
 use crate::store::StoreError;
+use crate::text::for_terminal;
 
 use super::misses::GONE_AFTER_MISSES;
 
@@ -51,7 +52,8 @@ impl fmt::Display for Unit {
                 format_utc(w.end)
             ),
             Unit::List(name) => f.write_str(name),
-            Unit::Item { kind, id } => write!(f, "{kind} {id}"),
+            // IDs can come from the cloud (discovery): shown on one line, escaped.
+            Unit::Item { kind, id } => write!(f, "{kind} {}", for_terminal(id)),
         }
     }
 }
@@ -154,11 +156,13 @@ impl fmt::Display for SyncWarning {
         match self {
             SyncWarning::JobGone { scope, id } => write!(
                 f,
-                "{scope} job {id}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)"
+                "{scope} job {}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)",
+                for_terminal(id)
             ),
             SyncWarning::ItemGone { scope, kind, id } => write!(
                 f,
-                "{scope} {kind} {id}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)"
+                "{scope} {kind} {}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)",
+                for_terminal(id)
             ),
             SyncWarning::ValuesCut {
                 scope,
