@@ -20,6 +20,8 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
         .map_err(|e| UsageError(e.to_string()))?;
     let credentials = Credentials::from_environment()?;
     tracing::info!(credentials = %credentials.describe(), "using credentials");
+    let settings = crate::iam::with_credentials(resolved.settings, &credentials)?;
+    say_notes(global, &settings.notes);
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
     let options = SyncOptions {
         sources: args.sources.clone(),
@@ -30,13 +32,24 @@ pub(super) async fn run(global: &GlobalArgs, args: &SyncArgs) -> Result<Exit> {
     };
     let report = locked_sync(
         &resolved.database,
-        &resolved.settings,
+        &settings,
         &client,
         &options,
         show_progress(global),
     )
     .await?;
     finish(global, &report)
+}
+
+/// Says the configuration's notes once (a source its region lacks is not an
+/// error): on stderr unless `-q`, through the log at `-v`.
+pub(super) fn say_notes(global: &GlobalArgs, notes: &[String]) {
+    for note in notes {
+        tracing::info!("{note}");
+        if global.quiet == 0 && global.verbose == 0 {
+            eprintln!("note: {note}");
+        }
+    }
 }
 
 /// Logs and prints how a sync ended (warnings on stderr, the summary on

@@ -21,7 +21,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::Semaphore;
 
 use error::TransportFailure;
-pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
+pub use error::{Api, ApiError, CallSite, ErrorBody, TransportKind};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -154,6 +154,15 @@ impl ApiClient {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    /// The credentials' fingerprint (a hash, never a key), to keep answers
+    /// that depend on the account apart; `none` without credentials.
+    pub fn credential_fingerprint(&self) -> String {
+        self.inner
+            .credentials
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), Credentials::fingerprint)
+    }
+
     /// What kind of credential is in use, for messages (never its value).
     pub fn credential_description(&self) -> String {
         self.inner
@@ -171,10 +180,37 @@ impl ApiClient {
         call: &Call<'_>,
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
-        let inner = &self.inner;
-        let settings = &inner.settings;
         let url = build_url(call.base, &call.path, &call.query);
         let site = CallSite::new(call.source, call.project_id, &url);
+        self.fetch(&url, site, Some(call.project_id), parse).await
+    }
+
+    /// GETs an IAM path (`/v3/projects`, `/v3/auth/projects`) like any call:
+    /// signed, retried, bounded, but without `X-Project-Id`, since IAM's
+    /// answers are the account's, not one project's (as the SDKs ask).
+    #[tracing::instrument(skip_all, fields(api = "iam", path = path))]
+    pub async fn get_iam<T>(
+        &self,
+        base: &Url,
+        path: &str,
+        query: &[(String, String)],
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let url = build_url(base, path, query);
+        let site = CallSite::iam(&url);
+        self.fetch(&url, site, None, parse).await
+    }
+
+    /// The retry loop of one call to `url`.
+    async fn fetch<T>(
+        &self,
+        url: &Url,
+        site: CallSite,
+        project_id: Option<&str>,
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let inner = &self.inner;
+        let settings = &inner.settings;
         // Until some answer shows the credentials are not refused, one call at a
         // time holds the probe, through its retries: bad credentials then cost one
         // refusal, and a dead endpoint one retry budget, not one per queued call.
@@ -209,7 +245,7 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let answer = self.attempt(&url, call.project_id).await;
+            let answer = self.attempt(url, project_id).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
                     Ok(value) => return Ok(value),
@@ -326,7 +362,7 @@ impl ApiClient {
     }
 
     /// One signed request, holding an in-flight permit until the body is read.
-    async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
+    async fn attempt(&self, url: &Url, project_id: Option<&str>) -> Result<Answer, AttemptError> {
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
             AttemptError::Transport(TransportFailure::other(
@@ -355,7 +391,7 @@ impl ApiClient {
                 url,
                 headers: &headers,
                 body: b"",
-                project_id: Some(project_id),
+                project_id,
                 now: Utc::now(),
             });
             headers.extend(added);

@@ -1,7 +1,9 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run accounting and watermarks.
+//! their status history, sync-run accounting, watermarks and the IAM answers
+//! that name an account's projects.
 
 mod adhoc;
+mod iam;
 mod jobs;
 mod lock;
 mod report;
@@ -17,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
+pub use iam::{CachedProjects, IamCacheKey, IamLookup};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
 pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
