@@ -1080,6 +1080,205 @@ job_ids = ["702364883651395584"]
     }
 
     #[test]
+    fn a_project_may_give_only_its_region() {
+        let s = parse("[[project]]\nregion = \"ap-southeast-1\"\n[project.dbss]\n").expect("valid");
+        assert!(s.projects.is_empty());
+        let r = &s.regional[0];
+        assert_eq!((r.region.as_str(), r.line), ("ap-southeast-1", 2));
+        let p = r.with_id("abc");
+        assert_eq!(p.id, "abc");
+        assert!(p.has(Source::Dbss) && !p.has(Source::Nosql));
+        assert_eq!(
+            p.endpoints.dbss.as_str(),
+            "https://dbss.ap-southeast-1.myhuaweicloud.com/"
+        );
+        assert_eq!(s.require_projects(), Ok(()));
+        let twice = "[[project]]\nregion = \"cn-north-4\"\n[project.nosql]\n\n[[project]]\nregion = \"cn-north-4\"\n[project.dbss]\n";
+        let err = parse(twice).expect_err("twice");
+        assert!(
+            err.contains("line 6") && err.contains("line 2") && err.contains("give one an `id`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_whole_account() {
+        let s = parse("[account]\nprojects = \"all\"\nregions = [\"cn-north-4\", \"cn-north-4\", \"eu-west-101\"]\nsources = [\"image\", \"nosql\"]\nsince = \"2024-02-01\"\n").expect("valid");
+        let a = s.account.as_ref().expect("account");
+        assert_eq!(a.regions, ["cn-north-4", "eu-west-101"]);
+        assert_eq!(a.sources, [Source::Nosql, Source::Image]);
+        assert!(a.since.is_some() && a.wants_region("eu-west-101") && !a.wants_region("cn-east-3"));
+        assert_eq!(s.require_projects(), Ok(()));
+        let all = parse("[account]\nprojects = \"all\"\n").expect("valid");
+        assert_eq!(all.account.expect("account").sources, Source::ALL);
+        for (text, expected) in [
+            (
+                "[account]\nprojects = \"some\"\n",
+                "line 2: account.projects",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsources = [\"ecs\"]\n",
+                "line 3: account.sources: unknown source `ecs`",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsources = []\n",
+                "account.sources is empty",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nregions = [\"cn north\"]\n",
+                "line 3: account.regions",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsince = \"soon\"\n",
+                "line 3: account.since",
+            ),
+            ("[account]\nregions = []\n", "projects"),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoints_per_region_and_from_the_sdks_variables() {
+        let text = "[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.nosql]\n\n[[project]]\nid = \"p2\"\nregion = \"ap-southeast-1\"\n[project.nosql]\n[project.dbss]\n\n[endpoints]\nnosql = \"https://nosql.proxy.example\"\n\n[endpoints.\"cn-north-4\"]\nnosql = \"https://nosql.vpcep.example\"\niam = \"https://iam.vpcep.example\"\n";
+        let env = SdkEnv::from_pairs(&[
+            (
+                "HUAWEICLOUD_SDK_REGION_DBSS_AP_SOUTHEAST_1",
+                " https://dbss.env.example/ ,https://second.example",
+            ),
+            (
+                "HUAWEICLOUD_SDK_REGION_GAUSSDBFORNOSQL_CN_NORTH_4",
+                "https://loses.example",
+            ),
+            ("HUAWEICLOUD_SDK_REGION_ECS_CN_NORTH_4", "not read"),
+            ("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://iam.env.example"),
+        ]);
+        let s = Settings::parse_with(text, Path::new("/x.toml"), &env).expect("valid");
+        let e = |i: usize| &s.projects[i].endpoints;
+        assert_eq!(
+            e(0).nosql.as_str(),
+            "https://nosql.vpcep.example/",
+            "per region beats env and global"
+        );
+        assert_eq!(e(0).iam.as_str(), "https://iam.vpcep.example/");
+        assert_eq!(
+            e(1).nosql.as_str(),
+            "https://nosql.proxy.example/",
+            "global for the others"
+        );
+        assert_eq!(
+            e(1).dbss.as_str(),
+            "https://dbss.env.example/",
+            "the variable's first endpoint"
+        );
+        assert_eq!(e(1).iam.as_str(), "https://iam.env.example/");
+        assert_eq!(
+            e(0).dbss.as_str(),
+            "https://dbss.cn-north-4.myhuaweicloud.com/",
+            "the table where nothing is set"
+        );
+
+        let bad =
+            SdkEnv::from_pairs(&[("HUAWEICLOUD_SDK_REGION_DBSS_CN_NORTH_4", "http://10.0.0.1")]);
+        let err = Settings::parse_with(text, Path::new("/x.toml"), &bad)
+            .expect_err("insecure")
+            .to_string();
+        assert!(
+            err.contains("HUAWEICLOUD_SDK_REGION_DBSS_CN_NORTH_4") && err.contains("https"),
+            "{err}"
+        );
+        for (table, expected) in [
+            ("[endpoints.\"cn-north-4\"]\nnsql = \"https://x\"\n", "nsql"),
+            (
+                "[endpoints.\"cn-north-4\"]\nnosql = \"http://example.com\"\n",
+                "endpoints.\"cn-north-4\".nosql",
+            ),
+            (
+                "[endpoints]\ncompute = \"https://x\"\n",
+                "unknown key `endpoints.compute`",
+            ),
+            ("[endpoints]\nnosql = 3\n", "endpoints.nosql must be a URL"),
+        ] {
+            let err = parse(&format!("{FULL}\n{table}")).expect_err(table);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_source_the_region_lacks_is_kept_off_with_a_note() {
+        let text = "[[project]]\nid = \"p1\"\nregion = \"eu-west-101\"\n[project.nosql]\n[project.dbss]\n[project.image]\n";
+        let s = parse(text).expect("a note, not an error");
+        let p = &s.projects[0];
+        assert!(p.has(Source::Nosql) && p.configured(Source::Dbss) && !p.has(Source::Dbss));
+        assert_eq!(p.absent, [Source::Dbss, Source::Image]);
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(
+            s.notes[0].contains("line 3: project p1: [project.dbss] and [project.image] are not synced: eu-west-101 has no DBSS and Workspace App"),
+            "{:?}",
+            s.notes
+        );
+        // An endpoint set for that region makes the service reachable.
+        let vpc =
+            format!("{text}\n[endpoints.\"eu-west-101\"]\ndbss = \"https://dbss.vpcep.example\"\n");
+        let s = parse(&vpc).expect("valid");
+        assert_eq!(s.projects[0].absent, [Source::Image]);
+        assert!(s.projects[0].has(Source::Dbss));
+        // A region the table does not know is tried, with a note.
+        let s = parse("[[project]]\nid = \"p\"\nregion = \"xx-new-1\"\n[project.dbss]\n")
+            .expect("valid");
+        assert!(s.projects[0].has(Source::Dbss));
+        assert!(
+            s.notes[0].contains("not in jobtrail's region table"),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn the_sdks_project_id_and_iam_endpoint_are_judged_too() {
+        let s = parse(FULL).expect("valid");
+        let s = s
+            .with_sdk_defaults(
+                Some((" p-env ".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into())),
+                Some((
+                    "https://iam.creds.example".into(),
+                    "credentials file x".into(),
+                )),
+            )
+            .expect("valid");
+        assert_eq!(
+            s.sdk_project_id,
+            Some(("p-env".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into()))
+        );
+        assert_eq!(
+            s.endpoints.iam(Some("cn-north-4")).expect("iam").as_str(),
+            "https://iam.creds.example/"
+        );
+        let err = parse(FULL)
+            .expect("valid")
+            .with_sdk_defaults(
+                Some(("a b".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into())),
+                None,
+            )
+            .expect_err("bad id")
+            .to_string();
+        assert!(err.contains("HUAWEICLOUD_SDK_PROJECT_ID"), "{err}");
+        let err = parse(FULL)
+            .expect("valid")
+            .with_sdk_defaults(
+                None,
+                Some(("http://iam.example".into(), "credentials file x".into())),
+            )
+            .expect_err("insecure")
+            .to_string();
+        assert!(
+            err.contains("credentials file x") && err.contains("iam_endpoint"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn dates_and_datetimes() {
         let t = |s| parse_date_or_datetime(s).map(crate::normalize::format_utc);
         assert_eq!(t("2024-02-29").as_deref(), Ok("2024-02-29T00:00:00.000Z"));
