@@ -262,9 +262,33 @@ pub struct Plan {
     pub account: Option<AccountListing>,
     /// Every lookup that failed: a sync does not start with any.
     pub problems: Vec<PlanError>,
-    /// Worth saying once, not a failure (sources a region lacks, settings
-    /// unused); the file's own notes are [`Settings::notes`].
+    /// Worth saying once, not a failure (projects skipped for their region,
+    /// settings unused); the file's own notes are [`Settings::notes`].
     pub notes: Vec<String>,
+    /// Regions of the account's projects that lack a source asked for.
+    pub gaps: Vec<RegionGap>,
+}
+
+/// A region that lacks sources `[account]` asks for: they are not called for
+/// its projects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionGap {
+    pub region: String,
+    pub absent: Vec<Source>,
+    pub projects: usize,
+}
+
+impl fmt::Display for RegionGap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has no {} (the SDKs know no endpoint there): not called for its {} project{}",
+            self.region,
+            service_names(&self.absent),
+            self.projects,
+            if self.projects == 1 { "" } else { "s" }
+        )
+    }
 }
 
 /// A project that could not be found. Each says what IAM returned.
@@ -522,11 +546,10 @@ async fn plan_account(
         }
     };
     let mut skipped = Vec::new();
-    let mut gaps: Vec<(String, Vec<Source>, usize)> = Vec::new();
     for project in &answer.projects {
         match account_project(settings, account, project, plan) {
             Ok((settings, absent)) => {
-                note_gap(&mut gaps, &settings.region, &absent);
+                note_gap(&mut plan.gaps, &settings.region, &absent);
                 plan.projects.push(PlannedProject {
                     project: settings,
                     name: Some(project.name.clone()),
@@ -542,7 +565,7 @@ async fn plan_account(
             }),
         }
     }
-    account_notes(account, &answer.projects, &skipped, &gaps, plan);
+    account_notes(account, &answer.projects, &skipped, plan);
     plan.account = Some(AccountListing {
         endpoint,
         answered: answer.answered,
@@ -622,30 +645,27 @@ fn account_project(
 }
 
 /// Counts a project of `region` that lacks `absent`.
-fn note_gap(gaps: &mut Vec<(String, Vec<Source>, usize)>, region: &str, absent: &[Source]) {
+fn note_gap(gaps: &mut Vec<RegionGap>, region: &str, absent: &[Source]) {
     if absent.is_empty() {
         return;
     }
-    match gaps.iter_mut().find(|(r, _, _)| r == region) {
-        Some((_, _, n)) => *n += 1,
-        None => gaps.push((region.to_owned(), absent.to_vec(), 1)),
+    match gaps.iter_mut().find(|g| g.region == region) {
+        Some(gap) => gap.projects += 1,
+        None => gaps.push(RegionGap {
+            region: region.to_owned(),
+            absent: absent.to_vec(),
+            projects: 1,
+        }),
     }
 }
 
-/// Says once per region what it lacks, and what the account's list left out.
+/// Says what the account's list left out that the user may not expect.
 fn account_notes(
     account: &AccountSettings,
     listed: &[IamProject],
     skipped: &[Skipped],
-    gaps: &[(String, Vec<Source>, usize)],
     plan: &mut Plan,
 ) {
-    for (region, absent, projects) in gaps {
-        plan.notes.push(format!(
-            "{region} has no {} (the SDKs know no endpoint there): not called for its {projects} project(s)",
-            service_names(absent)
-        ));
-    }
     for s in skipped {
         match s.why {
             SkipReason::UnknownRegion => plan.notes.push(format!(

@@ -209,6 +209,9 @@ async fn select_projects(
     for note in &plan.notes {
         tracing::info!("{note}");
     }
+    for gap in &plan.gaps {
+        tracing::info!("{gap}");
+    }
     let all: Vec<ProjectSettings> = plan.projects.into_iter().map(|p| p.project).collect();
     for wanted in &options.projects {
         if !all.iter().any(|p| &p.id == wanted) {
