@@ -334,6 +334,13 @@ impl Settings {
     }
 }
 
+/// A project's `[project.nosql]`, `[project.dbss]` and `[project.image]`.
+type SourceTables = (
+    Option<NosqlSettings>,
+    Option<DbssSettings>,
+    Option<ImageSettings>,
+);
+
 /// Reads the raw file into settings, naming the file and line in every error.
 struct FileReader<'t> {
     text: &'t str,
@@ -556,18 +563,7 @@ impl FileReader<'_> {
     }
 
     /// A project's source tables, resolved.
-    #[allow(clippy::type_complexity)]
-    fn sources(
-        &self,
-        p: &ProjectFile,
-    ) -> Result<
-        (
-            Option<NosqlSettings>,
-            Option<DbssSettings>,
-            Option<ImageSettings>,
-        ),
-        ConfigError,
-    > {
+    fn sources(&self, p: &ProjectFile) -> Result<SourceTables, ConfigError> {
         let nosql = match &p.nosql {
             None => None,
             Some(n) => Some(NosqlSettings {

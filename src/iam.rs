@@ -627,7 +627,7 @@ fn account_project(
     let synced = ProjectSettings {
         id: project.id.clone(),
         region: region.to_owned(),
-        nosql: wants(Source::Nosql).then(|| NosqlSettings {
+        nosql: wants(Source::Nosql).then_some(NosqlSettings {
             since: account.since,
         }),
         dbss: wants(Source::Dbss).then(|| DbssSettings {

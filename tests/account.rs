@@ -202,6 +202,48 @@ async fn the_sdks_project_id_is_used_instead_of_asking_iam() {
             .iter()
             .any(|r| r.path == format!("/v3/{id}/jobs"))
     );
+
+    // The file's `iam_endpoint` is where the ID is asked for.
+    let iam = SimServer::start(SimConfig {
+        auth: signed(),
+        ..SimConfig::account(55)
+    })
+    .await
+    .expect("IAM simulator");
+    std::fs::write(
+        &file,
+        format!(
+            "[basic]\nak = {AK}\nsk = {SK}\niam_endpoint = {}\n",
+            iam.base_url()
+        ),
+    )
+    .expect("write");
+    env.sim.clear_requests();
+    let run = run_cli(
+        env.dir.path().to_path_buf(),
+        ["--db", "iam.db", "sync", "--source", "nosql"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        vec![(
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE".to_owned(),
+            file.display().to_string(),
+        )],
+    )
+    .await;
+    run.assert_code(0);
+    assert_eq!(
+        iam_calls(&env.sim.requests()),
+        [],
+        "not the config's [endpoints] iam"
+    );
+    assert_eq!(iam_calls(&iam.requests()).len(), 1);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/v3/{id}/jobs"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
