@@ -295,7 +295,7 @@ impl fmt::Display for RegionGap {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// IAM could not be asked, or refused.
-    #[error("{what}: {source}")]
+    #[error("{what}: {source}{}", hint(.source))]
     Iam {
         what: String,
         #[source]
@@ -334,6 +334,17 @@ pub enum PlanError {
     /// An endpoint that is not a URL.
     #[error("{0}")]
     Endpoint(String),
+}
+
+/// What to do when IAM refuses the SDKs' lookup itself: listing projects by
+/// name (KeystoneListProjects) needs an IAM permission that a key pair for
+/// job APIs may well lack.
+fn hint(e: &ApiError) -> &'static str {
+    if e.http_status() == Some(403) && !e.is_auth() {
+        ". The user may not list projects by name (IAM permission iam:projects:listProjects): grant it, set `id = \"…\"` in the [[project]] (or HUAWEICLOUD_SDK_PROJECT_ID), or use [account], whose list (GET /v3/auth/projects) needs no extra permission"
+    } else {
+        ""
+    }
 }
 
 fn no_match(

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use jobtrail::sim::{MOS, RequestRecord, SimAuth, SimConfig, SimProject, SimServer, region_offers};
+use jobtrail::sim::{
+    Fault, FaultRule, MOS, RequestRecord, SimAuth, SimConfig, SimProject, SimServer, region_offers,
+};
 
 use crate::util::{Env, Run, run_cli, utc_ms};
 
@@ -500,4 +502,57 @@ async fn a_regions_own_endpoint_is_used_for_that_region_only() {
         );
     }
     assert!(pairs.contains(&(east, "nosql".to_owned())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_iam_fails_yesterdays_answer_serves_and_a_refused_lookup_says_what_to_do() {
+    let env = account_env(SimConfig::account(56), REGION_ONLY).await;
+    env.jobtrail(&["sync", "--source", "nosql"])
+        .await
+        .assert_code(0);
+    let pool = env.writable_pool().await;
+    sqlx::query("UPDATE iam_projects SET fetched_at = ?")
+        .bind(utc_ms(Utc::now() - chrono::Duration::hours(30)))
+        .execute(&pool)
+        .await
+        .expect("age the answer");
+    pool.close().await;
+
+    // IAM fails: the day-old answer is used, with a warning.
+    env.sim
+        .add_fault(FaultRule::new("/v3/projects", Fault::Status(400)).times(1));
+    env.sim.clear_requests();
+    let run = env.jobtrail(&["sync", "--source", "nosql"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("using IAM's answer of"),
+        "{}",
+        run.stderr
+    );
+    let id = id_of(&env, "ap-southeast-1");
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/v3/{id}/jobs"))
+    );
+
+    // Without an answer to fall back on, a refused lookup says what to do.
+    env.sim
+        .add_fault(FaultRule::new("/v3/projects", Fault::Status(403)));
+    let run = cli(
+        &env,
+        &["--config", "jobtrail.toml", "--db", "fresh.db", "sync"],
+        &[],
+    )
+    .await;
+    run.assert_code(1);
+    for expected in [
+        "cannot find its project ID",
+        "HTTP 403",
+        "iam:projects:listProjects",
+        "[account]",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}:\n{}", run.stderr);
+    }
 }
