@@ -228,11 +228,14 @@ pub struct SdkEnv {
 }
 
 impl SdkEnv {
-    /// The process environment's `HUAWEICLOUD_SDK_*` variables.
+    /// The process environment's endpoint variables (never its keys: only
+    /// `HUAWEICLOUD_SDK_REGION_*` and `HUAWEICLOUD_SDK_IAM_ENDPOINT` are kept).
     pub fn from_process() -> SdkEnv {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("HUAWEICLOUD_SDK_"))
+            .filter(|(k, _)| {
+                k.starts_with("HUAWEICLOUD_SDK_REGION_") || k == crate::regions::IAM_ENDPOINT_VAR
+            })
             .collect();
         SdkEnv { vars }
     }

@@ -556,3 +556,35 @@ async fn when_iam_fails_yesterdays_answer_serves_and_a_refused_lookup_says_what_
         assert!(run.stderr.contains(expected), "{expected}:\n{}", run.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_for_a_service_the_region_lacks_is_a_note_not_an_error() {
+    let env = account_env(
+        SimConfig::account(57),
+        "[[project]]\nregion = \"eu-west-101\"\n\n[project.nosql]\n\n[project.dbss]\ndiscover = true\n",
+    )
+    .await;
+    let note =
+        "line 2: project in eu-west-101: [project.dbss] is not synced: eu-west-101 has no DBSS";
+    let check = env.jobtrail(&["check", "--timeout", "5"]).await;
+    check.assert_code(0);
+    assert!(
+        check.stdout.contains(&format!("[note] {note}")),
+        "{}",
+        check.stdout
+    );
+    let run = env.jobtrail(&["sync"]).await;
+    run.assert_code(0);
+    assert_eq!(
+        run.stderr.matches(note).count(),
+        1,
+        "said once: {}",
+        run.stderr
+    );
+    assert_eq!(env.sim.missing_service_calls(), []);
+    let eu = id_of(&env, "eu-west-101");
+    assert_eq!(
+        stored_pairs(&env).await,
+        BTreeSet::from([(eu, "nosql".to_owned())])
+    );
+}
