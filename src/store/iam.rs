@@ -52,7 +52,7 @@ impl Store {
     ) -> Result<Option<CachedProjects>, StoreError> {
         let rows: Vec<(String, String, bool, String)> = sqlx::query_as(
             "SELECT project_id, name, enabled, fetched_at FROM iam_projects \
-             WHERE credential = ? AND iam_endpoint = ? AND lookup = ? ORDER BY rowid",
+             WHERE credential = ? AND iam_endpoint = ? AND lookup = ? ORDER BY position",
         )
         .bind(key.credential)
         .bind(key.endpoint)
@@ -89,11 +89,11 @@ impl Store {
         .bind(key.lookup.key())
         .execute(&mut *tx)
         .await?;
-        for p in projects {
+        for (position, p) in (0_i64..).zip(projects) {
             // IAM never lists a project twice; should it, the first answer stays.
             sqlx::query(
-                "INSERT INTO iam_projects (credential, iam_endpoint, lookup, project_id, name, enabled, fetched_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO iam_projects (credential, iam_endpoint, lookup, project_id, name, enabled, position, fetched_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(key.credential)
             .bind(key.endpoint)
@@ -101,6 +101,7 @@ impl Store {
             .bind(&p.id)
             .bind(&p.name)
             .bind(p.enabled)
+            .bind(position)
             .bind(&at)
             .execute(&mut *tx)
             .await?;
