@@ -69,5 +69,6 @@ pub fn simulated_project(id: &str, base: &reqwest::Url, history_days: u32) -> Pr
             discover: true,
         }),
         endpoints: Endpoints::all(base),
+        absent: Vec::new(),
     }
 }

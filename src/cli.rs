@@ -91,7 +91,7 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Write a commented jobtrail.toml to start from
     #[command(
-        after_help = "Examples:\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in ID and region\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4 \\\n      --endpoint http://127.0.0.1:8080                 # all APIs at `jobtrail simulate`\n\nWithout --project or --region the file gets a marked placeholder that `jobtrail check` flags.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
+        after_help = "Examples:\n  jobtrail init --region cn-north-4                     # the project ID comes from IAM\n  jobtrail init --account                               # every project of the account\n  jobtrail init --account --region ap-southeast-1 --source nosql\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in the region\n  jobtrail init --region cn-north-4 --endpoint http://127.0.0.1:8080   # `jobtrail simulate`\n\nWithout --region (or --account) the file gets a marked placeholder that `jobtrail check` flags.\nA source the region does not offer is written commented out, with a note.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
     )]
     Init(InitArgs),
     /// Check the configuration, the credentials and one request per source, without syncing
@@ -108,13 +108,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Project ID (console: My Credentials → API Credentials → Projects) [default: a placeholder to fill in]
-    #[arg(long, value_name = "ID")]
+    /// Project ID (console: My Credentials → API Credentials → Projects) [default: found through IAM from the region]
+    #[arg(long, value_name = "ID", conflicts_with = "account")]
     pub project: Option<String>,
-    /// Region of the project, e.g. cn-north-4 [default: a placeholder to fill in]
+    /// Region of the project, e.g. cn-north-4; with --account, the only region to sync [default: a placeholder to fill in; with --account, every region]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
-    /// Sources to turn on (repeatable); the others are written commented out [default: all three]
+    /// Sync every enabled project of the account (listed through IAM), each with the sources its region offers
+    #[arg(long)]
+    pub account: bool,
+    /// Sources to turn on (repeatable); the others are written commented out [default: all three, where the region offers them]
     #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
     pub sources: Vec<Source>,
     /// Point every API at this base URL instead of the region's public endpoints (a VPC endpoint, a proxy, `jobtrail simulate`)

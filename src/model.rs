@@ -156,3 +156,21 @@ pub struct JobRow {
     /// The job object exactly as the API sent it.
     pub raw_json: String,
 }
+
+/// A project as IAM lists it (`GET /v3/projects`, `GET /v3/auth/projects`):
+/// what jobtrail needs to find a project's ID and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamProject {
+    pub id: String,
+    /// `cn-north-4` (a region's default project), `cn-north-4_dev` (a
+    /// sub-project) or `MOS` (OBS's own, no region).
+    pub name: String,
+    pub enabled: bool,
+}
+
+impl IamProject {
+    /// The region: the name up to the first `_` (`MOS` for OBS's project).
+    pub fn region(&self) -> &str {
+        crate::regions::project_region(&self.name)
+    }
+}

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod account;
 mod auth;
 mod faults;
 mod fidelity;

@@ -108,6 +108,8 @@ async fn synchronize(
         .map_err(|e| UsageError(e.to_string()))?;
     let credentials = Credentials::from_environment()?;
     tracing::info!(credentials = %credentials.describe(), "using credentials");
+    let settings = crate::iam::with_credentials(resolved.settings.clone(), &credentials)?;
+    say_notes(global, &settings.notes);
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
     let options = SyncOptions {
         sources: args.sources.clone(),
@@ -118,12 +120,24 @@ async fn synchronize(
     };
     locked_sync(
         &resolved.database,
-        &resolved.settings,
+        &settings,
         &client,
         &options,
         show_progress(global),
     )
     .await
+}
+
+/// Says the configuration's notes once (a source its region lacks is not an
+/// error): on stderr unless `-q`, through the log at `-v`.
+pub(super) fn say_notes(global: &GlobalArgs, notes: &[String]) {
+    for note in notes {
+        if global.quiet == 0 && global.verbose == 0 {
+            crate::logging::notice(global.log_format, &format!("note: {note}"));
+        } else {
+            tracing::info!("{note}");
+        }
+    }
 }
 
 /// Logs and prints how a sync ended and turns its outcome into the exit

@@ -9,11 +9,18 @@ use reqwest::{StatusCode, Url};
 use crate::model::Source;
 use crate::text::{for_terminal, truncate_chars};
 
+/// What a call was for: a source of one project, or IAM (the account's, no
+/// project's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Api {
+    Source { source: Source, project_id: String },
+    Iam,
+}
+
 /// Where a call went: shown in every error about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSite {
-    pub source: Source,
-    pub project_id: String,
+    pub api: Api,
     /// Path and query as sent (no secrets travel in URLs).
     pub path: String,
     /// Scheme, host and port, to say which endpoint did not answer.
@@ -21,14 +28,34 @@ pub struct CallSite {
 }
 
 impl CallSite {
+    /// The project and source of a call to a job API (`None` for IAM).
+    pub fn scope(&self) -> Option<(&str, Source)> {
+        match &self.api {
+            Api::Source { source, project_id } => Some((project_id.as_str(), *source)),
+            Api::Iam => None,
+        }
+    }
+
     pub fn new(source: Source, project_id: &str, url: &Url) -> CallSite {
+        let api = Api::Source {
+            source,
+            project_id: project_id.to_owned(),
+        };
+        CallSite::at(api, url)
+    }
+
+    /// A call to IAM.
+    pub fn iam(url: &Url) -> CallSite {
+        CallSite::at(Api::Iam, url)
+    }
+
+    fn at(api: Api, url: &Url) -> CallSite {
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
         CallSite {
-            source,
-            project_id: project_id.to_owned(),
+            api,
             path,
             endpoint: url.origin().ascii_serialization(),
         }
@@ -37,11 +64,14 @@ impl CallSite {
 
 impl fmt::Display for CallSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (project {}): GET {}{}",
-            self.source, self.project_id, self.endpoint, self.path
-        )
+        match &self.api {
+            Api::Source { source, project_id } => write!(
+                f,
+                "{source} (project {project_id}): GET {}{}",
+                self.endpoint, self.path
+            ),
+            Api::Iam => write!(f, "IAM: GET {}{}", self.endpoint, self.path),
+        }
     }
 }
 

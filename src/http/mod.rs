@@ -23,7 +23,7 @@ use reqwest::{StatusCode, Url};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use error::TransportFailure;
-pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
+pub use error::{Api, ApiError, CallSite, ErrorBody, TransportKind};
 pub use path::{UnsafeSegment, api_path, segment_problem};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
@@ -230,25 +230,35 @@ impl ApiClient {
     /// Counts an answer read lossily, by project and source.
     fn note_lossy(&self, site: &CallSite, invalid_sequences: u64) {
         tracing::warn!(%site, invalid_sequences, "the answer is not valid UTF-8; read with U+FFFD in place of each invalid sequence");
-        let Ok(mut lossy) = self.inner.lossy.lock() else {
+        let (Some((project_id, source)), Ok(mut lossy)) = (site.scope(), self.inner.lossy.lock())
+        else {
             return;
         };
         match lossy
             .iter_mut()
-            .find(|l| l.source == site.source && l.project_id == site.project_id)
+            .find(|l| l.source == source && l.project_id == project_id)
         {
             Some(l) => {
                 l.answers += 1;
                 l.invalid_sequences += invalid_sequences;
             }
             None => lossy.push(LossyAnswers {
-                source: site.source,
-                project_id: site.project_id.clone(),
+                source,
+                project_id: project_id.to_owned(),
                 answers: 1,
                 invalid_sequences,
                 first_path: site.path.clone(),
             }),
         }
+    }
+
+    /// The credentials' fingerprint (a hash, never a key), to keep answers
+    /// that depend on the account apart; `none` without credentials.
+    pub fn credential_fingerprint(&self) -> String {
+        self.inner
+            .credentials
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), Credentials::fingerprint)
     }
 
     /// What kind of credential is in use, for messages (never its value).
@@ -268,10 +278,38 @@ impl ApiClient {
         call: &Call<'_>,
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
-        let inner = &self.inner;
-        let settings = &inner.settings;
         let url = build_url(call.base, &call.path, &call.query);
         let site = CallSite::new(call.source, call.project_id, &url);
+        self.fetch(&url, site, Some((call.project_id, call.source)), parse)
+            .await
+    }
+
+    /// GETs an IAM path (`/v3/projects`, `/v3/auth/projects`) like any call:
+    /// signed, retried, bounded, but without `X-Project-Id`, since IAM's
+    /// answers are the account's, not one project's (as the SDKs ask).
+    #[tracing::instrument(skip_all, fields(api = "iam", path = path))]
+    pub async fn get_iam<T>(
+        &self,
+        base: &Url,
+        path: &str,
+        query: &[(String, String)],
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let url = build_url(base, path, query);
+        let site = CallSite::iam(&url);
+        self.fetch(&url, site, None, parse).await
+    }
+
+    /// The retry loop of one call to `url`.
+    async fn fetch<T>(
+        &self,
+        url: &Url,
+        site: CallSite,
+        scope: Option<(&str, Source)>,
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let inner = &self.inner;
+        let settings = &inner.settings;
         // Until some answer shows the credentials are not refused, one call at a
         // time holds the probe, through its retries: bad credentials then cost one
         // refusal, and a dead endpoint one retry budget, not one per queued call.
@@ -297,7 +335,7 @@ impl ApiClient {
                     only_this_scope: false,
                 });
             }
-            if self.scope_refused(call.project_id, call.source) {
+            if scope.is_some_and(|(project_id, source)| self.scope_refused(project_id, source)) {
                 return Err(ApiError::Skipped {
                     site,
                     only_this_scope: true,
@@ -315,7 +353,7 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let answer = self.attempt(&url, call.project_id, call.source).await;
+            let answer = self.attempt(url, scope).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
                     Ok(value) => return Ok(value),
@@ -402,8 +440,10 @@ impl ApiClient {
         if failure.is_permission_refusal() {
             // The signature passed: the credentials work, this scope may not.
             self.credentials_work(probe);
-            if let Ok(mut refused) = inner.refused_scopes.lock() {
-                refused.insert((site.project_id.clone(), site.source));
+            if let (Some((project_id, source)), Ok(mut refused)) =
+                (site.scope(), inner.refused_scopes.lock())
+            {
+                refused.insert((project_id.to_owned(), source));
             }
             return Err(Judged::Final(failure));
         }
@@ -454,9 +494,9 @@ impl ApiClient {
     async fn attempt(
         &self,
         url: &Url,
-        project_id: &str,
-        source: Source,
+        scope: Option<(&str, Source)>,
     ) -> Result<Answer, AttemptError> {
+        let project_id = scope.map(|(project_id, _)| project_id);
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
             AttemptError::Transport(TransportFailure::other(
@@ -485,7 +525,7 @@ impl ApiClient {
                 url,
                 headers: &headers,
                 body: b"",
-                project_id: Some(project_id),
+                project_id,
                 now: Utc::now(),
             });
             headers.extend(added);
@@ -502,7 +542,12 @@ impl ApiClient {
             };
             header_map.insert(name, value);
         }
-        self.count_request(project_id, source);
+        match scope {
+            Some((project_id, source)) => self.count_request(project_id, source),
+            None => {
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let response = inner
             .http
             .get(url.clone())

@@ -1,8 +1,9 @@
 //! The SQLite store: opening (pragmas, migrations, file mode), job upserts with
-//! their status history, sync-run and per-scope accounting, watermarks and
-//! what operators watch (`ops`).
+//! their status history, sync-run and per-scope accounting, watermarks, what
+//! operators watch (`ops`) and the IAM answers that name an account's projects.
 
 mod adhoc;
+mod iam;
 mod jobs;
 mod lock;
 mod ops;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
+pub use iam::{CachedProjects, IamCacheKey, IamLookup};
 pub use jobs::UnfinishedJob;
 pub use lock::{LockError, SyncLock};
 pub use ops::{LastSuccess, NewFailure};

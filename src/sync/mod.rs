@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{ProjectSettings, Settings};
 use crate::http::ApiClient;
+use crate::iam::{Iam, PlanErrors};
 use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::progress::Progress;
@@ -129,6 +130,9 @@ impl SyncReport {
 pub enum SyncError {
     #[error("{0}")]
     Usage(String),
+    /// A project could not be found through IAM: nothing was synced.
+    #[error("{0}")]
+    Projects(PlanErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -158,7 +162,7 @@ pub async fn run(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let now = Utc::now();
-    let projects = select_projects(settings, options)?;
+    let projects = select_projects(settings, store, client, options, now).await?;
     let sources: BTreeSet<Source> = if options.sources.is_empty() {
         Source::ALL.into_iter().collect()
     } else {
@@ -188,7 +192,7 @@ pub async fn run(
             .unwrap_or(chrono::Duration::MAX),
     };
     let mut units = Vec::new();
-    for project in &projects {
+    for project in projects.iter() {
         for source in &sources {
             if project.has(*source) {
                 units.push(ctx.sync_unit(project, *source));
@@ -242,25 +246,42 @@ fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
     }
 }
 
-fn select_projects<'a>(
-    settings: &'a Settings,
+/// The projects to sync: the configured ones, those found by region and the
+/// account's (through IAM and its cached answers), narrowed to `--project`.
+async fn select_projects(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
     options: &SyncOptions,
-) -> Result<Vec<&'a ProjectSettings>, SyncError> {
+    now: DateTime<Utc>,
+) -> Result<Vec<ProjectSettings>, SyncError> {
     settings
         .require_projects()
         .map_err(|e| SyncError::Usage(e.to_string()))?;
+    let iam = Iam::new(client, Some(store), options.full, now);
+    let plan = crate::iam::plan(settings, &iam).await;
+    if !plan.problems.is_empty() {
+        return Err(SyncError::Projects(PlanErrors(plan.problems)));
+    }
+    // Expected in an account (the file's own notes the command says).
+    for note in &plan.notes {
+        tracing::info!("{note}");
+    }
+    for gap in &plan.gaps {
+        tracing::info!("{gap}");
+    }
+    let all: Vec<ProjectSettings> = plan.projects.into_iter().map(|p| p.project).collect();
     for wanted in &options.projects {
-        if !settings.projects.iter().any(|p| &p.id == wanted) {
-            let known: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+        if !all.iter().any(|p| &p.id == wanted) {
+            let known: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
             return Err(SyncError::Usage(format!(
                 "--project {wanted} is not in the configuration (configured: {})",
                 known.join(", ")
             )));
         }
     }
-    Ok(settings
-        .projects
-        .iter()
+    Ok(all
+        .into_iter()
         .filter(|p| options.projects.is_empty() || options.projects.contains(&p.id))
         .collect())
 }
