@@ -104,6 +104,9 @@ async fn parent_main() -> Result<()> {
     if selected("rate") {
         bounded(rate_limit(dir.path(), &mut rows)).await?;
     }
+    if selected("account") {
+        bounded(account(dir.path(), &mut rows)).await?;
+    }
     if selected("memory") {
         memory(dir.path(), &mut rows).await?;
     }
@@ -359,11 +362,11 @@ async fn replay<T: Send + 'static>(
 fn parse_rows(path: &str, body: &[u8]) -> Result<Vec<JobRow>, String> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["v3", p, "jobs"] => Ok(nosql::parse_page(body, p)?.rows),
+        ["v3", p, "jobs"] => Ok(nosql::parse_page(body, p)?.parsed.rows),
         ["v1", p, "dbss", "audit", "jobs", r] | ["v1", p, "audit", r, "jobs"] => {
-            dbss::parse_jobs(body, p, r)
+            dbss::parse_jobs(body, p, r).map(|p| p.rows)
         }
-        ["v1", p, "image-server-jobs", _] => image::parse_job(body, p),
+        ["v1", p, "image-server-jobs", _] => image::parse_job(body, p).map(|p| p.rows),
         _ => Ok(Vec::new()),
     }
 }
@@ -503,6 +506,93 @@ async fn latency(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             ratio(elapsed, bound)
         ),
         format!("≥ 10× faster than serial: {}", verdict(speedup >= 10.0)),
+    ));
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Projects in the account scenario, each with all three sources.
+const ACCOUNT_PROJECTS: usize = 50;
+
+/// A cron run over a whole account: 50 projects × 3 sources, 50 ms per
+/// response, nothing new since the first sync. Projects run in parallel under
+/// the one in-flight bound and pacer, so the bound is the requests it makes,
+/// 16 at a time.
+async fn account(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let (n, d, i) = (scaled(200), scaled(20).max(2), scaled(20).max(2));
+    println!(
+        "\n## account: {ACCOUNT_PROJECTS} projects × 3 sources ({n} NoSQL jobs, {d} DBSS resources, {i} image jobs each), +50 ms per response, nothing new"
+    );
+    let mut config = sim_config(n, d, i);
+    config.history_days = 90;
+    config.projects = (1..=ACCOUNT_PROJECTS)
+        .map(|k| format!("{k:032x}"))
+        .collect();
+    config.latency = LATENCY;
+    let projects = config.projects.clone();
+    let (server, _) = start(config).await?;
+    let base = Url::parse(&server.base_url())?;
+    let settings = Settings {
+        projects: projects
+            .iter()
+            .map(|id| simulated_project(id, &base, 90))
+            .collect(),
+        ..Settings::default()
+    };
+    let db = dir.join("account.db");
+    let (first, first_time) = sync(&db, &settings).await?;
+    println!(
+        "  first sync {} ({} jobs, {} requests) in {}",
+        first.outcome.as_str(),
+        first.totals.seen,
+        first.requests,
+        secs(first_time)
+    );
+    server.clear_requests();
+    let (report, elapsed) = sync(&db, &settings).await?;
+    let records = server.requests();
+    let count = |prefix: &str, suffix: &str| {
+        records
+            .iter()
+            .filter(|r| {
+                let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+                parts.get(2).is_some_and(|p| p.starts_with(prefix)) && r.path.ends_with(suffix)
+            })
+            .count()
+    };
+    let nosql = count("jobs", "");
+    let dbss_list = count("audit", "instances");
+    let dbss_jobs = count("audit", "/jobs") + count("dbss", "");
+    let image_list = count("image-server-jobs", "image-server-jobs");
+    let image_jobs = count("image-server-jobs", "") - image_list;
+    let requests = records.len();
+    let concurrency = HttpSettings::default().max_in_flight;
+    let bound = LATENCY * requests as u32 / concurrency as u32;
+    let scopes = ACCOUNT_PROJECTS * 3;
+    println!(
+        "  cron run {} ({} jobs seen, {} new, {requests} requests) in {}; bound {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        report.totals.new,
+        secs(elapsed),
+        secs(bound)
+    );
+    rows.push(Row::new(
+        "Account: 50 projects × 3 sources, 50 ms, nothing new",
+        format!(
+            "{requests} requests in {} ({scopes} scopes; {} new jobs)",
+            secs(elapsed),
+            report.totals.new
+        ),
+        format!(
+            "{} = req × 50 ms / {concurrency}; requests: NoSQL {nosql} (windows and re-checks), DBSS {dbss_list} lists + {dbss_jobs} audit instances re-read (settled ones every sync by default), image {image_list} lists + {image_jobs} open jobs",
+            secs(bound)
+        ),
+        format!("{:.2}× bound", ratio(elapsed, bound)),
+        format!(
+            "≈ 1 request per scope + re-checks, ≤ 1.5× bound: {}",
+            verdict(ratio(elapsed, bound) <= 1.5 && report.totals.new == 0)
+        ),
     ));
     server.shutdown().await;
     Ok(())

@@ -51,12 +51,17 @@ pub async fn locked_sync(
             result
         }
         DatabaseLocation::Postgres(url) => {
-            let projects = crate::sync::select_projects(settings, options).map_err(usage)?;
-            let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
             let pg = PgStore::open_url(url).await?;
+            let store = Store::Postgres(pg.clone());
+            let projects =
+                crate::sync::select_projects(settings, &store, client, options, chrono::Utc::now())
+                    .await
+                    .map_err(usage)?;
+            let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
             let lock = pg.lock_projects(&ids, LOCK_WAIT).await?;
-            let store = Store::Postgres(pg);
-            let result = crate::sync::run(settings, &store, client, options, &progress).await;
+            let result =
+                crate::sync::run_selected(settings, &store, client, options, &progress, &projects)
+                    .await;
             lock.release().await;
             store.close().await;
             result
@@ -91,5 +96,6 @@ pub fn simulated_project(id: &str, base: &reqwest::Url, history_days: u32) -> Pr
             discover: true,
         }),
         endpoints: Endpoints::all(base),
+        absent: Vec::new(),
     }
 }

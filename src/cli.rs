@@ -63,7 +63,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Pull job history from the cloud into the database
     #[command(
-        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n  jobtrail --db postgres://jobtrail@db/jobtrail sync --shard 2/3  # host 2 of 3 sharing one database\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
+        after_help = "Examples:\n  jobtrail sync                                  # incremental: new jobs + re-check unfinished ones\n  jobtrail sync --source nosql --since 2024-01-01  # backfill NoSQL history from a date\n  jobtrail sync --full                           # re-read everything in range\n  jobtrail --db postgres://jobtrail@db/jobtrail sync --shard 2/3  # host 2 of 3 sharing one database\n  jobtrail -q sync --print-failures --metrics-file /var/lib/prometheus/node-exporter/jobtrail.prom\n\nExit codes: 0 all synced, 1 error (nothing synced), 2 usage error, 3 partial (some failed, the rest stored)."
     )]
     Sync(SyncArgs),
     /// Run SQL, or a saved query by name, on the database (read-only)
@@ -103,7 +103,7 @@ pub enum Command {
     Copy(CopyArgs),
     /// Write a commented jobtrail.toml to start from
     #[command(
-        after_help = "Examples:\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in ID and region\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4 \\\n      --endpoint http://127.0.0.1:8080                 # all APIs at `jobtrail simulate`\n\nWithout --project or --region the file gets a marked placeholder that `jobtrail check` flags.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
+        after_help = "Examples:\n  jobtrail init --region cn-north-4                     # the project ID comes from IAM\n  jobtrail init --account                               # every project of the account\n  jobtrail init --account --region ap-southeast-1 --source nosql\n  jobtrail init --project 0549b4a43100d4f32f51c01c2fe4acdb --region cn-north-4\n  jobtrail init --source nosql --source dbss -o /etc/jobtrail/jobtrail.toml  # fill in the region\n  jobtrail init --region cn-north-4 --endpoint http://127.0.0.1:8080   # `jobtrail simulate`\n\nWithout --region (or --account) the file gets a marked placeholder that `jobtrail check` flags.\nA source the region does not offer is written commented out, with a note.\nExit codes: 0 written, 1 the file exists (add --force) or cannot be written, 2 usage error."
     )]
     Init(InitArgs),
     /// Check the configuration, the credentials and one request per source, without syncing
@@ -120,13 +120,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Project ID (console: My Credentials → API Credentials → Projects) [default: a placeholder to fill in]
-    #[arg(long, value_name = "ID")]
+    /// Project ID (console: My Credentials → API Credentials → Projects) [default: found through IAM from the region]
+    #[arg(long, value_name = "ID", conflicts_with = "account")]
     pub project: Option<String>,
-    /// Region of the project, e.g. cn-north-4 [default: a placeholder to fill in]
+    /// Region of the project, e.g. cn-north-4; with --account, the only region to sync [default: a placeholder to fill in; with --account, every region]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
-    /// Sources to turn on (repeatable); the others are written commented out [default: all three]
+    /// Sync every enabled project of the account (listed through IAM), each with the sources its region offers
+    #[arg(long)]
+    pub account: bool,
+    /// Sources to turn on (repeatable); the others are written commented out [default: all three, where the region offers them]
     #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
     pub sources: Vec<Source>,
     /// Point every API at this base URL instead of the region's public endpoints (a VPC endpoint, a proxy, `jobtrail simulate`)
@@ -194,6 +197,24 @@ pub struct SyncArgs {
     /// Re-read everything in range, including jobs already final
     #[arg(long)]
     pub full: bool,
+    /// After every run, failed ones included, write Prometheus metrics to this file (for
+    /// node_exporter's textfile collector) [default: metrics_file in the config]
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Ping a healthchecks-style URL: URL/start at the start, URL on success, URL/fail otherwise,
+    /// with the summary line as the body [default: ping_url in the config]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "JOBTRAIL_PING_URL",
+        hide_env_values = true,
+        value_parser = crate::ping::PingUrl::parse
+    )]
+    pub ping_url: Option<crate::ping::PingUrl>,
+    /// After the summary, print one line per job that became failed in this run (also at -q, so
+    /// cron's mail carries them; nothing when none did)
+    #[arg(long)]
+    pub print_failures: bool,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +231,10 @@ pub struct QueryArgs {
     /// Output format [default: table]
     #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
     pub format: crate::output::Format,
+    /// With --format csv: prefix text starting with = + - @ tab or CR with ' so
+    /// a spreadsheet shows it instead of running it as a formula
+    #[arg(long)]
+    pub spreadsheet_safe: bool,
     /// Extra saved queries (*.sql), overriding built-in ones of the same name
     #[arg(long, value_name = "DIR")]
     pub queries_dir: Option<PathBuf>,

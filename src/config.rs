@@ -1,13 +1,19 @@
 //! Resolved settings: the `jobtrail.toml` file, environment and flags merged in
 //! one place. Raw file shapes (`*File`) are private; the rest of the program
-//! sees only [`Settings`].
+//! sees only [`Settings`]. Where each API is reached is `endpoints`' business.
 
+mod endpoints;
+
+use crate::ping::PingUrl;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use endpoints::{Availability, EndpointOverrides, EndpointSettings, Endpoints, service_names};
 
 use crate::model::Source;
 use crate::store::{DatabaseLocation, PgStoreError};
@@ -33,23 +39,43 @@ pub enum ConfigError {
 struct ConfigFile {
     database: Option<Spanned<PathBuf>>,
     queries_dir: Option<PathBuf>,
+    /// Prometheus text file written after every sync (`sync --metrics-file`).
+    metrics_file: Option<PathBuf>,
+    /// Healthchecks-style ping URL (`sync --ping-url`).
+    ping_url: Option<Spanned<String>>,
+    /// Settings of the DBSS source for every project.
+    #[serde(default)]
+    dbss: DbssGlobalFile,
     /// Allow plain-http endpoints that are not loopback (signed requests would travel in clear).
     #[serde(default)]
     allow_insecure_endpoints: bool,
     #[serde(default, rename = "project")]
     projects: Vec<ProjectFile>,
+    account: Option<AccountFile>,
+    /// Service keys (`nosql = "…"`) and region tables (`[endpoints."cn-north-4"]`).
     #[serde(default)]
-    endpoints: EndpointsFile,
+    endpoints: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectFile {
-    id: Spanned<String>,
+    /// Absent: found through IAM from the region, as the SDKs do.
+    id: Option<Spanned<String>>,
     region: Spanned<String>,
     nosql: Option<NosqlFile>,
     dbss: Option<DbssFile>,
     image: Option<ImageFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFile {
+    projects: Spanned<String>,
+    #[serde(default)]
+    regions: Vec<Spanned<String>>,
+    sources: Option<Vec<Spanned<String>>>,
+    since: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,7 +88,7 @@ struct NosqlFile {
 #[serde(deny_unknown_fields)]
 struct DbssFile {
     #[serde(default)]
-    resource_ids: Vec<String>,
+    resource_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
@@ -71,19 +97,29 @@ struct DbssFile {
 #[serde(deny_unknown_fields)]
 struct ImageFile {
     #[serde(default)]
-    job_ids: Vec<String>,
+    job_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EndpointsFile {
-    nosql: Option<Spanned<String>>,
-    dbss: Option<Spanned<String>>,
-    image: Option<Spanned<String>>,
-    iam: Option<Spanned<String>>,
+struct DbssGlobalFile {
+    settled_recheck: Option<Spanned<String>>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEndpointsFile {
+    nosql: Option<String>,
+    dbss: Option<String>,
+    image: Option<String>,
+    iam: Option<String>,
+}
+
+/// The longest `[dbss] settled_recheck` accepted: a longer pause would hide an
+/// audit instance's new jobs for good.
+pub const MAX_SETTLED_RECHECK: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
 
 /// Everything a command needs to know, resolved.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +128,32 @@ pub struct Settings {
     /// a PostgreSQL URL); `--db` wins over it.
     pub database: Option<DatabaseLocation>,
     pub queries_dir: Option<PathBuf>,
+    /// From the file's `metrics_file` key (relative to the file); `--metrics-file` wins.
+    pub metrics_file: Option<PathBuf>,
+    /// From the file's `ping_url` key; `--ping-url` wins. Shown redacted.
+    pub ping_url: Option<PingUrl>,
+    /// `[dbss] settled_recheck`: how long a DBSS audit instance whose jobs are
+    /// all final goes without being read again. Zero (the default): every sync
+    /// reads it, so a new failure shows in the next run.
+    pub dbss_settled_recheck: std::time::Duration,
+    /// `[[project]]` blocks with an `id`.
     pub projects: Vec<ProjectSettings>,
+    /// `[[project]]` blocks with only a `region`: their IDs are found through
+    /// IAM when a command runs (`crate::iam`).
+    pub regional: Vec<RegionalProject>,
+    /// `[account]`: every enabled project of the account.
+    pub account: Option<AccountSettings>,
+    /// What places a project found at run time.
+    pub endpoints: EndpointSettings,
+    /// Sources the file turns on in regions without them (never called), and
+    /// regions the table does not know: each command says them once.
+    pub notes: Vec<String>,
+    /// A project ID from the SDKs' settings (`HUAWEICLOUD_SDK_PROJECT_ID` or the
+    /// credentials file's `project_id`) and where it came from: the ID of a
+    /// single region-only project, as the SDKs use it.
+    pub sdk_project_id: Option<(String, String)>,
+    /// `allow_insecure_endpoints`: also judges endpoints given outside the file.
+    pub allow_insecure_endpoints: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,16 +164,73 @@ pub struct ProjectSettings {
     pub dbss: Option<DbssSettings>,
     pub image: Option<ImageSettings>,
     pub endpoints: Endpoints,
+    /// Sources whose table is present but which the region does not offer:
+    /// never called (`Settings::notes` says so).
+    pub absent: Vec<Source>,
 }
 
 impl ProjectSettings {
-    /// Whether a source is switched on for this project (its table is present).
+    /// Whether a source is synced for this project: its table is present and
+    /// the region offers it.
     pub fn has(&self, source: Source) -> bool {
+        self.configured(source) && !self.absent.contains(&source)
+    }
+
+    /// Whether a source's table is present, whether or not the region offers it.
+    pub fn configured(&self, source: Source) -> bool {
         match source {
             Source::Nosql => self.nosql.is_some(),
             Source::Dbss => self.dbss.is_some(),
             Source::Image => self.image.is_some(),
         }
+    }
+}
+
+/// A `[[project]]` with only a region: the region's default project, whose ID
+/// IAM gives (`GET /v3/projects?name={region}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionalProject {
+    /// The line of its `region`, for messages.
+    pub line: usize,
+    pub region: String,
+    pub nosql: Option<NosqlSettings>,
+    pub dbss: Option<DbssSettings>,
+    pub image: Option<ImageSettings>,
+    pub endpoints: Endpoints,
+    pub absent: Vec<Source>,
+}
+
+impl RegionalProject {
+    /// The project, once its ID is known.
+    pub fn with_id(&self, id: &str) -> ProjectSettings {
+        ProjectSettings {
+            id: id.to_owned(),
+            region: self.region.clone(),
+            nosql: self.nosql.clone(),
+            dbss: self.dbss.clone(),
+            image: self.image.clone(),
+            endpoints: self.endpoints.clone(),
+            absent: self.absent.clone(),
+        }
+    }
+}
+
+/// `[account]`: sync every enabled project of the account (`MOS` and
+/// disabled projects aside), each with the sources its region offers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountSettings {
+    /// Only projects in these regions; empty: every region.
+    pub regions: Vec<String>,
+    /// The sources to sync where the region offers them (default: all three).
+    pub sources: Vec<Source>,
+    /// Where each project's first NoSQL sync starts; `None`: 30 days before it.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl AccountSettings {
+    /// Whether a project in `region` is wanted.
+    pub fn wants_region(&self, region: &str) -> bool {
+        self.regions.is_empty() || self.regions.iter().any(|r| r == region)
     }
 }
 
@@ -134,181 +252,543 @@ pub struct ImageSettings {
     pub discover: bool,
 }
 
-/// The base URL of each API for one project.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Endpoints {
-    pub nosql: Url,
-    pub dbss: Url,
-    pub image: Url,
-    pub iam: Url,
+/// The SDKs' environment variables that configuration reads (the endpoint
+/// overrides), captured once so parsing stays a function of its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct SdkEnv {
+    vars: Vec<(String, String)>,
 }
 
-impl Endpoints {
-    pub fn for_source(&self, source: Source) -> &Url {
-        match source {
-            Source::Nosql => &self.nosql,
-            Source::Dbss => &self.dbss,
-            Source::Image => &self.image,
+impl SdkEnv {
+    /// The process environment's endpoint variables (never its keys: only
+    /// `HUAWEICLOUD_SDK_REGION_*` and `HUAWEICLOUD_SDK_IAM_ENDPOINT` are kept).
+    pub fn from_process() -> SdkEnv {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| {
+                k.starts_with("HUAWEICLOUD_SDK_REGION_") || k == crate::regions::IAM_ENDPOINT_VAR
+            })
+            .collect();
+        SdkEnv { vars }
+    }
+
+    /// Given variables (tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> SdkEnv {
+        SdkEnv {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         }
     }
 
-    /// The public endpoints of a region, as the official SDK's region tables give them.
-    pub fn public(region: &str) -> Result<Endpoints, String> {
-        let domain = if region == "eu-west-101" {
-            "myhuaweicloud.eu"
-        } else {
-            "myhuaweicloud.com"
-        };
-        // Workspace App is served under two host names depending on the region.
-        const APPSTREAM_REGIONS: [&str; 5] = [
-            "cn-north-9",
-            "cn-southwest-2",
-            "cn-north-4",
-            "cn-east-3",
-            "cn-south-1",
-        ];
-        let image_host = if APPSTREAM_REGIONS.contains(&region) {
-            "appstream"
-        } else {
-            "workspace"
-        };
-        let url = |host: &str| {
-            Url::parse(&format!("https://{host}.{region}.{domain}"))
-                .map_err(|e| format!("region `{region}` does not make a valid host name: {e}"))
-        };
-        Ok(Endpoints {
-            nosql: url("gaussdb-nosql")?,
-            dbss: url("dbss")?,
-            image: url(image_host)?,
-            iam: url("iam")?,
-        })
-    }
-
-    /// Every endpoint pointing at one base URL (the simulator).
-    pub fn all(base: &Url) -> Endpoints {
-        Endpoints {
-            nosql: base.clone(),
-            dbss: base.clone(),
-            image: base.clone(),
-            iam: base.clone(),
-        }
+    /// A variable's first listed endpoint (the SDKs take a comma-separated
+    /// list for failover); unset, empty or blank is none.
+    fn first_endpoint(value: &str) -> Option<&str> {
+        value
+            .split(',')
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .map(|s| s.trim_end_matches('/'))
     }
 }
 
 impl Settings {
-    /// Loads a configuration file.
+    /// Loads a configuration file, with the SDKs' endpoint variables of this process.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, &SdkEnv::from_process())
     }
 
-    /// Parses configuration text; `path` is used in messages and to resolve
-    /// relative paths in it.
+    /// Parses configuration text without any environment; `path` is used in
+    /// messages and to resolve relative paths in it.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
+        Self::parse_with(text, path, &SdkEnv::default())
+    }
+
+    /// Parses configuration text with the SDKs' endpoint variables in `env`.
+    pub fn parse_with(text: &str, path: &Path, env: &SdkEnv) -> Result<Settings, ConfigError> {
         // toml's own messages name the line, column and unknown key.
-        let file: ConfigFile =
-            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
-        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let reader = FileReader {
+            text,
+            path,
+            allow_insecure: file.allow_insecure_endpoints,
+        };
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let relative = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+        let mut settings = Settings {
+            database: reader.database(file.database.as_ref(), base_dir)?,
+            queries_dir: file.queries_dir.map(relative),
+            metrics_file: file.metrics_file.map(relative),
+            ping_url: reader.ping_url(file.ping_url.as_ref())?,
+            dbss_settled_recheck: reader.settled_recheck(file.dbss.settled_recheck.as_ref())?,
+            endpoints: reader.endpoints(&file.endpoints, env)?,
+            allow_insecure_endpoints: file.allow_insecure_endpoints,
+            ..Settings::default()
+        };
+        reader.projects(&file.projects, &mut settings)?;
+        settings.account = file
+            .account
+            .as_ref()
+            .map(|a| reader.account(a))
+            .transpose()?;
+        Ok(settings)
+    }
 
-        let overrides = [
-            ("nosql", &file.endpoints.nosql),
-            ("dbss", &file.endpoints.dbss),
-            ("image", &file.endpoints.image),
-            ("iam", &file.endpoints.iam),
-        ];
-        let mut parsed_overrides: Vec<(&str, Url)> = Vec::new();
-        for (key, value) in overrides {
-            if let Some(value) = value {
-                let url = parse_endpoint(value.get_ref(), file.allow_insecure_endpoints).map_err(
-                    |why| {
-                        invalid(format!(
-                            "line {}: endpoints.{key} = {:?}: {why}",
-                            at(value.span()),
-                            value.get_ref()
-                        ))
-                    },
-                )?;
-                parsed_overrides.push((key, url));
+    /// Adds what the SDKs read beside the keys: a project ID (for a single
+    /// region-only project) and the credentials file's IAM endpoint. Each
+    /// comes with where it was found, for messages.
+    pub fn with_sdk_defaults(
+        mut self,
+        project_id: Option<(String, String)>,
+        iam_endpoint: Option<(String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        if let Some((id, origin)) = &project_id {
+            ProjectIds::default()
+                .add(id)
+                .map_err(|why| ConfigError::Invalid {
+                    path: PathBuf::from(origin),
+                    message: why,
+                })?;
+        }
+        self.sdk_project_id = project_id.map(|(id, origin)| (id.trim().to_owned(), origin));
+        if let Some((url, origin)) = iam_endpoint {
+            let parsed = parse_endpoint(&url, self.allow_insecure_endpoints).map_err(|why| {
+                ConfigError::Invalid {
+                    path: PathBuf::from(&origin),
+                    message: format!("iam_endpoint = {url:?}: {why}"),
+                }
+            })?;
+            self.endpoints.credentials_iam = Some(parsed);
+        }
+        Ok(self)
+    }
+}
+
+/// A project's `[project.nosql]`, `[project.dbss]` and `[project.image]`.
+type SourceTables = (
+    Option<NosqlSettings>,
+    Option<DbssSettings>,
+    Option<ImageSettings>,
+);
+
+/// A problem and where in the file it is.
+type AtSpan = (std::ops::Range<usize>, String);
+
+/// A project's `[project.dbss]` and `[project.image]`, their IDs checked
+/// ([`path_ids`]) and without repeats; an error carries the span at fault.
+fn by_id_sources(p: &ProjectFile) -> Result<(Option<DbssSettings>, Option<ImageSettings>), AtSpan> {
+    let dbss = match &p.dbss {
+        None => None,
+        Some(d) => Some(DbssSettings {
+            resource_ids: dedup(&path_ids("project.dbss.resource_ids", &d.resource_ids)?),
+            discover: d.discover,
+        }),
+    };
+    let image = match &p.image {
+        None => None,
+        Some(i) => Some(ImageSettings {
+            job_ids: dedup(&path_ids("project.image.job_ids", &i.job_ids)?),
+            discover: i.discover,
+        }),
+    };
+    Ok((dbss, image))
+}
+
+/// The IDs of a `job_ids`/`resource_ids` list, each of which is sent as one
+/// URL path segment: `.` and `..` (which would send the request to another
+/// path) or one with a `/` are refused, naming the key; blanks are left for
+/// [`dedup`] to drop.
+fn path_ids(key: &str, ids: &[Spanned<String>]) -> Result<Vec<String>, AtSpan> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let trimmed = id.get_ref().trim();
+        if !trimmed.is_empty()
+            && let Some(why) = crate::http::segment_problem(trimmed)
+        {
+            return Err((
+                id.span(),
+                format!(
+                    "{key}: {:?} is not an ID: {why}",
+                    crate::text::truncate_chars(id.get_ref(), 80)
+                ),
+            ));
+        }
+        out.push(id.get_ref().clone());
+    }
+    Ok(out)
+}
+
+/// A `[dbss] settled_recheck` value: a duration such as `"6h"`, `"30m"` or
+/// `"1day"`; `"0"` reads settled audit instances on every sync.
+pub fn parse_settled_recheck(value: &str) -> Result<std::time::Duration, String> {
+    let every = humantime::parse_duration(value.trim()).map_err(|e| {
+        format!(
+            "not a duration ({e}); write it like \"6h\", \"30m\" or \"1day\", or \"0\" to read them on every sync"
+        )
+    })?;
+    if every > MAX_SETTLED_RECHECK {
+        return Err(
+            "at most 366 days, or new jobs of a settled audit instance would hardly ever be seen"
+                .into(),
+        );
+    }
+    Ok(every)
+}
+
+/// Reads the raw file into settings, naming the file and line in every error.
+struct FileReader<'t> {
+    text: &'t str,
+    path: &'t Path,
+    allow_insecure: bool,
+}
+
+impl FileReader<'_> {
+    fn invalid(&self, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+
+    fn line(&self, span: std::ops::Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    /// `database`: a file relative to the config file, or a PostgreSQL URL.
+    fn database(
+        &self,
+        value: Option<&Spanned<PathBuf>>,
+        base_dir: &Path,
+    ) -> Result<Option<DatabaseLocation>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let location = DatabaseLocation::parse(value.get_ref()).map_err(|why| {
+            self.invalid(format!("line {}: database: {why}", self.line(value.span())))
+        })?;
+        Ok(Some(location.relative_to(base_dir)))
+    }
+
+    /// `ping_url`: never repeated in a message, since it holds the check's secret.
+    fn ping_url(&self, value: Option<&Spanned<String>>) -> Result<Option<PingUrl>, ConfigError> {
+        value
+            .map(|v| {
+                PingUrl::parse(v.get_ref()).map_err(|why| {
+                    self.invalid(format!("line {}: ping_url: {why}", self.line(v.span())))
+                })
+            })
+            .transpose()
+    }
+
+    /// `[dbss] settled_recheck`; zero (every sync) when absent.
+    fn settled_recheck(
+        &self,
+        value: Option<&Spanned<String>>,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let Some(value) = value else {
+            return Ok(std::time::Duration::ZERO);
+        };
+        parse_settled_recheck(value.get_ref()).map_err(|why| {
+            self.invalid(format!(
+                "line {}: dbss.settled_recheck = {:?}: {why}",
+                self.line(value.span()),
+                value.get_ref()
+            ))
+        })
+    }
+
+    /// `[endpoints]`: service keys and region tables, then the SDKs' variables.
+    fn endpoints(
+        &self,
+        table: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+        env: &SdkEnv,
+    ) -> Result<EndpointSettings, ConfigError> {
+        let mut settings = EndpointSettings::default();
+        for (key, value) in table {
+            let name = key.get_ref().as_str();
+            let line = self.line(value.span());
+            if EndpointOverrides::KEYS.contains(&name) {
+                let Some(text) = value.get_ref().as_str() else {
+                    return Err(self.invalid(format!(
+                        "line {line}: endpoints.{name} must be a URL in quotes"
+                    )));
+                };
+                let url = parse_endpoint(text, self.allow_insecure).map_err(|why| {
+                    self.invalid(format!(
+                        "line {line}: endpoints.{name} = {:?}: {why}",
+                        crate::text::redact_url_text(text)
+                    ))
+                })?;
+                settings.global.set(name, url);
+            } else {
+                let overrides = self.region_endpoints(name, value)?;
+                settings.regions.insert(name.to_owned(), overrides);
             }
         }
+        self.env_endpoints(env, &mut settings)?;
+        Ok(settings)
+    }
 
-        let database = match file.database {
-            None => None,
-            Some(value) => Some(
-                DatabaseLocation::parse(value.get_ref())
-                    .map_err(|why| invalid(format!("line {}: database: {why}", at(value.span()))))?
-                    .relative_to(base_dir),
-            ),
-        };
+    /// `[endpoints."REGION"]`: the endpoints of one region.
+    fn region_endpoints(
+        &self,
+        region: &str,
+        value: &Spanned<toml::Value>,
+    ) -> Result<EndpointOverrides, ConfigError> {
+        let line = self.line(value.span());
+        if !value.get_ref().is_table() || parse_region(region).map(|(r, _)| r) != Ok(region) {
+            return Err(self.invalid(format!(
+                "line {line}: unknown key `endpoints.{region}` (expected `nosql`, `dbss`, `image`, `iam`, or a region's table such as [endpoints.\"cn-north-4\"])"
+            )));
+        }
+        let file: RegionEndpointsFile = value
+            .get_ref()
+            .clone()
+            .try_into()
+            .map_err(|e| self.invalid(format!("line {line}: [endpoints.\"{region}\"]: {e}")))?;
+        let mut overrides = EndpointOverrides::default();
+        let keys = [
+            ("nosql", &file.nosql),
+            ("dbss", &file.dbss),
+            ("image", &file.image),
+            ("iam", &file.iam),
+        ];
+        for (key, text) in keys {
+            if let Some(text) = text {
+                let url = parse_endpoint(text, self.allow_insecure).map_err(|why| {
+                    self.invalid(format!(
+                        "line {line}: endpoints.\"{region}\".{key} = {:?}: {why}",
+                        crate::text::redact_url_text(text)
+                    ))
+                })?;
+                overrides.set(key, url);
+            }
+        }
+        Ok(overrides)
+    }
 
-        let mut projects = Vec::new();
-        let mut seen_ids = ProjectIds::default();
-        for (index, p) in file.projects.iter().enumerate() {
-            let id = seen_ids
-                .add(p.id.get_ref())
-                .map_err(|why| invalid(format!("line {}: {why}", at(p.id.span()))))?;
-            let (region, mut endpoints) = parse_region(p.region.get_ref())
-                .map_err(|why| invalid(format!("line {}: {why}", at(p.region.span()))))?;
-            for (key, url) in &parsed_overrides {
-                match *key {
-                    "nosql" => endpoints.nosql = url.clone(),
-                    "dbss" => endpoints.dbss = url.clone(),
-                    "image" => endpoints.image = url.clone(),
-                    _ => endpoints.iam = url.clone(),
+    /// `HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}` and `HUAWEICLOUD_SDK_IAM_ENDPOINT`.
+    fn env_endpoints(
+        &self,
+        env: &SdkEnv,
+        settings: &mut EndpointSettings,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in &env.vars {
+            let target = if name == crate::regions::IAM_ENDPOINT_VAR {
+                None
+            } else if let Some(found) = crate::regions::parse_override_var(name) {
+                Some(found)
+            } else {
+                continue;
+            };
+            let Some(text) = SdkEnv::first_endpoint(value) else {
+                continue;
+            };
+            let url = parse_endpoint(text, self.allow_insecure).map_err(|why| {
+                self.invalid(format!("environment variable {name} = {text:?}: {why}"))
+            })?;
+            match target {
+                None => settings.env_iam = Some(url),
+                Some(key) => {
+                    settings.env.insert((key.1, key.0), url);
                 }
             }
-            let nosql = match &p.nosql {
+        }
+        Ok(())
+    }
+
+    /// Every `[[project]]`: those with an `id`, and those with only a region.
+    fn projects(&self, files: &[ProjectFile], settings: &mut Settings) -> Result<(), ConfigError> {
+        let mut seen_ids = ProjectIds::default();
+        let mut regional: Vec<(String, usize)> = Vec::new();
+        for (index, p) in files.iter().enumerate() {
+            let line = self.line(p.region.span());
+            let (region, _) = parse_region(p.region.get_ref())
+                .map_err(|why| self.invalid(format!("line {line}: {why}")))?;
+            let endpoints = settings
+                .endpoints
+                .for_region(region)
+                .map_err(|why| self.invalid(format!("line {line}: {why}")))?;
+            let id = match &p.id {
+                Some(id) => Some(seen_ids.add(id.get_ref()).map_err(|why| {
+                    self.invalid(format!("line {}: {why}", self.line(id.span())))
+                })?),
                 None => None,
-                Some(n) => Some(NosqlSettings {
-                    since: match &n.since {
-                        None => None,
-                        Some(s) => Some(parse_date_or_datetime(s.get_ref()).map_err(|why| {
-                            invalid(format!(
-                                "line {}: project.nosql.since = {:?}: {why}",
-                                at(s.span()),
-                                s.get_ref()
-                            ))
-                        })?),
-                    },
-                }),
             };
-            let dbss = p.dbss.as_ref().map(|d| DbssSettings {
-                resource_ids: dedup(&d.resource_ids),
-                discover: d.discover,
-            });
-            let image = p.image.as_ref().map(|i| ImageSettings {
-                job_ids: dedup(&i.job_ids),
-                discover: i.discover,
-            });
+            let label = id.map_or_else(|| format!("in {region}"), str::to_owned);
+            let (nosql, dbss, image) = self.sources(p)?;
             if nosql.is_none() && dbss.is_none() && image.is_none() {
-                return Err(invalid(format!(
-                    "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
-                    at(p.id.span()),
+                let at = p.id.as_ref().map_or(line, |id| self.line(id.span()));
+                return Err(self.invalid(format!(
+                    "line {at}: project {label} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
                     index + 1
                 )));
             }
-            projects.push(ProjectSettings {
-                id: id.to_owned(),
-                region: region.to_owned(),
-                nosql,
-                dbss,
-                image,
-                endpoints,
-            });
+            let configured: Vec<Source> = [
+                (Source::Nosql, nosql.is_some()),
+                (Source::Dbss, dbss.is_some()),
+                (Source::Image, image.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(s, on)| on.then_some(s))
+            .collect();
+            let absent = self.note_gaps(settings, line, &label, region, &configured);
+            match id {
+                Some(id) => settings.projects.push(ProjectSettings {
+                    id: id.to_owned(),
+                    region: region.to_owned(),
+                    nosql,
+                    dbss,
+                    image,
+                    endpoints,
+                    absent,
+                }),
+                None => {
+                    if let Some((_, first)) = regional.iter().find(|(r, _)| r == region) {
+                        return Err(self.invalid(format!(
+                            "line {line}: region {region} has a [[project]] without an id already (line {first}): both would be the region's default project; give one an `id`"
+                        )));
+                    }
+                    regional.push((region.to_owned(), line));
+                    settings.regional.push(RegionalProject {
+                        line,
+                        region: region.to_owned(),
+                        nosql,
+                        dbss,
+                        image,
+                        endpoints,
+                        absent,
+                    });
+                }
+            }
         }
-        Ok(Settings {
-            database,
-            queries_dir: file.queries_dir.map(relative),
-            projects,
+        Ok(())
+    }
+
+    /// The configured sources `region` lacks (returned, and said in a note),
+    /// and a note when the table does not know the region.
+    fn note_gaps(
+        &self,
+        settings: &mut Settings,
+        line: usize,
+        label: &str,
+        region: &str,
+        configured: &[Source],
+    ) -> Vec<Source> {
+        let availability = |s: Source| settings.endpoints.availability(region, s);
+        let absent: Vec<Source> = configured
+            .iter()
+            .copied()
+            .filter(|s| availability(*s) == Availability::Absent)
+            .collect();
+        if !absent.is_empty() {
+            let tables: Vec<String> = absent.iter().map(|s| format!("[project.{s}]")).collect();
+            let (tables, verb) = match tables.as_slice() {
+                [one] => (one.clone(), "is"),
+                _ => (tables.join(" and "), "are"),
+            };
+            settings.notes.push(format!(
+                "line {line}: project {label}: {tables} {verb} not synced: {region} has no {} (the SDKs know no endpoint there; set [endpoints.\"{region}\"] to reach one anyway)",
+                service_names(&absent)
+            ));
+        }
+        if configured
+            .iter()
+            .any(|s| availability(*s) == Availability::UnknownRegion)
+        {
+            settings.notes.push(format!(
+                "line {line}: region {region} is not in jobtrail's region table: its APIs are assumed at the SDKs' usual host names (such as https://dbss.{region}.myhuaweicloud.com); set [endpoints.\"{region}\"] if they differ"
+            ));
+        }
+        absent
+    }
+
+    /// A project's source tables, resolved.
+    fn sources(&self, p: &ProjectFile) -> Result<SourceTables, ConfigError> {
+        let nosql = match &p.nosql {
+            None => None,
+            Some(n) => Some(NosqlSettings {
+                since: self.since(n.since.as_ref(), "project.nosql.since")?,
+            }),
+        };
+        let (dbss, image) = by_id_sources(p)
+            .map_err(|(span, why)| self.invalid(format!("line {}: {why}", self.line(span))))?;
+        Ok((nosql, dbss, image))
+    }
+
+    fn since(
+        &self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+    ) -> Result<Option<DateTime<Utc>>, ConfigError> {
+        let Some(s) = value else { return Ok(None) };
+        parse_date_or_datetime(s.get_ref())
+            .map(Some)
+            .map_err(|why| {
+                self.invalid(format!(
+                    "line {}: {key} = {:?}: {why}",
+                    self.line(s.span()),
+                    s.get_ref()
+                ))
+            })
+    }
+
+    /// `[account]`.
+    fn account(&self, a: &AccountFile) -> Result<AccountSettings, ConfigError> {
+        let line = self.line(a.projects.span());
+        if a.projects.get_ref().trim() != "all" {
+            return Err(self.invalid(format!(
+                "line {line}: account.projects = {:?}: the only value is \"all\" (every enabled project of the account); name single projects with [[project]] instead",
+                a.projects.get_ref()
+            )));
+        }
+        let mut regions: Vec<String> = Vec::new();
+        for r in &a.regions {
+            let (region, _) = parse_region(r.get_ref()).map_err(|_| {
+                self.invalid(format!(
+                    "line {}: account.regions: {:?} is not a region name such as \"cn-north-4\"",
+                    self.line(r.span()),
+                    r.get_ref()
+                ))
+            })?;
+            if !regions.iter().any(|known| known == region) {
+                regions.push(region.to_owned());
+            }
+        }
+        let sources = match &a.sources {
+            None => Source::ALL.to_vec(),
+            Some(list) => {
+                let mut sources = Vec::new();
+                for s in list {
+                    let source: Source = s.get_ref().parse().map_err(|why| {
+                        self.invalid(format!(
+                            "line {}: account.sources: {why}",
+                            self.line(s.span())
+                        ))
+                    })?;
+                    if !sources.contains(&source) {
+                        sources.push(source);
+                    }
+                }
+                if sources.is_empty() {
+                    return Err(self.invalid(format!(
+                        "line {line}: account.sources is empty: name at least one of nosql, dbss and image, or leave the key out for all three"
+                    )));
+                }
+                sources.sort();
+                sources
+            }
+        };
+        Ok(AccountSettings {
+            regions,
+            sources,
+            since: self.since(a.since.as_ref(), "account.since")?,
         })
     }
 }
@@ -540,7 +1020,7 @@ pub struct Resolved {
 /// A command that needs a project ran without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "no project is configured: write a jobtrail.toml with a [[project]] (see the README), or pass --config PATH"
+    "no project is configured: write a jobtrail.toml with a [[project]] or an [account] (see the README, or `jobtrail init`), or pass --config PATH"
 )]
 pub struct NoProject;
 
@@ -615,12 +1095,13 @@ impl Locations {
 }
 
 impl Settings {
-    /// The configured projects, or [`NoProject`] when there are none.
-    pub fn require_projects(&self) -> Result<&[ProjectSettings], NoProject> {
-        if self.projects.is_empty() {
+    /// Whether anything is configured to sync: a project with an ID, one with
+    /// only a region, or the whole account; else [`NoProject`].
+    pub fn require_projects(&self) -> Result<(), NoProject> {
+        if self.projects.is_empty() && self.regional.is_empty() && self.account.is_none() {
             Err(NoProject)
         } else {
-            Ok(&self.projects)
+            Ok(())
         }
     }
 }
@@ -894,6 +1375,205 @@ job_ids = ["702364883651395584"]
     }
 
     #[test]
+    fn a_project_may_give_only_its_region() {
+        let s = parse("[[project]]\nregion = \"ap-southeast-1\"\n[project.dbss]\n").expect("valid");
+        assert!(s.projects.is_empty());
+        let r = &s.regional[0];
+        assert_eq!((r.region.as_str(), r.line), ("ap-southeast-1", 2));
+        let p = r.with_id("abc");
+        assert_eq!(p.id, "abc");
+        assert!(p.has(Source::Dbss) && !p.has(Source::Nosql));
+        assert_eq!(
+            p.endpoints.dbss.as_str(),
+            "https://dbss.ap-southeast-1.myhuaweicloud.com/"
+        );
+        assert_eq!(s.require_projects(), Ok(()));
+        let twice = "[[project]]\nregion = \"cn-north-4\"\n[project.nosql]\n\n[[project]]\nregion = \"cn-north-4\"\n[project.dbss]\n";
+        let err = parse(twice).expect_err("twice");
+        assert!(
+            err.contains("line 6") && err.contains("line 2") && err.contains("give one an `id`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_whole_account() {
+        let s = parse("[account]\nprojects = \"all\"\nregions = [\"cn-north-4\", \"cn-north-4\", \"eu-west-101\"]\nsources = [\"image\", \"nosql\"]\nsince = \"2024-02-01\"\n").expect("valid");
+        let a = s.account.as_ref().expect("account");
+        assert_eq!(a.regions, ["cn-north-4", "eu-west-101"]);
+        assert_eq!(a.sources, [Source::Nosql, Source::Image]);
+        assert!(a.since.is_some() && a.wants_region("eu-west-101") && !a.wants_region("cn-east-3"));
+        assert_eq!(s.require_projects(), Ok(()));
+        let all = parse("[account]\nprojects = \"all\"\n").expect("valid");
+        assert_eq!(all.account.expect("account").sources, Source::ALL);
+        for (text, expected) in [
+            (
+                "[account]\nprojects = \"some\"\n",
+                "line 2: account.projects",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsources = [\"ecs\"]\n",
+                "line 3: account.sources: unknown source `ecs`",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsources = []\n",
+                "account.sources is empty",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nregions = [\"cn north\"]\n",
+                "line 3: account.regions",
+            ),
+            (
+                "[account]\nprojects = \"all\"\nsince = \"soon\"\n",
+                "line 3: account.since",
+            ),
+            ("[account]\nregions = []\n", "projects"),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoints_per_region_and_from_the_sdks_variables() {
+        let text = "[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.nosql]\n\n[[project]]\nid = \"p2\"\nregion = \"ap-southeast-1\"\n[project.nosql]\n[project.dbss]\n\n[endpoints]\nnosql = \"https://nosql.proxy.example\"\n\n[endpoints.\"cn-north-4\"]\nnosql = \"https://nosql.vpcep.example\"\niam = \"https://iam.vpcep.example\"\n";
+        let env = SdkEnv::from_pairs(&[
+            (
+                "HUAWEICLOUD_SDK_REGION_DBSS_AP_SOUTHEAST_1",
+                " https://dbss.env.example/ ,https://second.example",
+            ),
+            (
+                "HUAWEICLOUD_SDK_REGION_GAUSSDBFORNOSQL_CN_NORTH_4",
+                "https://loses.example",
+            ),
+            ("HUAWEICLOUD_SDK_REGION_ECS_CN_NORTH_4", "not read"),
+            ("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://iam.env.example"),
+        ]);
+        let s = Settings::parse_with(text, Path::new("/x.toml"), &env).expect("valid");
+        let e = |i: usize| &s.projects[i].endpoints;
+        assert_eq!(
+            e(0).nosql.as_str(),
+            "https://nosql.vpcep.example/",
+            "per region beats env and global"
+        );
+        assert_eq!(e(0).iam.as_str(), "https://iam.vpcep.example/");
+        assert_eq!(
+            e(1).nosql.as_str(),
+            "https://nosql.proxy.example/",
+            "global for the others"
+        );
+        assert_eq!(
+            e(1).dbss.as_str(),
+            "https://dbss.env.example/",
+            "the variable's first endpoint"
+        );
+        assert_eq!(e(1).iam.as_str(), "https://iam.env.example/");
+        assert_eq!(
+            e(0).dbss.as_str(),
+            "https://dbss.cn-north-4.myhuaweicloud.com/",
+            "the table where nothing is set"
+        );
+
+        let bad =
+            SdkEnv::from_pairs(&[("HUAWEICLOUD_SDK_REGION_DBSS_CN_NORTH_4", "http://10.0.0.1")]);
+        let err = Settings::parse_with(text, Path::new("/x.toml"), &bad)
+            .expect_err("insecure")
+            .to_string();
+        assert!(
+            err.contains("HUAWEICLOUD_SDK_REGION_DBSS_CN_NORTH_4") && err.contains("https"),
+            "{err}"
+        );
+        for (table, expected) in [
+            ("[endpoints.\"cn-north-4\"]\nnsql = \"https://x\"\n", "nsql"),
+            (
+                "[endpoints.\"cn-north-4\"]\nnosql = \"http://example.com\"\n",
+                "endpoints.\"cn-north-4\".nosql",
+            ),
+            (
+                "[endpoints]\ncompute = \"https://x\"\n",
+                "unknown key `endpoints.compute`",
+            ),
+            ("[endpoints]\nnosql = 3\n", "endpoints.nosql must be a URL"),
+        ] {
+            let err = parse(&format!("{FULL}\n{table}")).expect_err(table);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_source_the_region_lacks_is_kept_off_with_a_note() {
+        let text = "[[project]]\nid = \"p1\"\nregion = \"eu-west-101\"\n[project.nosql]\n[project.dbss]\n[project.image]\n";
+        let s = parse(text).expect("a note, not an error");
+        let p = &s.projects[0];
+        assert!(p.has(Source::Nosql) && p.configured(Source::Dbss) && !p.has(Source::Dbss));
+        assert_eq!(p.absent, [Source::Dbss, Source::Image]);
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(
+            s.notes[0].contains("line 3: project p1: [project.dbss] and [project.image] are not synced: eu-west-101 has no DBSS and Workspace App"),
+            "{:?}",
+            s.notes
+        );
+        // An endpoint set for that region makes the service reachable.
+        let vpc =
+            format!("{text}\n[endpoints.\"eu-west-101\"]\ndbss = \"https://dbss.vpcep.example\"\n");
+        let s = parse(&vpc).expect("valid");
+        assert_eq!(s.projects[0].absent, [Source::Image]);
+        assert!(s.projects[0].has(Source::Dbss));
+        // A region the table does not know is tried, with a note.
+        let s = parse("[[project]]\nid = \"p\"\nregion = \"xx-new-1\"\n[project.dbss]\n")
+            .expect("valid");
+        assert!(s.projects[0].has(Source::Dbss));
+        assert!(
+            s.notes[0].contains("not in jobtrail's region table"),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn the_sdks_project_id_and_iam_endpoint_are_judged_too() {
+        let s = parse(FULL).expect("valid");
+        let s = s
+            .with_sdk_defaults(
+                Some((" p-env ".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into())),
+                Some((
+                    "https://iam.creds.example".into(),
+                    "credentials file x".into(),
+                )),
+            )
+            .expect("valid");
+        assert_eq!(
+            s.sdk_project_id,
+            Some(("p-env".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into()))
+        );
+        assert_eq!(
+            s.endpoints.iam(Some("cn-north-4")).expect("iam").as_str(),
+            "https://iam.creds.example/"
+        );
+        let err = parse(FULL)
+            .expect("valid")
+            .with_sdk_defaults(
+                Some(("a b".into(), "HUAWEICLOUD_SDK_PROJECT_ID".into())),
+                None,
+            )
+            .expect_err("bad id")
+            .to_string();
+        assert!(err.contains("HUAWEICLOUD_SDK_PROJECT_ID"), "{err}");
+        let err = parse(FULL)
+            .expect("valid")
+            .with_sdk_defaults(
+                None,
+                Some(("http://iam.example".into(), "credentials file x".into())),
+            )
+            .expect_err("insecure")
+            .to_string();
+        assert!(
+            err.contains("credentials file x") && err.contains("iam_endpoint"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn dates_and_datetimes() {
         let t = |s| parse_date_or_datetime(s).map(crate::normalize::format_utc);
         assert_eq!(t("2024-02-29").as_deref(), Ok("2024-02-29T00:00:00.000Z"));
@@ -906,5 +1586,74 @@ job_ids = ["702364883651395584"]
             Ok("2024-02-29T00:30:00.000Z")
         );
         assert!(t("2024-02-30").is_err());
+    }
+
+    #[test]
+    fn settled_dbss_instances_are_read_every_sync_unless_configured() {
+        assert_eq!(
+            parse(FULL).expect("valid").dbss_settled_recheck,
+            std::time::Duration::ZERO
+        );
+        let s = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"6h\"\n")).expect("valid");
+        assert_eq!(
+            s.dbss_settled_recheck,
+            std::time::Duration::from_secs(6 * 3600)
+        );
+        let s = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"0\"\n")).expect("valid");
+        assert_eq!(s.dbss_settled_recheck, std::time::Duration::ZERO);
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"often\"\n"))
+            .expect_err("not a duration");
+        assert!(
+            err.contains("line 19") && err.contains("dbss.settled_recheck") && err.contains("6h"),
+            "{err}"
+        );
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled_recheck = \"400days\"\n"))
+            .expect_err("too long");
+        assert!(err.contains("at most 366 days"), "{err}");
+        let err = parse(&format!("{FULL}\n[dbss]\nsettled = \"6h\"\n")).expect_err("unknown");
+        assert!(err.contains("settled"), "{err}");
+    }
+
+    #[test]
+    fn metrics_file_and_ping_url_are_read_and_a_bad_url_is_named_but_not_shown() {
+        let secret = "5f3c9a1e-0b7d-4c3e";
+        let text = format!(
+            "metrics_file = \"textfile/jobtrail.prom\"\nping_url = \"https://hc-ping.com/{secret}\"\n{FULL}"
+        );
+        let s = parse(&text).expect("valid");
+        assert_eq!(
+            s.metrics_file,
+            Some(PathBuf::from("/etc/jobtrail/textfile/jobtrail.prom"))
+        );
+        assert!(!format!("{s:?}").contains(secret));
+        let url = s.ping_url.expect("ping url");
+        assert_eq!(url.to_string(), "https://hc-ping.com/…");
+        let err = parse(&format!("ping_url = \"ftp://x/{secret}\"\n{FULL}"))
+            .map(|_| ())
+            .expect_err("scheme");
+        assert!(err.contains("ping_url") && err.contains("scheme"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+    }
+
+    #[test]
+    fn dot_ids_are_refused_with_key_and_line() {
+        let text = FULL.replace(
+            "job_ids = [\"702364883651395584\"]",
+            "job_ids = [\n  \"702364883651395584\",\n  \"..\",\n]",
+        );
+        let err = parse(&text).expect_err("..");
+        assert!(
+            err.contains("line 18")
+                && err.contains("project.image.job_ids")
+                && err.contains("\"..\""),
+            "{err}"
+        );
+        let text = FULL.replace("2c154fdd-0d43-47b7-9cf1-5236bf6a2ca7", ".");
+        let err = parse(&text).expect_err(".");
+        assert!(
+            err.contains("line 12") && err.contains("project.dbss.resource_ids"),
+            "{err}"
+        );
+        assert!(parse(&FULL.replace("702364883651395584", "a/b")).is_err());
     }
 }

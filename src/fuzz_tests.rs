@@ -188,7 +188,7 @@ fn check_row(row: &JobRow, source: Source) -> Result<(), TestCaseError> {
 
 fn check_nosql(body: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(page) = nosql::parse_page(body, PROJECT) {
-        for row in &page.rows {
+        for row in &page.parsed.rows {
             check_row(row, Source::Nosql)?;
             prop_assert_eq!(&row.parent_job_id, &None);
             prop_assert_eq!(&row.error_code, &None);
@@ -199,7 +199,7 @@ fn check_nosql(body: &[u8]) -> Result<(), TestCaseError> {
 
 fn check_dbss(body: &[u8]) -> Result<(), TestCaseError> {
     const RESOURCE: &str = "res-asked-for";
-    if let Ok(rows) = dbss::parse_jobs(body, PROJECT, RESOURCE) {
+    if let Ok(rows) = dbss::parse_jobs(body, PROJECT, RESOURCE).map(|p| p.rows) {
         for row in &rows {
             check_row(row, Source::Dbss)?;
             prop_assert!(row.resource_id.is_some(), "DBSS row without resource_id");
@@ -210,7 +210,7 @@ fn check_dbss(body: &[u8]) -> Result<(), TestCaseError> {
 }
 
 fn check_image(body: &[u8]) -> Result<(), TestCaseError> {
-    if let Ok(rows) = image::parse_job(body, PROJECT) {
+    if let Ok(rows) = image::parse_job(body, PROJECT).map(|p| p.rows) {
         prop_assert!(!rows.is_empty(), "Ok without the job's own row");
         prop_assert_eq!(&rows[0].parent_job_id, &None);
         for row in &rows {
@@ -1175,10 +1175,14 @@ proptest! {
 #[test]
 fn realistic_bodies_parse_and_hold_the_invariants() {
     let page = nosql::parse_page(NOSQL_PAGE.as_bytes(), PROJECT).expect("nosql");
-    assert_eq!((page.rows.len(), page.total_count), (3, 3));
-    let rows = dbss::parse_jobs(DBSS_JOBS.as_bytes(), PROJECT, "res-asked-for").expect("dbss");
+    assert_eq!((page.parsed.rows.len(), page.total_count), (3, 3));
+    let rows = dbss::parse_jobs(DBSS_JOBS.as_bytes(), PROJECT, "res-asked-for")
+        .expect("dbss")
+        .rows;
     assert_eq!(rows.len(), 3);
-    let rows = image::parse_job(IMAGE_JOB.as_bytes(), PROJECT).expect("image");
+    let rows = image::parse_job(IMAGE_JOB.as_bytes(), PROJECT)
+        .map(|p| p.rows)
+        .expect("image");
     assert_eq!(rows.len(), 3);
     for body in [NOSQL_PAGE, DBSS_JOBS, IMAGE_JOB] {
         check_nosql(body.as_bytes()).expect("nosql rows");
@@ -1284,13 +1288,18 @@ fn regression_times_outside_years_0000_to_9999_are_not_stored() {
         "end_time":"+10000-01-02T00:00:00+0000"}],"total_count":1}"#;
     let page = nosql::parse_page(body.as_bytes(), PROJECT).expect("parses");
     assert_eq!(
-        (page.rows[0].ended_at.as_deref(), page.rows[0].duration_ms),
+        (
+            page.parsed.rows[0].ended_at.as_deref(),
+            page.parsed.rows[0].duration_ms
+        ),
         (None, None)
     );
     check_nosql(body.as_bytes()).expect("invariants");
 
     let body = r#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":1694501041123,"end_time":253402300800000}]}"#;
-    let rows = dbss::parse_jobs(body.as_bytes(), PROJECT, "r").expect("parses");
+    let rows = dbss::parse_jobs(body.as_bytes(), PROJECT, "r")
+        .expect("parses")
+        .rows;
     assert_eq!(
         (rows[0].ended_at.as_deref(), rows[0].duration_ms),
         (None, None)
@@ -1308,7 +1317,9 @@ fn regression_sub_millisecond_times_give_durations_matching_the_stored_times() {
     let body = r#"{"id":"j","status":"RUNNING","begin_time":"2022-03-07T10:40:44.0009Z",
         "end_time":"2022-03-07T10:40:44.0011Z","sub_jobs":[{"id":"s","status":"SUCCESS",
         "begin_time":"0000-01-01T00:00:00.0001-23:59","end_time":"2022-03-07T10:45:44.999999Z"}]}"#;
-    let rows = image::parse_job(body.as_bytes(), PROJECT).expect("parses");
+    let rows = image::parse_job(body.as_bytes(), PROJECT)
+        .map(|p| p.rows)
+        .expect("parses");
     assert_eq!(
         rows[0].started_at.as_deref(),
         Some("2022-03-07T10:40:44.000Z")

@@ -1,19 +1,24 @@
 //! Every `jobtrail.toml` jobtrail writes, spelled in one place: the commented
 //! file of `jobtrail init` (every setting with its default and a one-line
-//! explanation, so the file itself is the manual) and the plain one `jobtrail
-//! simulate` prints for its projects.
+//! explanation, so the file itself is the manual: one project by its region or
+//! ID, or the whole account) and the plain one `jobtrail simulate` prints for
+//! its projects. A source the region does not offer is written commented out.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use crate::config::{Endpoints, ProjectIds, parse_endpoint, parse_region};
+use crate::config::{
+    Availability, EndpointSettings, Endpoints, ProjectIds, parse_endpoint, parse_region,
+    service_names,
+};
 use crate::model::Source;
 
-/// Written where no project ID was given. It is not a valid project ID on
-/// purpose: `sync` refuses the file (naming the line) instead of calling the
-/// cloud with it, and `check` names it as the placeholder to fill in.
+/// Not written by `init` any more (a project without an ID gets it from IAM),
+/// but files written before say it: it is not a valid project ID on purpose,
+/// so `sync` refuses the file (naming the line) instead of calling the cloud
+/// with it, and `check` names it as the placeholder to fill in.
 pub const PROJECT_PLACEHOLDER: &str = "<your project ID>";
 /// Written where no region was given; invalid on purpose, like [`PROJECT_PLACEHOLDER`].
 pub const REGION_PLACEHOLDER: &str = "<your region, e.g. cn-north-4>";
@@ -21,12 +26,25 @@ pub const REGION_PLACEHOLDER: &str = "<your region, e.g. cn-north-4>";
 /// What to write.
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {
+    /// `None`: found through IAM from the region.
     pub project: Option<String>,
+    /// With `account`, the only region to sync.
     pub region: Option<String>,
-    /// Sources to turn on; empty means all three.
+    /// Every project of the account (`[account] projects = "all"`).
+    pub account: bool,
+    /// Sources to turn on; empty means all three (where the region offers them).
     pub sources: Vec<Source>,
     /// One base URL for every API (instead of the region's public endpoints).
     pub endpoint: Option<String>,
+}
+
+/// The file to write, and what to tell the user about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// Sources asked for that the region does not offer (written off), and
+    /// the like: notes, not errors.
+    pub notes: Vec<String>,
 }
 
 /// Why `init` did not write the file.
@@ -77,29 +95,92 @@ fn validate(options: &InitOptions) -> Result<(), InitError> {
     Ok(())
 }
 
-/// The commented configuration text `init` writes.
-pub fn render(options: &InitOptions) -> Result<String, InitError> {
+/// The commented configuration `init` writes.
+pub fn render(options: &InitOptions) -> Result<Rendered, InitError> {
     validate(options)?;
-    let sources = if options.sources.is_empty() {
-        Source::ALL.to_vec()
-    } else {
+    let asked = !options.sources.is_empty();
+    let wanted = if asked {
         options.sources.clone()
+    } else {
+        Source::ALL.to_vec()
     };
     let trimmed = |value: &Option<String>| value.as_deref().map(|v| v.trim().to_owned());
-    Ok(config_text(&ConfigDraft {
+    let region = trimmed(&options.region);
+    let absent = region
+        .as_deref()
+        .map(|r| EndpointSettings::default().absent(r))
+        .unwrap_or_default();
+    let mut notes = Vec::new();
+    let on: Vec<Source> = wanted
+        .iter()
+        .copied()
+        .filter(|s| !absent.contains(s))
+        .collect();
+    if let Some(r) = region.as_deref() {
+        let refused: Vec<Source> = wanted
+            .iter()
+            .copied()
+            .filter(|s| absent.contains(s))
+            .collect();
+        if on.is_empty() {
+            return Err(InitError::Usage(format!(
+                "{r} offers none of the sources asked for ({}): the SDKs know no endpoint of {} there",
+                names(&wanted),
+                service_names(&wanted)
+            )));
+        }
+        if asked && !refused.is_empty() {
+            notes.push(format!(
+                "{r} has no {} (the SDKs know no endpoint there): --source {} written commented out",
+                service_names(&refused),
+                names(&refused)
+            ));
+        }
+        if EndpointSettings::default().availability(r, Source::Nosql) == Availability::UnknownRegion
+        {
+            notes.push(format!(
+                "region {r} is not in jobtrail's region table: its APIs are assumed at the SDKs' usual host names; `jobtrail check` will tell"
+            ));
+        }
+    }
+    let endpoint = options
+        .endpoint
+        .as_deref()
+        .map(|url| url.trim().trim_end_matches('/').to_owned());
+    let (projects, account) = if options.account {
+        let account = AccountDraft {
+            region: region.clone(),
+            sources: if asked { Some(on) } else { None },
+        };
+        (Vec::new(), Some(account))
+    } else {
+        let project = ProjectDraft {
+            id: trimmed(&options.project),
+            region: region.clone(),
+            sources: on,
+            absent,
+            since: None,
+        };
+        (vec![project], None)
+    };
+    let text = config_text(&ConfigDraft {
         annotated: true,
         database: Some("jobtrail.db".into()),
-        projects: vec![ProjectDraft {
-            id: trimmed(&options.project),
-            region: trimmed(&options.region),
-            sources,
-            since: None,
-        }],
-        endpoint: options
-            .endpoint
-            .as_deref()
-            .map(|url| url.trim().trim_end_matches('/').to_owned()),
-    }))
+        projects,
+        account,
+        endpoint,
+        region,
+    });
+    Ok(Rendered { text, notes })
+}
+
+/// `nosql dbss` as flags name them.
+fn names(sources: &[Source]) -> String {
+    sources
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The configuration `jobtrail simulate` prints for its projects: every source
@@ -114,10 +195,13 @@ pub fn simulator_config(projects: &[String], since: NaiveDate, base: &str) -> St
                 id: Some(id.clone()),
                 region: Some("cn-north-4".into()),
                 sources: Source::ALL.to_vec(),
+                absent: Vec::new(),
                 since: Some(since.format("%Y-%m-%d").to_string()),
             })
             .collect(),
+        account: None,
         endpoint: Some(base.to_owned()),
+        region: None,
     })
 }
 
@@ -128,21 +212,34 @@ struct ConfigDraft {
     annotated: bool,
     database: Option<String>,
     projects: Vec<ProjectDraft>,
+    account: Option<AccountDraft>,
     /// One base URL for every API, written as given.
     endpoint: Option<String>,
+    /// The region whose public endpoints are shown as the defaults.
+    region: Option<String>,
 }
 
 /// One `[[project]]`. Discovery is on for DBSS and images in every file
 /// jobtrail writes.
 struct ProjectDraft {
-    /// `None` writes [`PROJECT_PLACEHOLDER`].
+    /// `None`: left out (IAM finds it), an example shown commented out.
     id: Option<String>,
     /// `None` writes [`REGION_PLACEHOLDER`].
     region: Option<String>,
     /// The sources that are on.
     sources: Vec<Source>,
+    /// Sources the region does not offer (off, and said so).
+    absent: Vec<Source>,
     /// `project.nosql.since`, as written.
     since: Option<String>,
+}
+
+/// `[account]`: every project of the account.
+struct AccountDraft {
+    /// The only region to sync; `None`: every region.
+    region: Option<String>,
+    /// The sources asked for; `None`: all three (the default, shown).
+    sources: Option<Vec<Source>>,
 }
 
 /// The one place that spells a `jobtrail.toml`: its tables, keys and comments.
@@ -153,14 +250,16 @@ fn config_text(draft: &ConfigDraft) -> String {
         off: false,
     };
     w.preamble(draft.database.as_deref());
+    if let Some(account) = &draft.account {
+        w.account(account);
+    }
     for project in &draft.projects {
         w.project(project);
     }
     // Show the real defaults when the region is known.
     let shown = draft
-        .projects
-        .first()
-        .and_then(|p| p.region.as_deref())
+        .region
+        .as_deref()
         .and_then(|r| Endpoints::public(r).ok());
     w.endpoints(draft.endpoint.as_deref(), shown.as_ref());
     w.text
@@ -270,39 +369,81 @@ impl TomlWriter {
         self.note("in clear text. Default: false (https only, http only to 127.0.0.1/localhost).");
         self.example("allow_insecure_endpoints", "false");
         self.blank();
+        self.note("For unattended runs (README: \"Running unattended\"): a Prometheus text file");
+        self.note("written after every sync, and a healthchecks-style ping URL. Default: none.");
+        self.example(
+            "metrics_file",
+            &quoted("/var/lib/prometheus/node-exporter/jobtrail.prom"),
+        );
+        self.example("ping_url", &quoted("https://hc-ping.com/your-check-uuid"));
+        self.blank();
     }
 
     fn project(&mut self, project: &ProjectDraft) {
         self.note("One [[project]] block per project to sync; copy the whole block for another.");
         self.line("[[project]]");
-        self.note("Project ID: console → My Credentials → API Credentials → Projects.");
-        self.filled_in("id", project.id.as_deref(), PROJECT_PLACEHOLDER);
+        match &project.id {
+            Some(id) => {
+                self.note("Project ID: console → My Credentials → API Credentials → Projects.");
+                self.string("id", id);
+            }
+            None => {
+                self.note(
+                    "Project ID. Default: the region's project, found through IAM as the official",
+                );
+                self.note(
+                    "SDKs find it (GET /v3/projects?name=REGION, asked once a day). Set it for a",
+                );
+                self.note("sub-project: console → My Credentials → API Credentials → Projects.");
+                self.example("id", &quoted("0549b4a43100d4f32f51c01c2fe4acdb"));
+            }
+        }
         self.note("Region of that project, e.g. cn-north-4, ap-southeast-1, eu-west-101.");
         self.filled_in("region", project.region.as_deref(), REGION_PLACEHOLDER);
         self.blank();
         self.note("A source is on when its table is present; comment a table out to turn it off.");
         self.blank();
         let on = |source| project.sources.contains(&source);
-        self.section(on(Source::Nosql), "GaussDB(for NoSQL) task list", |w| {
-            w.line("[project.nosql]");
-            w.note("Where the first sync starts: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).");
-            w.note("Default: 30 days before the first sync; later syncs continue from there.");
-            match &project.since {
-                Some(since) => w.string("since", since),
-                None => w.example("since", &quoted("2024-01-01")),
-            }
-        });
-        self.section(on(Source::Dbss), "DBSS audit-instance jobs", |w| {
-            w.line("[project.dbss]");
-            w.note("Audit instances to read, by resource ID. Default: none.");
-            w.shown_default("resource_ids", "[]");
-            w.note(
+        let lacks = |source: Source| {
+            project.absent.contains(&source).then(|| {
+                format!(
+                    "off: {} has no {} (the SDKs know no endpoint there)",
+                    project.region.as_deref().unwrap_or_default(),
+                    service_names(&[source])
+                )
+            })
+        };
+        self.section(
+            on(Source::Nosql),
+            lacks(Source::Nosql),
+            "GaussDB(for NoSQL) task list",
+            |w| {
+                w.line("[project.nosql]");
+                w.note("Where the first sync starts: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).");
+                w.note("Default: 30 days before the first sync; later syncs continue from there.");
+                match &project.since {
+                    Some(since) => w.string("since", since),
+                    None => w.example("since", &quoted("2024-01-01")),
+                }
+            },
+        );
+        self.section(
+            on(Source::Dbss),
+            lacks(Source::Dbss),
+            "DBSS audit-instance jobs",
+            |w| {
+                w.line("[project.dbss]");
+                w.note("Audit instances to read, by resource ID. Default: none.");
+                w.shown_default("resource_ids", "[]");
+                w.note(
                 "Also list every audit instance of the project and read them all. Default: false.",
             );
-            w.value("discover", "true");
-        });
+                w.value("discover", "true");
+            },
+        );
         self.section(
             on(Source::Image),
+            lacks(Source::Image),
             "Workspace App image-server jobs, with their sub-jobs",
             |w| {
                 w.line("[project.image]");
@@ -315,6 +456,37 @@ impl TomlWriter {
             },
         );
         self.separate();
+    }
+
+    /// `[account]`: every project of the account, and the settings that narrow it.
+    fn account(&mut self, account: &AccountDraft) {
+        self.note("The whole account: every enabled project these credentials may use (listed");
+        self.note("through IAM, GET /v3/auth/projects, once a day), except OBS's MOS and disabled");
+        self.note("projects. Each project syncs the sources its region offers; a service a region");
+        self.note("does not have is never called there. Add a [[project]] with an `id` for a");
+        self.note("project that needs its own settings (resource IDs, since): it wins over this.");
+        self.line("[account]");
+        self.string("projects", "all");
+        self.note("Only projects in these regions. Default: every region.");
+        match &account.region {
+            Some(region) => self.value("regions", &format!("[{}]", quoted(region))),
+            None => self.example("regions", "[\"cn-north-4\", \"ap-southeast-1\"]"),
+        }
+        self.note("The sources to sync, where a project's region offers them. Default: all three.");
+        let list = |sources: &[Source]| {
+            let items: Vec<String> = sources.iter().map(|s| quoted(s.as_str())).collect();
+            format!("[{}]", items.join(", "))
+        };
+        match &account.sources {
+            Some(sources) => self.value("sources", &list(sources)),
+            None => self.shown_default("sources", &list(&Source::ALL)),
+        }
+        self.note(
+            "Where each project's first NoSQL sync starts: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.",
+        );
+        self.note("Default: 30 days before the first sync; later syncs continue from there.");
+        self.example("since", &quoted("2024-01-01"));
+        self.blank();
     }
 
     /// `key = value`, or the placeholder with a note to fill it in.
@@ -330,15 +502,25 @@ impl TomlWriter {
         }
     }
 
-    /// A source's table: as is when on, commented out when off.
-    fn section(&mut self, on: bool, title: &str, body: impl FnOnce(&mut TomlWriter)) {
+    /// A source's table: as is when on, commented out when off (`lacks`: why
+    /// it cannot be on).
+    fn section(
+        &mut self,
+        on: bool,
+        lacks: Option<String>,
+        title: &str,
+        body: impl FnOnce(&mut TomlWriter),
+    ) {
         if on {
             self.note(&format!("{title}."));
             body(self);
         } else {
-            self.note(&format!(
-                "{title}: off. Remove the leading \"# \" of the lines below to turn it on."
-            ));
+            match lacks {
+                Some(why) => self.note(&format!("{title}: {why}.")),
+                None => self.note(&format!(
+                    "{title}: off. Remove the leading \"# \" of the lines below to turn it on."
+                )),
+            }
             self.commented(body);
         }
         self.blank();
@@ -348,7 +530,14 @@ impl TomlWriter {
     /// commented out.
     fn endpoints(&mut self, endpoint: Option<&str>, shown: Option<&Endpoints>) {
         self.note("Base URL of each API, for every project. Default: the public endpoints of each");
-        self.note("project's region. Set them for a VPC endpoint, a proxy or `jobtrail simulate`.");
+        self.note("project's region. Set them for a proxy or `jobtrail simulate`. A region's own");
+        self.note(
+            "(a VPC endpoint, say) go in its table, e.g. [endpoints.\"cn-north-4\"] nosql = \"…\".",
+        );
+        self.note("Precedence: [endpoints.\"REGION\"], then the SDKs' variables");
+        self.note(
+            "HUAWEICLOUD_SDK_REGION_{SERVICE}_{REGION}, then [endpoints], then the region table.",
+        );
         const KEYS: [(&str, &str); 4] = [
             ("nosql", "https://gaussdb-nosql.REGION.myhuaweicloud.com"),
             ("dbss", "https://dbss.REGION.myhuaweicloud.com"),
@@ -426,9 +615,15 @@ mod tests {
         InitOptions {
             project: Some("0549b4a43100d4f32f51c01c2fe4acdb".into()),
             region: Some("ap-southeast-1".into()),
+            account: false,
             sources: sources.to_vec(),
             endpoint: None,
         }
+    }
+
+    /// The text `render` writes (its notes aside).
+    fn text_of(options: &InitOptions) -> String {
+        render(options).expect("renders").text
     }
 
     fn parse(text: &str) -> Settings {
@@ -438,7 +633,7 @@ mod tests {
 
     #[test]
     fn all_sources_by_default_with_discovery_and_public_endpoints() {
-        let text = render(&options(&[])).expect("renders");
+        let text = text_of(&options(&[]));
         let s = parse(&text);
         let p = &s.projects[0];
         assert_eq!(
@@ -478,7 +673,7 @@ mod tests {
 
     #[test]
     fn only_the_named_sources_are_on_and_the_others_stay_visible() {
-        let text = render(&options(&[Source::Dbss])).expect("renders");
+        let text = text_of(&options(&[Source::Dbss]));
         let p = &parse(&text).projects[0];
         assert!(p.has(Source::Dbss) && !p.has(Source::Nosql) && !p.has(Source::Image));
         assert!(text.contains("# [project.nosql]"), "{text}");
@@ -490,7 +685,7 @@ mod tests {
                 .map(str::to_owned)
                 .collect()
         };
-        let on = render(&options(&[])).expect("renders");
+        let on = text_of(&options(&[]));
         for table in ["[project.nosql]", "[project.image]"] {
             let off = block(&text, &format!("# {table}"));
             assert!(off.len() > 2, "{text}");
@@ -506,7 +701,7 @@ mod tests {
     fn an_endpoint_points_every_api_at_it() {
         let mut o = options(&[Source::Nosql]);
         o.endpoint = Some("http://127.0.0.1:8080/".into());
-        let s = parse(&render(&o).expect("renders"));
+        let s = parse(&text_of(&o));
         let e = &s.projects[0].endpoints;
         for url in [&e.nosql, &e.dbss, &e.image, &e.iam] {
             assert_eq!(url.as_str(), "http://127.0.0.1:8080/");
@@ -516,15 +711,90 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_refused_by_the_parser_until_filled_in() {
-        let text = render(&InitOptions::default()).expect("renders");
-        assert!(text.contains(PROJECT_PLACEHOLDER) && text.contains(REGION_PLACEHOLDER));
+    fn the_region_placeholder_is_refused_by_the_parser_until_filled_in() {
+        let text = text_of(&InitOptions::default());
+        assert!(text.contains(REGION_PLACEHOLDER) && !text.contains(PROJECT_PLACEHOLDER));
         let err = Settings::parse(&text, Path::new("jobtrail.toml")).expect_err("placeholder");
-        assert!(err.to_string().contains("project.id"), "{err}");
-        let filled = text
-            .replace(PROJECT_PLACEHOLDER, "abc123")
-            .replace(REGION_PLACEHOLDER, "cn-north-4");
-        assert_eq!(parse(&filled).projects[0].id, "abc123");
+        assert!(err.to_string().contains("project.region"), "{err}");
+        let filled = text.replace(REGION_PLACEHOLDER, "cn-north-4");
+        let s = parse(&filled);
+        assert!(s.projects.is_empty());
+        assert_eq!(s.regional[0].region, "cn-north-4");
+    }
+
+    #[test]
+    fn without_a_project_id_the_region_is_enough() {
+        let mut o = options(&[]);
+        o.project = None;
+        let text = text_of(&o);
+        let s = parse(&text);
+        assert!(s.projects.is_empty());
+        let p = &s.regional[0];
+        assert_eq!(p.region, "ap-southeast-1");
+        assert!(p.nosql.is_some() && p.dbss.is_some() && p.image.is_some());
+        assert!(
+            text.contains("# id = "),
+            "an example ID, commented out:\n{text}"
+        );
+        assert!(text.contains("GET /v3/projects?name=REGION"), "{text}");
+    }
+
+    #[test]
+    fn a_source_the_region_lacks_is_written_off_with_a_note() {
+        let mut o = options(&[]);
+        o.region = Some("eu-west-101".into());
+        let rendered = render(&o).expect("renders");
+        assert!(rendered.notes.is_empty(), "all three by default: no note");
+        let p = &parse(&rendered.text).projects[0];
+        assert!(
+            p.has(Source::Nosql) && !p.configured(Source::Dbss) && !p.configured(Source::Image)
+        );
+        assert!(
+            rendered
+                .text
+                .contains("# DBSS audit-instance jobs: off: eu-west-101 has no DBSS"),
+            "{}",
+            rendered.text
+        );
+        // Asked for by name: written off all the same, and said.
+        o.sources = vec![Source::Nosql, Source::Dbss];
+        let rendered = render(&o).expect("renders");
+        assert_eq!(rendered.notes.len(), 1, "{:?}", rendered.notes);
+        assert!(
+            rendered.notes[0].contains("eu-west-101 has no DBSS"),
+            "{:?}",
+            rendered.notes
+        );
+        assert!(!parse(&rendered.text).projects[0].configured(Source::Dbss));
+        // Nothing the region offers: nothing to write.
+        o.sources = vec![Source::Dbss, Source::Image];
+        assert!(matches!(render(&o), Err(InitError::Usage(m)) if m.contains("offers none")));
+    }
+
+    #[test]
+    fn the_whole_account_in_one_table() {
+        let o = InitOptions {
+            account: true,
+            ..InitOptions::default()
+        };
+        let text = text_of(&o);
+        let s = parse(&text);
+        assert!(s.projects.is_empty() && s.regional.is_empty());
+        let account = s.account.expect("[account]");
+        assert!(account.regions.is_empty());
+        assert_eq!(account.sources, Source::ALL);
+        assert!(text.contains("projects = \"all\""), "{text}");
+        assert!(!text.contains(REGION_PLACEHOLDER), "{text}");
+
+        let o = InitOptions {
+            account: true,
+            region: Some("ap-southeast-1".into()),
+            sources: vec![Source::Dbss],
+            ..InitOptions::default()
+        };
+        let account = parse(&text_of(&o)).account.expect("[account]");
+        assert_eq!(account.regions, ["ap-southeast-1"]);
+        assert_eq!(account.sources, [Source::Dbss]);
     }
 
     #[test]

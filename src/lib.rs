@@ -1,7 +1,7 @@
 //! jobtrail: a local, queryable SQLite history of Huawei Cloud asynchronous jobs.
 //!
-//! Data flows one way: config → client (auth, retry, limits) → sources → normalize
-//! → store → query/report.
+//! Data flows one way: config → client (auth, retry, limits) → IAM (which
+//! projects) → sources → normalize → store → query/report.
 
 pub mod app;
 pub mod auth;
@@ -10,10 +10,15 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod iam;
 pub mod init;
+pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod output;
+pub mod ping;
 pub mod progress;
 pub mod query;
 pub mod regions;

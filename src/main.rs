@@ -1,24 +1,38 @@
 //! The `jobtrail` binary: parse arguments, set up logging, run, map the outcome
 //! to an exit code. Everything else lives in the library.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use jobtrail::app::{self, Exit, UsageError};
-use jobtrail::cli::{Cli, GlobalArgs, LogFormat};
-use tracing_subscriber::EnvFilter;
+use jobtrail::cli::{Cli, LogFormat};
+use jobtrail::logging;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli.global);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A usage mistake under `--log-format json` is a JSON line too.
+        Err(e) if e.use_stderr() && logging::json_requested(std::env::args_os()) => {
+            let text = e.render().to_string();
+            let text = text.trim_end();
+            logging::report_error(
+                LogFormat::Json,
+                text.strip_prefix("error: ").unwrap_or(text),
+            );
+            return ExitCode::from(Exit::Usage as u8);
+        }
+        Err(e) => e.exit(),
+    };
+    let log_format = cli.global.log_format;
+    logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let message = format!("cannot start the async runtime: {e}");
+            logging::report_error(log_format, &message);
             return ExitCode::from(Exit::Error as u8);
         }
     };
@@ -28,7 +42,7 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => Exit::Ok,
         Err(e) => {
             // The whole chain, each cause once: what failed, and why.
-            eprintln!("error: {}", app::describe_error(&e));
+            logging::report_error(log_format, &app::describe_error(&e));
             if e.downcast_ref::<UsageError>().is_some() {
                 Exit::Usage
             } else {
@@ -62,32 +76,4 @@ fn broken_pipe(e: &(dyn std::error::Error + 'static), depth: usize) -> bool {
         return io.kind() == std::io::ErrorKind::BrokenPipe;
     }
     e.source().is_some_and(|s| broken_pipe(s, depth + 1))
-}
-
-/// Diagnostics go to stderr: `JOBTRAIL_LOG` if set, else warnings (-v info,
-/// -vv debug, -vvv trace; -q errors only). ANSI colours only on a terminal.
-fn init_logging(global: &GlobalArgs) {
-    let level = match (global.quiet, global.verbose) {
-        (q, _) if q > 0 => "error",
-        (_, 0) => "warn",
-        (_, 1) => "info",
-        (_, 2) => "debug",
-        _ => "trace",
-    };
-    let crate_level = format!(
-        "jobtrail={level},{}",
-        if global.verbose >= 3 { "info" } else { "warn" }
-    );
-    let filter =
-        EnvFilter::try_from_env("JOBTRAIL_LOG").unwrap_or_else(|_| EnvFilter::new(crate_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = match global.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-    };
 }

@@ -49,6 +49,45 @@ impl FromStr for Source {
     }
 }
 
+/// Which of DBSS's two jobs paths a project's cloud answers on: the current
+/// `/v1/{project_id}/audit/{resource_id}/jobs`, or the legacy
+/// `/v1/{project_id}/dbss/audit/jobs/{resource_id}` (marked "to be taken
+/// offline", yet the only one some regions may still have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DbssJobsPath {
+    Current,
+    Legacy,
+}
+
+impl DbssJobsPath {
+    /// The name it is remembered by (`sync_state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbssJobsPath::Current => "current",
+            DbssJobsPath::Legacy => "legacy",
+        }
+    }
+
+    /// The other path: the one to try when this one does not exist.
+    pub fn other(self) -> DbssJobsPath {
+        match self {
+            DbssJobsPath::Current => DbssJobsPath::Legacy,
+            DbssJobsPath::Legacy => DbssJobsPath::Current,
+        }
+    }
+}
+
+impl FromStr for DbssJobsPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "current" => Ok(DbssJobsPath::Current),
+            "legacy" => Ok(DbssJobsPath::Legacy),
+            other => Err(format!("unknown DBSS jobs path `{other}`")),
+        }
+    }
+}
+
 /// A job's status, normalized across the three APIs (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -116,4 +155,22 @@ pub struct JobRow {
     pub fail_reason: Option<String>,
     /// The job object exactly as the API sent it.
     pub raw_json: String,
+}
+
+/// A project as IAM lists it (`GET /v3/projects`, `GET /v3/auth/projects`):
+/// what jobtrail needs to find a project's ID and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamProject {
+    pub id: String,
+    /// `cn-north-4` (a region's default project), `cn-north-4_dev` (a
+    /// sub-project) or `MOS` (OBS's own, no region).
+    pub name: String,
+    pub enabled: bool,
+}
+
+impl IamProject {
+    /// The region: the name up to the first `_` (`MOS` for OBS's project).
+    pub fn region(&self) -> &str {
+        crate::regions::project_region(&self.name)
+    }
 }

@@ -2,11 +2,14 @@
 //! This is the only module that writes result data; everything else hands it a
 //! [`ResultSet`] (or a typed report) and an `impl Write`.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde::ser::{Serialize, Serializer};
 use unicode_width::UnicodeWidthChar;
+
+use crate::text::{cut_chars, for_terminal, for_terminal_lines, is_unsafe_for_terminal};
 
 /// How results are printed (`--format`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +45,21 @@ impl Cell {
             Cell::Real(f) => Some(format_real(*f)),
             Cell::Text(s) => Some(s.clone()),
             Cell::Blob(b) => Some(to_hex(b)),
+        }
+    }
+
+    /// The value as a table shows it: at most [`MAX_TABLE_CELL_CHARS`]
+    /// characters, with a marker saying how many more there were (a 5 MB
+    /// reason would otherwise make a 5 MB-wide table, slowly).
+    fn table_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Cell::Text(s) => Some(cut_chars(s, MAX_TABLE_CELL_CHARS)),
+            Cell::Blob(b) if b.len() * 2 > MAX_TABLE_CELL_CHARS => {
+                let shown = to_hex(&b[..MAX_TABLE_CELL_CHARS / 2]);
+                let rest = (b.len() - MAX_TABLE_CELL_CHARS / 2) * 2;
+                Some(Cow::Owned(format!("{shown}…[+{rest} chars]")))
+            }
+            other => other.to_text().map(Cow::Owned),
         }
     }
 
@@ -107,20 +125,37 @@ impl ResultSet {
     }
 }
 
+/// A table cell shows at most this many characters of a value, then says how
+/// many more there were; CSV, JSON and NDJSON always carry the whole value.
+pub const MAX_TABLE_CELL_CHARS: usize = 2000;
+
+/// Where the results go, beyond the format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Destination {
+    /// The terminal width when stdout is a terminal: tables then shorten wide
+    /// cells (long `fail_reason`, `raw_json`) with "…" so each row stays on one
+    /// line. `None` (a pipe or file) keeps each cell up to
+    /// [`MAX_TABLE_CELL_CHARS`]. Other formats ignore it.
+    pub width: Option<u16>,
+    /// stdout is a terminal: CSV shows control characters as escapes (`\x1b`)
+    /// instead of sending them to it. Into a pipe or file CSV is exact.
+    pub terminal: bool,
+    /// CSV for spreadsheets: a text value starting with `=`, `+`, `-`, `@`, tab
+    /// or CR gets a leading `'`, so a spreadsheet shows it instead of running
+    /// it as a formula (OWASP's advice for CSV injection).
+    pub spreadsheet_safe: bool,
+}
+
 /// Writes a result set in the chosen format.
-///
-/// `width`: the terminal width when stdout is a terminal: tables then shorten
-/// wide cells (long `fail_reason`, `raw_json`) with "…" so each row stays on one
-/// line. `None` (a pipe or file) prints every cell whole. Other formats ignore it.
 pub fn write_results(
     out: &mut dyn Write,
     rs: &ResultSet,
     format: Format,
-    width: Option<u16>,
+    to: Destination,
 ) -> io::Result<()> {
     match format {
-        Format::Table => write_table(out, rs, width),
-        Format::Csv => write_csv(out, rs),
+        Format::Table => write_table(out, rs, to.width),
+        Format::Csv => write_csv(out, rs, to),
         Format::Json => write_json(out, rs),
         Format::Ndjson => write_ndjson(out, rs),
     }
@@ -133,7 +168,11 @@ pub fn render_table(rs: &ResultSet, width: Option<u16>) -> String {
         return String::new();
     }
     let flatten = width.is_some();
-    let mut header: Vec<String> = rs.columns.iter().map(|c| clean(c, true)).collect();
+    let mut header: Vec<String> = rs
+        .columns
+        .iter()
+        .map(|c| clean(&cut_chars(c, MAX_TABLE_CELL_CHARS), true))
+        .collect();
     let mut body: Vec<Vec<String>> = rs
         .rows
         .iter()
@@ -141,7 +180,7 @@ pub fn render_table(rs: &ResultSet, width: Option<u16>) -> String {
             (0..rs.columns.len())
                 .map(|i| {
                     row.get(i)
-                        .and_then(Cell::to_text)
+                        .and_then(Cell::table_text)
                         .map(|t| clean(&t, flatten))
                         .unwrap_or_default()
                 })
@@ -199,15 +238,40 @@ fn write_table(out: &mut dyn Write, rs: &ResultSet, width: Option<u16>) -> io::R
     writeln!(out, "{}", render_table(rs, width))
 }
 
-fn write_csv(out: &mut dyn Write, rs: &ResultSet) -> io::Result<()> {
+fn write_csv(out: &mut dyn Write, rs: &ResultSet, to: Destination) -> io::Result<()> {
+    let field = |text: String, is_text: bool| -> String {
+        let text = if to.spreadsheet_safe && is_text {
+            neutralize_formula(text)
+        } else {
+            text
+        };
+        if to.terminal {
+            for_terminal_lines(&text).into_owned()
+        } else {
+            text
+        }
+    };
     let mut writer = csv::Writer::from_writer(out);
     if !rs.columns.is_empty() {
-        writer.write_record(&rs.columns)?;
+        writer.write_record(rs.columns.iter().map(|c| field(c.clone(), true)))?;
     }
     for row in &rs.rows {
-        writer.write_record(row.iter().map(|c| c.to_text().unwrap_or_default()))?;
+        writer.write_record(
+            row.iter()
+                .map(|c| field(c.to_text().unwrap_or_default(), matches!(c, Cell::Text(_)))),
+        )?;
     }
     writer.flush()
+}
+
+/// `=SUM(A1)` → `'=SUM(A1)`: a spreadsheet shows a value starting with `'` as
+/// text. Numbers are typed cells and are left alone (`-5` stays a number).
+fn neutralize_formula(text: String) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
 }
 
 fn write_json(out: &mut dyn Write, rs: &ResultSet) -> io::Result<()> {
@@ -240,11 +304,72 @@ fn write_object(out: &mut dyn Write, keys: &[String], row: &[Cell]) -> io::Resul
         if i > 0 {
             out.write_all(b", ")?;
         }
-        serde_json::to_writer(&mut *out, key)?;
+        write_json_value(out, key, false)?;
         out.write_all(b": ")?;
-        serde_json::to_writer(&mut *out, row.get(i).unwrap_or(&Cell::Null))?;
+        write_json_value(out, row.get(i).unwrap_or(&Cell::Null), false)?;
     }
     out.write_all(b"}")
+}
+
+/// Writes `value` as JSON (indented when `pretty`), with the characters
+/// serde_json leaves raw but a terminal could act on (bidirectional-text
+/// controls such as U+202E, C1 controls, DEL) written as `\u` escapes: the
+/// value read back is the same.
+pub fn write_json_value<T: Serialize + ?Sized>(
+    out: &mut dyn Write,
+    value: &T,
+    pretty: bool,
+) -> io::Result<()> {
+    if pretty {
+        let formatter = TerminalSafe(serde_json::ser::PrettyFormatter::new());
+        value.serialize(&mut serde_json::Serializer::with_formatter(out, formatter))?;
+    } else {
+        let formatter = TerminalSafe(serde_json::ser::CompactFormatter);
+        value.serialize(&mut serde_json::Serializer::with_formatter(out, formatter))?;
+    }
+    Ok(())
+}
+
+/// A serde_json formatter that writes strings through
+/// [`crate::text::json_terminal_safe`] and leaves the layout to `F`.
+struct TerminalSafe<F>(F);
+
+/// Forwards every layout method `F` may override.
+macro_rules! forward {
+    ($($name:ident),*) => {$(
+        fn $name<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+            self.0.$name(w)
+        }
+    )*};
+}
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<F> {
+    forward!(
+        begin_array,
+        end_array,
+        end_array_value,
+        begin_object,
+        end_object,
+        end_object_key,
+        begin_object_value,
+        end_object_value
+    );
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        w.write_all(crate::text::json_terminal_safe(fragment).as_bytes())
+    }
 }
 
 /// JSON objects cannot repeat a key: a second `id` becomes `id_2`, and so on.
@@ -285,7 +410,8 @@ fn to_hex(bytes: &[u8]) -> String {
 
 /// Makes text safe for a terminal table: tabs become spaces, line breaks are
 /// kept only when `flatten` is false, other control characters (escape
-/// sequences from the database included) become U+FFFD.
+/// sequences from the database included) and bidirectional-text controls are
+/// shown as escapes (`\x1b`, `\u{202e}`), as everywhere else.
 fn clean(s: &str, flatten: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
@@ -294,7 +420,9 @@ fn clean(s: &str, flatten: bool) -> String {
             '\t' => out.push(' '),
             '\r' if chars.peek() == Some(&'\n') => {}
             '\n' | '\r' => out.push(if flatten { ' ' } else { '\n' }),
-            c if c.is_control() => out.push('\u{FFFD}'),
+            c if is_unsafe_for_terminal(c) => {
+                out.push_str(&for_terminal(c.encode_utf8(&mut [0; 4])));
+            }
             c => out.push(c),
         }
     }
@@ -400,7 +528,11 @@ mod tests {
 
     fn render(rs: &ResultSet, format: Format, width: Option<u16>) -> String {
         let mut buf = Vec::new();
-        write_results(&mut buf, rs, format, width).expect("write to a Vec");
+        let to = Destination {
+            width,
+            ..Destination::default()
+        };
+        write_results(&mut buf, rs, format, to).expect("write to a Vec");
         String::from_utf8(buf).expect("utf-8 output")
     }
 
@@ -570,6 +702,136 @@ mod tests {
         let text = render(&rs, Format::Table, Some(80));
         assert!(!text.contains('\u{1b}'));
         assert!(text.contains("red"));
+        assert!(text.contains("evil \\x1b[31mred"), "{text}");
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped_in_tables_and_json() {
+        let rs = ResultSet {
+            columns: vec!["name\u{202e}".into()],
+            rows: vec![vec!["invoice\u{202e}fdp.exe\u{9b}".into()]],
+        };
+        let table = render(&rs, Format::Table, None);
+        assert!(
+            !table
+                .chars()
+                .any(|c| c != '\n' && is_unsafe_for_terminal(c)),
+            "{table}"
+        );
+        assert!(table.contains("invoice\\u{202e}fdp.exe\\u{9b}"), "{table}");
+        for format in [Format::Json, Format::Ndjson] {
+            let json = render(&rs, format, None);
+            assert!(
+                !json.chars().any(|c| c != '\n' && is_unsafe_for_terminal(c)),
+                "{json}"
+            );
+            assert!(json.contains("invoice\\u202efdp.exe\\u009b"), "{json}");
+            let value: serde_json::Value = serde_json::from_str(
+                json.lines()
+                    .find(|l| l.contains('{'))
+                    .unwrap_or("{}")
+                    .trim_end_matches(','),
+            )
+            .expect("valid JSON");
+            assert_eq!(value["name\u{202e}"], "invoice\u{202e}fdp.exe\u{9b}");
+        }
+    }
+
+    #[test]
+    fn huge_cells_are_cut_in_tables_only() {
+        let huge = "r".repeat(5_000_000);
+        let rs = ResultSet {
+            columns: vec!["id".into(), "reason".into(), "blob".into()],
+            rows: (0..6)
+                .map(|i| {
+                    vec![
+                        Cell::Integer(i),
+                        Cell::Text(huge.clone()),
+                        Cell::Blob(vec![0xab; 1_000_000]),
+                    ]
+                })
+                .collect(),
+        };
+        let table = render(&rs, Format::Table, None);
+        // Three 4,000-column border lines of 3-byte box characters, seven rows:
+        // tens of kilobytes, where the values hold 36 MB.
+        assert!(table.len() < 100_000, "{} bytes", table.len());
+        assert!(table.contains(&format!("…[+{} chars]", 5_000_000 - MAX_TABLE_CELL_CHARS)));
+        assert!(table.contains(&format!("…[+{} chars]", 2_000_000 - MAX_TABLE_CELL_CHARS)));
+        let csv = render(&rs, Format::Csv, None);
+        assert!(csv.len() > 6 * 7_000_000, "CSV keeps every value whole");
+    }
+
+    #[test]
+    fn csv_is_exact_unless_asked_to_be_spreadsheet_safe() {
+        let rs = ResultSet {
+            columns: vec!["v".into(), "n".into()],
+            rows: [
+                "=HYPERLINK(\"http://x\")",
+                "+1",
+                "-2",
+                "@SUM(A1)",
+                "\tx",
+                "\ry",
+                "plain",
+                "a=b",
+            ]
+            .into_iter()
+            .map(|v| vec![Cell::from(v), Cell::Integer(-5)])
+            .collect(),
+        };
+        let exact = render(&rs, Format::Csv, None);
+        assert!(
+            exact.contains("\"=HYPERLINK(\"\"http://x\"\")\",-5"),
+            "{exact}"
+        );
+        let mut buf = Vec::new();
+        let to = Destination {
+            spreadsheet_safe: true,
+            ..Destination::default()
+        };
+        write_results(&mut buf, &rs, Format::Csv, to).expect("csv");
+        let safe = String::from_utf8(buf).expect("utf-8");
+        let mut reader = csv::Reader::from_reader(safe.as_bytes());
+        let values: Vec<(String, String)> = reader
+            .records()
+            .map(|r| {
+                let r = r.expect("record");
+                (r[0].to_owned(), r[1].to_owned())
+            })
+            .collect();
+        let expected = [
+            "'=HYPERLINK(\"http://x\")",
+            "'+1",
+            "'-2",
+            "'@SUM(A1)",
+            "'\tx",
+            "'\ry",
+            "plain",
+            "a=b",
+        ];
+        for ((value, number), want) in values.iter().zip(expected) {
+            assert_eq!(value, want);
+            assert_eq!(number, "-5", "numbers stay numbers");
+        }
+    }
+
+    #[test]
+    fn csv_on_a_terminal_shows_controls_as_escapes() {
+        let rs = ResultSet {
+            columns: vec!["v".into()],
+            rows: vec![vec!["a\u{1b}]52;c;eA==\u{7}\nb".into()]],
+        };
+        let mut buf = Vec::new();
+        let to = Destination {
+            terminal: true,
+            ..Destination::default()
+        };
+        write_results(&mut buf, &rs, Format::Csv, to).expect("csv");
+        let text = String::from_utf8(buf).expect("utf-8");
+        assert_eq!(text, "v\n\"a\\x1b]52;c;eA==\\x07\nb\"\n");
+        // Into a pipe it is exact.
+        assert!(render(&rs, Format::Csv, None).contains('\u{1b}'));
     }
 
     #[test]

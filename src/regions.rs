@@ -180,6 +180,44 @@ pub fn env_override(
         .map(|s| s.trim_end_matches('/').to_owned())
 }
 
+/// The service and region an SDK override variable names
+/// (`HUAWEICLOUD_SDK_REGION_DBSS_CN_NORTH_4` → DBSS in `cn-north-4`); `None` for
+/// other variables and other services. Region ids hold no `_`, so the name
+/// reads back unambiguously.
+pub fn parse_override_var(name: &str) -> Option<(Source, String)> {
+    let rest = name.strip_prefix("HUAWEICLOUD_SDK_REGION_")?;
+    let (service, region) = rest.split_once('_')?;
+    let source = Source::ALL
+        .into_iter()
+        .find(|s| sdk_service_name(*s) == service)?;
+    if region.is_empty() {
+        return None;
+    }
+    let region: String = region
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    Some((source, region))
+}
+
+/// The base URL a service would have in a region the table does not know,
+/// by the SDKs' host pattern (`https://dbss.{region}.myhuaweicloud.com`;
+/// Workspace App under `workspace.`).
+pub fn pattern_endpoint(source: Source, region: &str) -> String {
+    let host = match source {
+        Source::Nosql => "gaussdb-nosql",
+        Source::Dbss => "dbss",
+        Source::Image => "workspace",
+    };
+    format!("https://{host}.{region}.myhuaweicloud.com")
+}
+
 /// A project's region from its IAM name: a region's default project is named after
 /// it (`cn-north-4`), a sub-project `{region}_{name}` (`cn-north-4_dev`). Names
 /// without a region (`MOS`) come back unchanged and match no [`lookup`].
@@ -351,6 +389,28 @@ mod tests {
         assert_eq!(env_override(Source::Nosql, "cn-north-4", env), None);
         assert_eq!(env_override(Source::Image, "cn-north-4", env), None);
         assert_eq!(env_override(Source::Dbss, "cn-north-1", env), None);
+    }
+
+    #[test]
+    fn override_variables_read_back_as_service_and_region() {
+        for source in Source::ALL {
+            for region in ["cn-north-4", "my-kualalumpur-1", "eu-west-101"] {
+                assert_eq!(
+                    parse_override_var(&override_var(source, region)),
+                    Some((source, region.to_owned()))
+                );
+            }
+        }
+        assert_eq!(
+            parse_override_var("HUAWEICLOUD_SDK_REGION_ECS_CN_NORTH_4"),
+            None
+        );
+        assert_eq!(parse_override_var("HUAWEICLOUD_SDK_REGION_DBSS_"), None);
+        assert_eq!(parse_override_var("HUAWEICLOUD_SDK_IAM_ENDPOINT"), None);
+        assert_eq!(
+            pattern_endpoint(Source::Image, "xx-new-1"),
+            "https://workspace.xx-new-1.myhuaweicloud.com"
+        );
     }
 
     #[test]

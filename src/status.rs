@@ -1,6 +1,7 @@
-//! What `jobtrail status` shows (the last sync runs, per-source watermarks, job
-//! counts by source and status, jobs still running, where the database is and
-//! how big), assembled from the store's rows and rendered as tables or JSON.
+//! What `jobtrail status` shows (the last sync runs, the scopes whose latest
+//! run failed and since when, per-source watermarks, job counts by source and
+//! status, jobs still running, where the database is and how big), assembled
+//! from the store's rows and rendered as tables or JSON.
 //! The SQL lives in `store::status`; printing is the command's.
 
 use std::io::{self, Write};
@@ -11,7 +12,10 @@ use serde::Serialize;
 use crate::model::{Source, Status};
 use crate::normalize::{format_utc, parse_api_time};
 use crate::output::{Cell, Format, ResultSet, render_table};
-use crate::store::{JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError};
+use crate::store::{
+    FailingScopeRow, JobCount, OldestUnfinished, RunRow, StateRow, Store, StoreError,
+};
+use crate::text::for_terminal;
 
 /// How many sync runs the status shows.
 pub const RECENT_RUNS: u32 = 5;
@@ -26,6 +30,9 @@ pub struct StatusReport {
     pub total_runs: i64,
     /// The last [`RECENT_RUNS`] runs, newest first.
     pub recent_runs: Vec<RunSummary>,
+    /// Every (project, source) scope whose latest run did not succeed,
+    /// longest failing first (empty when all is well).
+    pub failing_scopes: Vec<FailingScope>,
     /// Every `sync_state` entry (watermarks and bookkeeping), by project, source, key.
     pub watermarks: Vec<Watermark>,
     /// Jobs per source and normalized status (all three sources, even when empty).
@@ -59,6 +66,25 @@ pub struct RunSummary {
     pub jobs_seen: i64,
     pub jobs_new: i64,
     pub jobs_changed: i64,
+    pub error: Option<String>,
+}
+
+/// A scope whose latest run did not succeed, and since when it has not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingScope {
+    pub project_id: String,
+    pub region: String,
+    pub source: String,
+    /// `partial` (some of it failed) or `failed`.
+    pub status: String,
+    /// Start of the first run of its current failing streak (UTC).
+    pub failing_since: String,
+    /// Runs in that streak, the latest included.
+    pub failed_runs: i64,
+    /// Its latest run.
+    pub last_run_id: i64,
+    pub last_run_at: String,
+    /// What failed in the latest run.
     pub error: Option<String>,
 }
 
@@ -116,6 +142,12 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         .into_iter()
         .map(RunSummary::from)
         .collect();
+    let failing_scopes = store
+        .failing_scopes()
+        .await?
+        .into_iter()
+        .map(FailingScope::from)
+        .collect();
     let watermarks = store
         .sync_state_entries()
         .await?
@@ -134,6 +166,7 @@ pub async fn gather_at(store: &Store, now: DateTime<Utc>) -> Result<StatusReport
         database: database_info(store).await?,
         total_runs,
         recent_runs,
+        failing_scopes,
         watermarks,
         jobs_by_source,
         total_jobs,
@@ -196,6 +229,22 @@ impl From<RunRow> for RunSummary {
     }
 }
 
+impl From<FailingScopeRow> for FailingScope {
+    fn from(row: FailingScopeRow) -> FailingScope {
+        FailingScope {
+            project_id: row.project_id,
+            region: row.region,
+            source: row.source,
+            status: row.status,
+            failing_since: row.failing_since,
+            failed_runs: row.failed_runs,
+            last_run_id: row.last_sync_id,
+            last_run_at: row.last_run_at,
+            error: row.error,
+        }
+    }
+}
+
 impl From<StateRow> for Watermark {
     fn from(row: StateRow) -> Watermark {
         Watermark {
@@ -241,7 +290,7 @@ pub fn write_status(out: &mut dyn Write, report: &StatusReport, format: Format) 
     match format {
         Format::Table => write_status_tables(out, report),
         Format::Json | Format::Ndjson | Format::Csv => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
+            crate::output::write_json_value(out, report, true)?;
             writeln!(out)
         }
     }
@@ -252,7 +301,7 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
         writeln!(
             out,
             "Database: {} ({}, write-ahead log {})",
-            r.database.path,
+            for_terminal(&r.database.path),
             human_bytes(r.database.file_bytes),
             human_bytes(r.database.wal_bytes)
         )?;
@@ -260,13 +309,15 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
         writeln!(
             out,
             "Database: {} (PostgreSQL, {})",
-            r.database.path,
+            for_terminal(&r.database.path),
             human_bytes(r.database.file_bytes)
         )?;
     }
     writeln!(out, "Status taken at {} (UTC)", r.generated_at)?;
     writeln!(out)?;
     write_runs(out, r)?;
+    writeln!(out)?;
+    write_failing_scopes(out, &r.failing_scopes)?;
     writeln!(out)?;
     write_job_counts(out, r)?;
     writeln!(out)?;
@@ -316,6 +367,60 @@ fn write_runs(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
     writeln!(out, "{}", render_table(&rs, None))
 }
 
+fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Result<()> {
+    if scopes.is_empty() {
+        return writeln!(
+            out,
+            "Failing scopes: none (every project and source succeeded in its latest run)"
+        );
+    }
+    writeln!(
+        out,
+        "Failing scopes: {} (project and source whose latest run failed; times UTC)",
+        scopes.len()
+    )?;
+    let rs = ResultSet {
+        columns: columns([
+            "project",
+            "region",
+            "source",
+            "status",
+            "failing since",
+            "runs",
+            "last run",
+            "error",
+        ]),
+        rows: scopes
+            .iter()
+            .map(|f| {
+                vec![
+                    Cell::Text(f.project_id.clone()),
+                    Cell::Text(f.region.clone()),
+                    Cell::Text(f.source.clone()),
+                    Cell::Text(f.status.clone()),
+                    Cell::Text(f.failing_since.clone()),
+                    Cell::Integer(f.failed_runs),
+                    Cell::Text(format!("#{} {}", f.last_run_id, f.last_run_at)),
+                    Cell::from(f.error.as_deref().map(first_line)),
+                ]
+            })
+            .collect(),
+    };
+    writeln!(out, "{}", render_table(&rs, None))
+}
+
+/// The first line of a text, with how many more there are: a scope's first
+/// failure, so the table keeps one line per scope (JSON and
+/// `sync_scopes.error` hold them all).
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.count() {
+        0 => first.to_owned(),
+        more => format!("{first} (+{more} more)"),
+    }
+}
+
 fn write_job_counts(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
     writeln!(out, "Jobs by source and status ({} in all)", r.total_jobs)?;
     let rs = ResultSet {
@@ -349,8 +454,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
     let Some(o) = &still.oldest else {
         return writeln!(out, "Still running: none");
     };
-    writeln!(
-        out,
+    // Every part but the count comes from the cloud: one line, controls escaped.
+    let line = format!(
         "Still running: {} (oldest: {} job {} {}{}, {} since {} UTC, {})",
         still.count,
         o.source,
@@ -364,7 +469,8 @@ fn write_still_running(out: &mut dyn Write, still: &StillRunning) -> io::Result<
         o.status,
         o.since,
         human_age(o.age_seconds)
-    )
+    );
+    writeln!(out, "{}", for_terminal(&line))
 }
 
 fn write_watermarks(out: &mut dyn Write, watermarks: &[Watermark]) -> io::Result<()> {

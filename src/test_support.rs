@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::model::{JobRow, Source, Status};
 use crate::normalize::format_utc;
-use crate::store::{JobBatch, RunOutcome, Store};
+use crate::store::{JobBatch, RunEnd, RunOutcome, Store};
 
 pub struct TestDb {
     pub _dir: tempfile::TempDir,
@@ -37,7 +37,7 @@ pub async fn db_with(batches: &[Vec<JobRow>]) -> TestDb {
             .await
             .expect("write batch");
         store
-            .finish_run(&run, RunOutcome::Succeeded, 10 + n as u64, None, at)
+            .finish_run(&run, RunEnd::bare(RunOutcome::Succeeded, 10 + n as u64, at))
             .await
             .expect("finish run");
     }

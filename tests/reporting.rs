@@ -920,7 +920,7 @@ async fn write_report(env: &Env, args: &[&str]) -> String {
 }
 
 async fn the_report_shows_the_simulators_numbers(backend: Backend) {
-    let Some((env, jobs, _)) = synced_on(67, backend).await else {
+    let Some((env, jobs, seen)) = synced_on(67, backend).await else {
         return;
     };
     let html = write_report(&env, &[]).await;
@@ -991,12 +991,48 @@ async fn the_report_shows_the_simulators_numbers(backend: Backend) {
     let mut all: Vec<i64> = reasons.values().copied().collect();
     all.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(counts, all[..counts.len()], "the top ones");
+    reason_grid_matches(&html, &failed, seen);
 
     // Only NoSQL, from a day on.
     let html = write_report(&env, &["--source", "nosql"]).await;
     let nosql = jobs.iter().filter(|j| j.source == "nosql").count();
     assert_eq!(tile(&html, "jobs"), nosql.to_string());
     assert!(!html.contains("<tr data-source=\"dbss\">"));
+}
+
+/// The reasons-by-week grid holds, for each of the ten most common reasons,
+/// the failures of each week, as counted here from the simulator's truth.
+fn reason_grid_matches(html: &str, failed: &[&Truth], seen: DateTime<Utc>) {
+    let mut want: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for j in failed {
+        *want
+            .entry(j.reason())
+            .or_default()
+            .entry(iso_week(j.at(seen)))
+            .or_default() += 1;
+    }
+    let mut ranked: Vec<(&String, i64)> = want.iter().map(|(r, w)| (r, w.values().sum())).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let grid = between(html, "<table class=\"heat\">", "</table>").expect("the reason grid");
+    assert!(
+        !html.contains("earlier weeks are not shown"),
+        "the whole history is in the grid"
+    );
+    let body = between(grid, "<tbody>", "</tbody>").expect("grid rows");
+    let rows: Vec<&str> = body.split("<tr>").skip(1).collect();
+    assert_eq!(rows.len(), ranked.len().min(10), "{grid}");
+    for (row, (reason, _)) in rows.iter().zip(&ranked) {
+        let label = unescape(between(row, ">", "</th>").expect("row label"));
+        assert_eq!(&&label, reason, "the reasons in the table's order");
+        let cells = &row[row.find("</th>").expect("label end")..];
+        let shown: BTreeMap<String, i64> = cells
+            .split(" title=\"")
+            .skip(1)
+            .filter_map(|cell| between(cell, "", "\"")?.split_once(": "))
+            .map(|(week, n)| (week.to_owned(), n.parse().expect("a count")))
+            .collect();
+        assert_eq!(&shown, &want[*reason], "{reason}");
+    }
 }
 
 async fn a_database_without_jobs_gets_the_friendly_empty_page(backend: Backend) {
@@ -1166,11 +1202,13 @@ async fn the_report_renders_in_headless_chromium_without_console_errors() {
         "Jobs per week by status",
         "Failure rate by job type",
         "Top failure reasons",
+        "Failure reasons by week",
         "Duration by job type (p50 / p95)",
     ] {
         assert!(dom.contains(heading), "{heading} missing");
     }
     assert!(dom.contains("<svg"), "charts rendered");
+    assert!(dom.contains("<table class=\"heat\">"), "the reason grid");
     assert!(dom.trim_end().ends_with("</html>"), "the whole page");
 
     let png = std::fs::read(&screenshot).expect("screenshot written");

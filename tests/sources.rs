@@ -103,40 +103,6 @@ async fn dbss_jobs_of_several_resources_are_stored_once_with_times_and_nulls() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_retired_legacy_dbss_path_switches_to_its_successor_with_the_same_rows() {
-    let env = Env::start(config(22)).await;
-    env.sim.set_legacy_dbss_retired(true);
-    env.jobtrail(&["sync", "--source", "dbss"])
-        .await
-        .assert_code(0);
-    assert_eq!(dbss_rows(&env).await, expected_dbss(&env, true));
-    let requests = env.sim.requests();
-    let legacy = requests
-        .iter()
-        .filter(|r| r.path.contains("/dbss/audit/jobs/"))
-        .count();
-    let successor = requests
-        .iter()
-        .filter(|r| r.path.contains("/audit/") && r.path.ends_with("/jobs"))
-        .count();
-    assert!(
-        (1..=16).contains(&legacy),
-        "the legacy path is abandoned after its first refusals ({legacy})"
-    );
-    let listed = env
-        .world()
-        .projects
-        .values()
-        .flat_map(|p| &p.audit_instances)
-        .filter(|i| i.listed)
-        .count();
-    assert_eq!(
-        successor, listed,
-        "every resource read through the successor path"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn discovery_pages_through_every_listed_instance_and_image_job() {
     let env = Env::start(SimConfig {
         nosql_jobs: 10,

@@ -5,12 +5,19 @@
 #[macro_use]
 mod util;
 
+mod account;
 mod auth;
 mod copy;
 mod faults;
+mod fidelity;
 mod first_run;
+mod hostile_cloud;
+mod hostile_output;
 mod incremental;
+mod ops;
 mod postgres;
+mod progress;
 mod reporting;
+mod scopes;
 mod sources;
 mod sync_nosql;

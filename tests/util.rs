@@ -394,8 +394,15 @@ pub async fn run_cli(dir: PathBuf, args: Vec<String>, env: Vec<(String, String)>
             "JOBTRAIL_LOG",
             "PGPASSWORD",
             "PGPASSFILE",
+            "JOBTRAIL_PING_URL",
         ] {
             cmd.env_remove(key);
+        }
+        // Every SDK variable (project ID, IAM and region endpoints) too.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HUAWEICLOUD_SDK_") {
+                cmd.env_remove(key);
+            }
         }
         cmd.envs(env);
         let output = cmd.output().expect("run jobtrail");

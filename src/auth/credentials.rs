@@ -20,6 +20,8 @@ pub const CLOUD_SDK_SECURITY_TOKEN: &str = "CLOUD_SDK_SECURITY_TOKEN";
 pub const CLOUD_SDK_TOKEN: &str = "CLOUD_SDK_TOKEN";
 /// Overrides the credentials file location.
 pub const HUAWEICLOUD_SDK_CREDENTIALS_FILE: &str = "HUAWEICLOUD_SDK_CREDENTIALS_FILE";
+/// The project ID the SDKs use instead of asking IAM.
+pub const HUAWEICLOUD_SDK_PROJECT_ID: &str = "HUAWEICLOUD_SDK_PROJECT_ID";
 
 /// One environment AK/SK pair and its optional security token.
 #[derive(Debug, Clone, Copy)]
@@ -281,6 +283,88 @@ impl Credentials {
         match self {
             Credentials::AkSk { origin, .. } | Credentials::Token { origin, .. } => origin,
         }
+    }
+}
+
+/// What the SDKs read beside the keys, each with where it came from: a
+/// project ID (used instead of asking IAM) and an IAM endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SdkExtras {
+    /// `(id, origin)`: `HUAWEICLOUD_SDK_PROJECT_ID`, else the credentials
+    /// file's `project_id` when the keys came from that file.
+    pub project_id: Option<(String, String)>,
+    /// `(url, origin)`: the credentials file's `iam_endpoint`, when the keys
+    /// came from that file (the SDKs read the file only then).
+    pub iam_endpoint: Option<(String, String)>,
+}
+
+impl Credentials {
+    /// The SDK settings that go with these credentials, read through `lookup`
+    /// (an environment variable) and, for keys from the credentials file, that
+    /// file again. Empty values count as unset.
+    pub fn sdk_extras(&self, lookup: &dyn Fn(&str) -> Option<String>) -> SdkExtras {
+        let from_file = match self.origin() {
+            CredentialOrigin::File(path) => file_extras(path),
+            CredentialOrigin::Env(_) => SdkExtras::default(),
+        };
+        let project_id = read(lookup, HUAWEICLOUD_SDK_PROJECT_ID)
+            .map(|id| (id, HUAWEICLOUD_SDK_PROJECT_ID.to_owned()))
+            .or(from_file.project_id);
+        SdkExtras {
+            project_id,
+            iam_endpoint: from_file.iam_endpoint,
+        }
+    }
+
+    /// A short fingerprint of the credentials (a hash, never the key or token
+    /// itself): what IAM answered for one key pair is not reused for another.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        match self {
+            Credentials::AkSk { ak, .. } => {
+                hash.update(b"aksk:");
+                hash.update(ak.as_bytes());
+            }
+            Credentials::Token { token, .. } => {
+                hash.update(b"token:");
+                hash.update(token.expose().as_bytes());
+            }
+        }
+        hex::encode(&hash.finalize()[..8])
+    }
+}
+
+/// `project_id` and `iam_endpoint` of a credentials file's `[basic]` section
+/// (read again: the keys were read from it a moment ago).
+fn file_extras(path: &Path) -> SdkExtras {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return SdkExtras::default();
+    };
+    let Ok(ini) = parse_ini(&text) else {
+        return SdkExtras::default();
+    };
+    let Some(basic) = ini.iter().find(|s| s.name == "basic") else {
+        return SdkExtras::default();
+    };
+    let get = |key: &str| {
+        basic
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                (
+                    v,
+                    format!("credentials file {} [basic] {key}", path.display()),
+                )
+            })
+    };
+    SdkExtras {
+        project_id: get("project_id"),
+        iam_endpoint: get("iam_endpoint"),
     }
 }
 
@@ -753,6 +837,60 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn the_sdks_project_id_and_iam_endpoint_come_with_their_origin() {
+        let home = no_home();
+        let path = write_home_file(
+            home.path(),
+            &format!(
+                "[basic]\nak = FILEAK\nsk = {SK}\nproject_id = p-file\niam_endpoint = https://iam.example\n"
+            ),
+        );
+        let c = resolve_with(&env(&[]), Some(home.path())).expect("resolves");
+        let none = |_: &str| None;
+        let extras = c.sdk_extras(&none);
+        let origin = |key: &str| format!("credentials file {} [basic] {key}", path.display());
+        assert_eq!(
+            extras.project_id,
+            Some(("p-file".to_owned(), origin("project_id")))
+        );
+        assert_eq!(
+            extras.iam_endpoint,
+            Some(("https://iam.example".to_owned(), origin("iam_endpoint")))
+        );
+        // The variable wins over the file.
+        let vars = env(&[("HUAWEICLOUD_SDK_PROJECT_ID", "p-env")]);
+        let extras = c.sdk_extras(&|k| vars.get(k).cloned());
+        assert_eq!(
+            extras.project_id,
+            Some(("p-env".to_owned(), "HUAWEICLOUD_SDK_PROJECT_ID".to_owned()))
+        );
+        // Keys from the environment: the file is not read, as in the SDKs.
+        let vars = env(&[("HUAWEICLOUD_SDK_AK", "AK1"), ("HUAWEICLOUD_SDK_SK", SK)]);
+        let from_env = resolve_with(&vars, Some(home.path())).expect("resolves");
+        assert_eq!(from_env.sdk_extras(&none), SdkExtras::default());
+    }
+
+    #[test]
+    fn fingerprints_tell_credentials_apart_and_show_no_secret() {
+        let home = no_home();
+        let a = resolve_with(
+            &env(&[("HUAWEICLOUD_SDK_AK", "AK1"), ("HUAWEICLOUD_SDK_SK", SK)]),
+            Some(home.path()),
+        )
+        .expect("a");
+        let b = resolve_with(
+            &env(&[("HUAWEICLOUD_SDK_AK", "AK2"), ("HUAWEICLOUD_SDK_SK", SK)]),
+            Some(home.path()),
+        )
+        .expect("b");
+        let t = resolve_with(&env(&[("CLOUD_SDK_TOKEN", TOKEN)]), Some(home.path())).expect("t");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), t.fingerprint());
+        assert_eq!(a.fingerprint().len(), 16);
+        assert!(!t.fingerprint().contains("MII") && !a.fingerprint().contains("AK1"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod signer;
 
 use std::fmt;
 
-pub use credentials::{CredentialError, CredentialOrigin, Credentials};
+pub use credentials::{CredentialError, CredentialOrigin, Credentials, SdkExtras};
 pub use signer::canonical_query_string;
 
 /// A secret string: its `Debug` and `Display` print `***`; it is not `Serialize`.

@@ -10,6 +10,7 @@ use crate::auth::Credentials;
 use crate::config::ProjectSettings;
 use crate::http::{ApiError, TransportKind};
 use crate::model::Source;
+use crate::text::{for_terminal, redact_url};
 
 /// What a failure means for someone setting jobtrail up, and what to do.
 pub fn explain(
@@ -86,15 +87,16 @@ impl<'e> Answer<'e> {
     }
 }
 
-/// `HTTP 404, error code APIGW.0311: message`, whole (not shortened).
+/// `HTTP 404, error code APIGW.0311: message`, whole (not shortened), the
+/// cloud's words with their control characters escaped.
 impl std::fmt::Display for Answer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut text = format!("HTTP {}", self.status);
         if let Some(code) = self.code {
-            let _ = write!(text, ", error code {code}");
+            let _ = write!(text, ", error code {}", for_terminal(code));
         }
         if let Some(message) = self.message.filter(|m| !m.is_empty()) {
-            let _ = write!(text, ": {message}");
+            let _ = write!(text, ": {}", for_terminal(message));
         }
         f.write_str(&text)
     }
@@ -155,7 +157,7 @@ impl Advice<'_> {
                 format!("API retired or wrong endpoint ({answer})"),
                 format!(
                     "the gateway at {} has no such API: check {endpoint_key} (a stray path prefix?) and the region {:?}; if the cloud has retired this API, update jobtrail",
-                    project.endpoints.for_source(self.source),
+                    redact_url(project.endpoints.for_source(self.source)),
                     project.region
                 ),
             ),
@@ -265,6 +267,6 @@ fn host_port(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
-        _ => url.to_string(),
+        _ => redact_url(url),
     }
 }

@@ -8,10 +8,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::{
-    ConfigError, ProjectIds, Settings, line_of, parse_date_or_datetime, parse_endpoint,
-    parse_region,
+    ConfigError, EndpointOverrides, ProjectIds, SdkEnv, Settings, line_of, parse_date_or_datetime,
+    parse_endpoint, parse_region, parse_settled_recheck,
 };
 use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
+use crate::model::Source;
 
 /// A configuration problem: where (1-based line, if known) and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +40,15 @@ pub struct ConfigReport {
     pub settings: Option<Settings>,
 }
 
-/// Reads and checks the configuration file at `path`.
+/// Reads and checks the configuration file at `path`, with the SDKs'
+/// endpoint variables of this process (as `sync` reads it).
 pub fn check_config_file(path: &Path) -> ConfigReport {
     match std::fs::read_to_string(path) {
-        Ok(text) => check_config(&text, path),
+        Ok(text) => check_config_with(&text, path, &SdkEnv::from_process()),
         Err(e) => {
             let message = if e.kind() == std::io::ErrorKind::NotFound {
                 format!(
-                    "no configuration file at {}: write one with `jobtrail init --project ID --region REGION`, or name yours with --config PATH",
+                    "no configuration file at {}: write one with `jobtrail init --region REGION` (or `--account`), or name yours with --config PATH",
                     path.display()
                 )
             } else {
@@ -69,8 +71,13 @@ pub fn check_config_file(path: &Path) -> ConfigReport {
 /// once instead of the first one only. Should the two ever disagree, the
 /// parser's message is shown too, so a file `sync` refuses never passes.
 pub fn check_config(text: &str, path: &Path) -> ConfigReport {
+    check_config_with(text, path, &SdkEnv::default())
+}
+
+/// [`check_config`] with the SDKs' endpoint variables in `env`.
+pub fn check_config_with(text: &str, path: &Path, env: &SdkEnv) -> ConfigReport {
     let mut problems = lint(text);
-    let settings = match Settings::parse(text, path) {
+    let settings = match Settings::parse_with(text, path, env) {
         Ok(settings) => Some(settings),
         Err(e) => {
             let message = match e {
@@ -89,12 +96,14 @@ pub fn check_config(text: &str, path: &Path) -> ConfigReport {
         }
     };
     if let Some(s) = &settings
-        && s.projects.is_empty()
+        && s.require_projects().is_err()
         && problems.is_empty()
     {
         problems.push(Problem {
             line: None,
-            message: "no [[project]] is configured: add one (`jobtrail init` shows how)".into(),
+            message:
+                "no [[project]] and no [account] is configured: add one (`jobtrail init` shows how)"
+                    .into(),
         });
     }
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
@@ -210,12 +219,16 @@ impl Linter<'_> {
     }
 
     fn document(&mut self, doc: &DeTable<'_>) {
-        const TOP: [&str; 5] = [
+        const TOP: [&str; 9] = [
             "database",
             "queries_dir",
+            "metrics_file",
+            "ping_url",
             "allow_insecure_endpoints",
             "project",
+            "account",
             "endpoints",
+            "dbss",
         ];
         let allow_insecure = doc
             .get("allow_insecure_endpoints")
@@ -224,16 +237,34 @@ impl Linter<'_> {
         for entry in doc.iter() {
             let (key, value) = entry;
             match key.get_ref().as_ref() {
-                "database" | "queries_dir" => {
+                "database" | "queries_dir" | "metrics_file" => {
                     self.string(key.get_ref(), value);
+                }
+                "ping_url" => {
+                    if let Some(url) = self.string("ping_url", value)
+                        && let Err(why) = crate::ping::PingUrl::parse(url)
+                    {
+                        // Not the value: it holds the check's secret.
+                        self.at(value.span(), format!("ping_url: {why}"));
+                    }
                 }
                 "allow_insecure_endpoints" => {
                     self.boolean("allow_insecure_endpoints", value);
                 }
                 "project" => self.projects(value),
+                "account" => {
+                    if let Some(table) = self.table("[account]", value) {
+                        self.account(table);
+                    }
+                }
                 "endpoints" => {
                     if let Some(table) = self.table("[endpoints]", value) {
                         self.endpoints(table, allow_insecure);
+                    }
+                }
+                "dbss" => {
+                    if let Some(table) = self.table("[dbss]", value) {
+                        self.dbss_settings(table);
                     }
                 }
                 _ => self.unknown(entry, "", &TOP),
@@ -241,19 +272,122 @@ impl Linter<'_> {
         }
     }
 
+    /// `[endpoints]`: service keys, and tables of a region's own endpoints.
     fn endpoints(&mut self, table: &DeTable<'_>, allow_insecure: bool) {
-        const KEYS: [&str; 4] = ["nosql", "dbss", "image", "iam"];
+        for entry in table.iter() {
+            let (key, value) = entry;
+            let name = key.get_ref().as_ref();
+            if EndpointOverrides::KEYS.contains(&name) {
+                self.endpoint(&format!("endpoints.{name}"), value, allow_insecure);
+                continue;
+            }
+            let is_region = parse_region(name).is_ok_and(|(r, _)| r == name);
+            match value.get_ref().as_table() {
+                Some(region) if is_region => {
+                    for inner in region.iter() {
+                        let (k, v) = inner;
+                        if EndpointOverrides::KEYS.contains(&k.get_ref().as_ref()) {
+                            self.endpoint(
+                                &format!("endpoints.\"{name}\".{}", k.get_ref()),
+                                v,
+                                allow_insecure,
+                            );
+                        } else {
+                            self.unknown(
+                                inner,
+                                &format!("endpoints.\"{name}\""),
+                                &EndpointOverrides::KEYS,
+                            );
+                        }
+                    }
+                }
+                _ => self.unknown(
+                    entry,
+                    "endpoints",
+                    &[
+                        "nosql",
+                        "dbss",
+                        "image",
+                        "iam",
+                        "a region's table such as [endpoints.\"cn-north-4\"]",
+                    ],
+                ),
+            }
+        }
+    }
+
+    fn endpoint(&mut self, name: &str, value: &Spanned<DeValue<'_>>, allow_insecure: bool) {
+        if let Some(url) = self.string(name, value)
+            && let Err(why) = parse_endpoint(url, allow_insecure)
+        {
+            let shown = crate::text::redact_url_text(url);
+            self.at(value.span(), format!("{name} = {shown:?}: {why}"));
+        }
+    }
+
+    /// `[account]`: `projects = "all"`, and the settings that narrow it.
+    fn account(&mut self, table: &DeTable<'_>) {
+        const KEYS: [&str; 4] = ["projects", "regions", "sources", "since"];
+        for entry in table.iter() {
+            let (key, value) = entry;
+            match key.get_ref().as_ref() {
+                "projects" => {
+                    if let Some(v) = self.string("account.projects", value)
+                        && v.trim() != "all"
+                    {
+                        self.at(
+                            value.span(),
+                            format!("account.projects = {v:?}: the only value is \"all\" (every enabled project of the account); name single projects with [[project]] instead"),
+                        );
+                    }
+                }
+                "regions" => self.string_list("account.regions", value),
+                "sources" => self.account_sources(value),
+                "since" => {
+                    if let Some(since) = self.string("account.since", value)
+                        && let Err(why) = parse_date_or_datetime(since)
+                    {
+                        self.at(value.span(), format!("account.since = {since:?}: {why}"));
+                    }
+                }
+                _ => self.unknown(entry, "account", &KEYS),
+            }
+        }
+        if table.get("projects").is_none() {
+            self.problems.push(Problem {
+                line: None,
+                message: "[account] has no `projects`: add `projects = \"all\"` under it".into(),
+            });
+        }
+    }
+
+    fn account_sources(&mut self, value: &Spanned<DeValue<'_>>) {
+        self.string_list("account.sources", value);
+        for item in value.get_ref().as_array().into_iter().flatten() {
+            if let Some(name) = item.get_ref().as_str()
+                && let Err(why) = name.parse::<Source>()
+            {
+                self.at(item.span(), format!("account.sources: {why}"));
+            }
+        }
+    }
+
+    /// The account-wide `[dbss]` table.
+    fn dbss_settings(&mut self, table: &DeTable<'_>) {
+        const KEYS: [&str; 1] = ["settled_recheck"];
         for entry in table.iter() {
             let (key, value) = entry;
             if !KEYS.contains(&key.get_ref().as_ref()) {
-                self.unknown(entry, "endpoints", &KEYS);
+                self.unknown(entry, "dbss", &KEYS);
                 continue;
             }
-            let name = format!("endpoints.{}", key.get_ref());
-            if let Some(url) = self.string(&name, value)
-                && let Err(why) = parse_endpoint(url, allow_insecure)
+            if let Some(every) = self.string("dbss.settled_recheck", value)
+                && let Err(why) = parse_settled_recheck(every)
             {
-                self.at(value.span(), format!("{name} = {url:?}: {why}"));
+                self.at(
+                    value.span(),
+                    format!("dbss.settled_recheck = {every:?}: {why}"),
+                );
             }
         }
     }
@@ -319,13 +453,14 @@ impl Linter<'_> {
                 _ => self.unknown(entry, "project", &KEYS),
             }
         }
-        for required in ["id", "region"] {
-            if table.get(required).is_none() {
-                self.at(
-                    span.clone(),
-                    format!("project #{number} has no `{required}`: add `{required} = \"…\"` under [[project]]"),
-                );
-            }
+        // The ID may be left out: IAM finds it from the region.
+        if table.get("region").is_none() {
+            self.at(
+                span.clone(),
+                format!(
+                    "project #{number} has no `region`: add `region = \"…\"` under [[project]]"
+                ),
+            );
         }
         if !has_source {
             self.at(
@@ -444,31 +579,110 @@ mod tests {
             region: Some("cn-north-4".into()),
             ..InitOptions::default()
         })
-        .expect("renders");
+        .expect("renders")
+        .text;
         let report = check(&text);
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert!(report.settings.is_some());
     }
 
     #[test]
-    fn placeholders_are_both_named_with_their_lines() {
-        let text = init_render(&InitOptions::default()).expect("renders");
+    fn the_operations_keys_are_known_and_a_bad_ping_url_is_named_not_shown() {
+        let project = "[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.nosql]\n";
+        let good = format!(
+            "metrics_file = \"/var/lib/node_exporter/jobtrail.prom\"\nping_url = \"https://hc-ping.com/0b7d\"\n{project}"
+        );
+        assert!(
+            check(&good).problems.is_empty(),
+            "{:?}",
+            check(&good).problems
+        );
+        let bad = format!("metrics_file = 3\nping_url = \"ftp://host/0b7d-secret\"\n{project}");
+        let m = messages(&check(&bad));
+        assert!(
+            m[0].contains("line 1:") && m[0].contains("metrics_file must be a string"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("line 2:") && m[1].contains("ping_url: unsupported scheme"),
+            "{m:?}"
+        );
+        assert!(!m.iter().any(|m| m.contains("0b7d-secret")), "{m:?}");
+    }
+
+    #[test]
+    fn the_region_placeholder_is_named_with_its_line() {
+        let text = init_render(&InitOptions::default()).expect("renders").text;
         let report = check(&text);
         let m = messages(&report);
-        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m.len(), 1, "{m:?}");
         let line_of = |needle: &str| {
             text.lines()
                 .position(|l| l.contains(needle))
                 .map(|i| i + 1)
                 .expect("present")
         };
-        assert_eq!(report.problems[0].line, Some(line_of(PROJECT_PLACEHOLDER)));
+        assert_eq!(report.problems[0].line, Some(line_of(REGION_PLACEHOLDER)));
         assert!(
-            m[0].contains("project.id is still the placeholder"),
+            m[0].contains("project.region is still the placeholder"),
             "{m:?}"
         );
-        assert_eq!(report.problems[1].line, Some(line_of(REGION_PLACEHOLDER)));
         assert!(report.settings.is_none());
+        // The ID placeholder of files written before is named too.
+        let old = format!(
+            "[[project]]\nid = \"{PROJECT_PLACEHOLDER}\"\nregion = \"cn-north-4\"\n[project.nosql]\n"
+        );
+        let m = messages(&check(&old));
+        assert!(
+            m.iter()
+                .any(|p| p.contains("line 2: project.id is still the placeholder")),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn accounts_and_region_tables_are_linted_like_the_rest() {
+        let text = r#"[account]
+projects = "some"
+regions = "cn-north-4"
+sources = ["nosql", "ecs"]
+sinse = "2024-01-01"
+
+[[project]]
+region = "cn-north-4"
+[project.nosql]
+
+[endpoints."cn-north-4"]
+nosql = "http://example.com"
+nsql = "https://x.example"
+
+[endpoints]
+dbss = "https://dbss.example"
+"cn north" = "x"
+"#;
+        let m = messages(&check(text));
+        for (a, b) in [
+            ("line 2:", "the only value is \"all\""),
+            ("line 3:", "account.regions must be a list"),
+            ("line 4:", "unknown source `ecs`"),
+            ("line 5:", "unknown key `account.sinse`"),
+            ("line 12:", "endpoints.\"cn-north-4\".nosql"),
+            ("line 13:", "unknown key `endpoints.\"cn-north-4\".nsql`"),
+            ("line 17:", "unknown key `endpoints.cn north`"),
+        ] {
+            assert!(
+                m.iter().any(|x| x.contains(a) && x.contains(b)),
+                "{a} {b} not in {m:#?}"
+            );
+        }
+        assert!(
+            !m.iter().any(|x| x.contains("no `id`")),
+            "an ID may be left out: {m:#?}"
+        );
+        let fine = "[account]\nprojects = \"all\"\nregions = [\"eu-west-101\"]\nsources = [\"nosql\"]\nsince = \"2024-01-01\"\n\n[endpoints.\"eu-west-101\"]\nnosql = \"https://nosql.vpcep.example\"\n";
+        let report = check(fine);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.settings.is_some_and(|s| s.account.is_some()));
     }
 
     #[test]
@@ -494,10 +708,14 @@ region = "cn-north-4"
 job_idz = []
 
 [[project]]
-region = "cn-north-4"
+id = "p3"
 
 [endpoints]
 nosql = "http://example.com"
+
+[dbss]
+settled_recheck = "sometimes"
+recheck = "6h"
 "#;
         let report = check(text);
         let m = messages(&report);
@@ -512,9 +730,11 @@ nosql = "http://example.com"
             ),
             ("line 16:", "project p1 is listed twice"),
             ("line 19:", "unknown key `project.image.job_idz`"),
-            ("no `id`", "project #3"),
+            ("no `region`", "project #3"),
             ("project #3 has no source table", ""),
             ("line 25:", "endpoints.nosql"),
+            ("line 28:", "dbss.settled_recheck = \"sometimes\""),
+            ("line 29:", "unknown key `dbss.recheck`"),
         ];
         for (a, b) in expect {
             assert!(
@@ -536,6 +756,6 @@ nosql = "http://example.com"
     #[test]
     fn a_file_without_projects_is_not_ready() {
         let report = check("database = \"x.db\"\n");
-        assert!(messages(&report)[0].contains("no [[project]]"));
+        assert!(messages(&report)[0].contains("no [[project]] and no [account]"));
     }
 }

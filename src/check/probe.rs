@@ -36,7 +36,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Probe {
     pub source: Source,
-    /// `GET` URL as sent (no secrets travel in URLs).
+    /// `GET` URL as sent, a user name and password in it shown as `***`.
     pub url: String,
     pub outcome: Outcome,
 }
@@ -121,7 +121,7 @@ pub async fn probe(
     timeout: Duration,
 ) -> Probe {
     let call = probe_call(project, source);
-    let url = crate::http::build_url(call.base, &call.path, &call.query).to_string();
+    let url = crate::text::redact_url(&crate::http::build_url(call.base, &call.path, &call.query));
     let result = client
         .get(&call, |body| read_answer(source, body, &project.id))
         .await;

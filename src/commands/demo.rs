@@ -1,13 +1,15 @@
-//! `jobtrail demo`: starts the simulated cloud, syncs it into a database of
-//! its own, writes the HTML report and prints a short summary.
+//! `jobtrail demo`: starts the simulated cloud (an account of several projects
+//! in several regions), syncs it into a database of its own with a config that
+//! names no project ID, writes the HTML report and prints a short summary.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::{Exit, locations, show_progress};
-use crate::app::{locked_sync, simulated_project};
+use crate::app::locked_sync;
 use crate::auth::{CredentialOrigin, Credentials, Secret};
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::config::Settings;
@@ -16,6 +18,7 @@ use crate::report::ReportFilter;
 use crate::sim::{SimAuth, SimConfig, SimServer};
 use crate::store::{DatabaseLocation, FailureReasonCount, JobCount, Store};
 use crate::sync::SyncOptions;
+use crate::text::for_terminal;
 
 /// The summary shows this many failure reasons.
 const TOP_REASONS: u32 = 5;
@@ -25,26 +28,28 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     // verifies each signature, exactly as the cloud would.
     let ak = "DEMOACCESSKEY0000001".to_owned();
     let sk = Secret::new(format!("demo-secret-{}", args.seed));
-    let mut config = SimConfig::demo();
-    config.seed = args.seed;
-    config.auth = SimAuth::AkSk {
-        ak: ak.clone(),
-        sk: sk.expose().to_owned(),
-        security_token: None,
+    let config = SimConfig {
+        auth: SimAuth::AkSk {
+            ak: ak.clone(),
+            sk: sk.expose().to_owned(),
+            security_token: None,
+        },
+        ..demo_account(args.seed)
     };
-    let history_days = config.history_days;
-    let projects = config.projects.clone();
     let server = SimServer::start(config)
         .await
         .context("cannot start the simulated cloud")?;
-    let base = reqwest::Url::parse(&server.base_url())?;
-    let settings = Settings {
-        projects: projects
-            .iter()
-            .map(|p| simulated_project(p, &base, history_days))
-            .collect(),
-        ..Settings::default()
-    };
+    let world = server.world();
+    let regions: BTreeSet<&str> = world
+        .projects
+        .keys()
+        .filter_map(|id| world.region_of(id))
+        .collect();
+    // No project ID anywhere: IAM names them, as for a user's `[account]`.
+    let settings = Settings::parse(
+        &demo_config(&server.base_url(), DEMO_HISTORY_DAYS),
+        Path::new("jobtrail-demo.toml"),
+    )?;
     let credentials = Credentials::AkSk {
         ak,
         sk,
@@ -54,11 +59,13 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
     let client = ApiClient::new(Some(credentials), HttpSettings::default())?;
     let db = locations(global).demo_database()?;
     if global.quiet == 0 {
-        eprintln!(
-            "simulated cloud on {} ({} project(s)); syncing into {db}",
+        let text = format!(
+            "simulated cloud on {} (an account of {} projects in {} regions, found through IAM); syncing into {db}",
             server.base_url(),
-            projects.len(),
+            world.projects.len(),
+            regions.len(),
         );
+        crate::logging::notice(global.log_format, &text);
     }
     let report = locked_sync(
         &db,
@@ -79,6 +86,32 @@ pub(super) async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<Exit> {
         println!("HTML report: {}", report_path.display());
     }
     Ok(exit)
+}
+
+/// Days of NoSQL history the demo's account holds (and its first sync reads).
+const DEMO_HISTORY_DAYS: u32 = 120;
+
+/// The demo's cloud: the simulator's sample account (projects in six regions,
+/// some without NoSQL, DBSS or Workspace App, plus `MOS` and a disabled one),
+/// busier than the tests'.
+fn demo_account(seed: u64) -> SimConfig {
+    SimConfig {
+        nosql_jobs: 700,
+        history_days: DEMO_HISTORY_DAYS,
+        dbss_resources: 4,
+        image_jobs: 25,
+        ..SimConfig::account(seed)
+    }
+}
+
+/// The demo's `jobtrail.toml`: the whole account from the simulator, NoSQL read
+/// from the start of its history.
+fn demo_config(base: &str, history_days: u32) -> String {
+    let since = (chrono::Utc::now() - chrono::Duration::days(i64::from(history_days) + 1))
+        .format("%Y-%m-%d");
+    format!(
+        "[account]\nprojects = \"all\"\nsince = \"{since}\"\n\n[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"\n"
+    )
 }
 
 /// `jobtrail-demo.db` → `jobtrail-demo-report.html`, beside the database
@@ -127,7 +160,7 @@ fn write_summary(
         failures,
     } in reasons
     {
-        writeln!(out, "  {failures:>4}  {source:<6} {reason}")?;
+        writeln!(out, "  {failures:>4}  {source:<6} {}", for_terminal(reason))?;
     }
     writeln!(out, "\nnext: jobtrail --db {db} query recent-failures")?;
     match db {

@@ -1,4 +1,5 @@
-//! `jobtrail init`: writes a commented configuration file and says what to do next.
+//! `jobtrail init`: writes a commented configuration file (one project, or the
+//! whole account) and says what to do next.
 
 use anyhow::Result;
 
@@ -20,26 +21,33 @@ pub(super) fn run(global: &GlobalArgs, args: &InitArgs) -> Result<Exit> {
     let options = InitOptions {
         project: args.project.clone(),
         region: args.region.clone(),
+        account: args.account,
         sources,
         endpoint: args.endpoint.clone(),
     };
-    let written =
-        crate::init::render(&options).and_then(|text| crate::init::write(&path, &text, args.force));
-    match written {
-        Ok(()) => {}
+    let rendered = match crate::init::render(&options) {
+        Ok(rendered) => rendered,
         Err(InitError::Usage(text)) => return Err(UsageError(text).into()),
         Err(e) => return Err(e.into()),
-    }
+    };
+    crate::init::write(&path, &rendered.text, args.force)?;
     if global.quiet == 0 {
+        for note in &rendered.notes {
+            eprintln!("note: {note}");
+        }
         println!("wrote {}", path.display());
-        let placeholders = args.project.is_none() || args.region.is_none();
-        if placeholders {
-            println!(
-                "next: fill in the project ID and region marked FILL IN, then run `jobtrail check`"
-            );
+        if !args.account && args.region.is_none() {
+            println!("next: fill in the region marked FILL IN, then run `jobtrail check`");
         } else {
+            let found = if args.account {
+                " (it lists the account's projects and what each syncs)"
+            } else if args.project.is_none() {
+                " (it finds the project ID through IAM)"
+            } else {
+                ""
+            };
             println!(
-                "next: set credentials (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK), then run `jobtrail check`"
+                "next: set credentials (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK), then run `jobtrail check`{found}"
             );
         }
         if global.config.is_none() && args.output.is_some() {

@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, LogFormat};
 use crate::config::Locations;
 use crate::store::Store;
 
@@ -80,9 +80,13 @@ fn locations(global: &GlobalArgs) -> Locations {
     }
 }
 
-/// A progress bar only for a person watching: not at `-v` or `-q`, not into a pipe.
+/// A progress bar only for a person watching: not at `-v` or `-q`, not into a
+/// pipe, not between JSON log lines.
 fn show_progress(global: &GlobalArgs) -> bool {
-    global.verbose == 0 && global.quiet == 0 && std::io::stderr().is_terminal()
+    global.verbose == 0
+        && global.quiet == 0
+        && global.log_format == LogFormat::Text
+        && std::io::stderr().is_terminal()
 }
 
 /// Opens the configured database read-only, for the reporting commands.

@@ -6,9 +6,17 @@ use anyhow::Result;
 
 use super::{Exit, UsageError, locations, open_for_reading};
 use crate::cli::{GlobalArgs, QueryArgs};
+use crate::output::{Destination, Format};
 use crate::query::QueryError;
 
 pub(super) async fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<Exit> {
+    if args.spreadsheet_safe && args.format != Format::Csv {
+        return Err(UsageError(
+            "--spreadsheet-safe only applies to --format csv (JSON and tables are not read as formulas)"
+                .into(),
+        )
+        .into());
+    }
     let dir = locations(global).queries_dir(args.queries_dir.as_deref())?;
     let store = open_for_reading(global).await?;
     let result = crate::query::run(
@@ -31,12 +39,16 @@ pub(super) async fn run(global: &GlobalArgs, args: &QueryArgs) -> Result<Exit> {
         Err(e) => return Err(e.into()),
     };
     let stdout = std::io::stdout();
-    let width = stdout
-        .is_terminal()
-        .then(|| terminal_size::terminal_size().map(|(w, _)| w.0))
-        .flatten();
+    let terminal = stdout.is_terminal();
+    let to = Destination {
+        width: terminal
+            .then(|| terminal_size::terminal_size().map(|(w, _)| w.0))
+            .flatten(),
+        terminal,
+        spreadsheet_safe: args.spreadsheet_safe,
+    };
     let mut out = stdout.lock();
-    crate::output::write_results(&mut out, &rows, args.format, width)?;
+    crate::output::write_results(&mut out, &rows, args.format, to)?;
     out.flush()?;
     Ok(Exit::Ok)
 }

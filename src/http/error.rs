@@ -7,13 +7,20 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 
 use crate::model::Source;
-use crate::text::truncate_chars;
+use crate::text::{for_terminal, truncate_chars};
+
+/// What a call was for: a source of one project, or IAM (the account's, no
+/// project's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Api {
+    Source { source: Source, project_id: String },
+    Iam,
+}
 
 /// Where a call went: shown in every error about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSite {
-    pub source: Source,
-    pub project_id: String,
+    pub api: Api,
     /// Path and query as sent (no secrets travel in URLs).
     pub path: String,
     /// Scheme, host and port, to say which endpoint did not answer.
@@ -21,14 +28,34 @@ pub struct CallSite {
 }
 
 impl CallSite {
+    /// The project and source of a call to a job API (`None` for IAM).
+    pub fn scope(&self) -> Option<(&str, Source)> {
+        match &self.api {
+            Api::Source { source, project_id } => Some((project_id.as_str(), *source)),
+            Api::Iam => None,
+        }
+    }
+
     pub fn new(source: Source, project_id: &str, url: &Url) -> CallSite {
+        let api = Api::Source {
+            source,
+            project_id: project_id.to_owned(),
+        };
+        CallSite::at(api, url)
+    }
+
+    /// A call to IAM.
+    pub fn iam(url: &Url) -> CallSite {
+        CallSite::at(Api::Iam, url)
+    }
+
+    fn at(api: Api, url: &Url) -> CallSite {
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
         CallSite {
-            source,
-            project_id: project_id.to_owned(),
+            api,
             path,
             endpoint: url.origin().ascii_serialization(),
         }
@@ -37,11 +64,14 @@ impl CallSite {
 
 impl fmt::Display for CallSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (project {}): GET {}{}",
-            self.source, self.project_id, self.endpoint, self.path
-        )
+        match &self.api {
+            Api::Source { source, project_id } => write!(
+                f,
+                "{source} (project {project_id}): GET {}{}",
+                self.endpoint, self.path
+            ),
+            Api::Iam => write!(f, "IAM: GET {}{}", self.endpoint, self.path),
+        }
     }
 }
 
@@ -94,12 +124,16 @@ fn find_error(value: &serde_json::Value, depth: usize) -> Option<ErrorBody> {
     None
 }
 
-/// Why a call failed, after whatever retries were allowed.
+/// Why a call failed, after whatever retries were allowed. What the far end
+/// said (its error code and message, a transport error's text) is shown with
+/// control characters escaped (`text::for_terminal`): it reaches terminals and
+/// logs, one line each.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401/403: never retried (more than five bad signatures in a row lock the key pair).
     #[error(
-        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions (nothing more was sent: repeated refusals lock an access key pair for five minutes)"
+        "{site}: authentication refused (HTTP {status}{code}) using {credential}{message}; check the credentials and their permissions ({})",
+        refusal_tail(.status, .code)
     )]
     Auth {
         site: CallSite,
@@ -119,7 +153,8 @@ pub enum ApiError {
     },
     /// No usable answer at all (refused, reset, timed out, DNS).
     #[error(
-        "{site}: {detail} (gave up after {attempts} attempt(s)); is the endpoint right and reachable?"
+        "{site}: {} (gave up after {attempts} attempt(s)); is the endpoint right and reachable?",
+        for_terminal(detail)
     )]
     Transport {
         site: CallSite,
@@ -129,12 +164,17 @@ pub enum ApiError {
         attempts: usize,
     },
     /// A 2xx whose body is not what the API documents, after retries.
-    #[error("{site}: malformed response: {detail}")]
+    #[error("{site}: malformed response: {}", for_terminal(detail))]
     Malformed { site: CallSite, detail: String },
-    /// Not sent: an earlier request of this run was refused authentication.
-    #[error("{site}: not requested, because an earlier request was refused authentication")]
-    Skipped { site: CallSite },
-    #[error("cannot set up the HTTP client: {0}")]
+    /// Not sent: an earlier request of this run was refused authentication,
+    /// or (`only_this_scope`) an earlier request of this project to this API
+    /// was refused permission.
+    #[error("{site}: not requested, because {}", skip_reason(.only_this_scope))]
+    Skipped {
+        site: CallSite,
+        only_this_scope: bool,
+    },
+    #[error("cannot set up the HTTP client: {}", for_terminal(.0))]
     Setup(String),
 }
 
@@ -269,7 +309,7 @@ pub struct CodeText(pub Option<String>);
 impl fmt::Display for CodeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(code) => write!(f, ", error code {code}"),
+            Some(code) => write!(f, ", error code {}", for_terminal(code)),
             None => Ok(()),
         }
     }
@@ -281,9 +321,36 @@ pub struct MessageText(pub Option<String>);
 impl fmt::Display for MessageText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(m) if !m.is_empty() => write!(f, ": {}", truncate_chars(m, 300)),
+            Some(m) if !m.is_empty() => write!(f, ": {}", for_terminal(&truncate_chars(m, 300))),
             _ => Ok(()),
         }
+    }
+}
+
+/// What was done about a refusal: a permission refusal (403 APIGW.0302)
+/// stops only that project's calls to that API; any other stops the run.
+fn refusal_tail(status: &u16, code: &CodeText) -> &'static str {
+    if is_permission_code(*status, code) {
+        "nothing more was sent to this API for this project; the rest goes on"
+    } else {
+        "nothing more was sent: repeated refusals lock an access key pair for five minutes"
+    }
+}
+
+/// 403 APIGW.0302 (or APIG.0302): the IAM user may not use this API here.
+fn is_permission_code(status: u16, code: &CodeText) -> bool {
+    status == 403
+        && code.0.as_deref().is_some_and(|c| {
+            c.eq_ignore_ascii_case("APIGW.0302") || c.eq_ignore_ascii_case("APIG.0302")
+        })
+}
+
+/// Why a call was not sent.
+fn skip_reason(only_this_scope: &bool) -> &'static str {
+    if *only_this_scope {
+        "an earlier request of this project to this API was refused permission"
+    } else {
+        "an earlier request was refused authentication"
     }
 }
 
@@ -373,9 +440,32 @@ impl ApiError {
         }
     }
 
-    /// 401/403: the whole sync stops, since every other call would fail the same way.
+    /// 401/403 from the gateway: the credentials, or what they may do, were refused.
     pub fn is_auth(&self) -> bool {
         matches!(self, ApiError::Auth { .. })
+    }
+
+    /// A 403 APIGW.0302: the signature was accepted, but the IAM user may not
+    /// use this API in this project. Other projects and APIs may still be
+    /// allowed, and it is no bad signature (those lock the key pair), so only
+    /// this project's calls to this API stop.
+    pub fn is_permission_refusal(&self) -> bool {
+        match self {
+            ApiError::Auth { status, code, .. } => is_permission_code(*status, code),
+            _ => false,
+        }
+    }
+
+    /// The whole run stops: the credentials themselves were refused (every
+    /// other call would fail the same way), or a call was not sent for that.
+    pub fn stops_run(&self) -> bool {
+        match self {
+            ApiError::Auth { .. } => !self.is_permission_refusal(),
+            ApiError::Skipped {
+                only_this_scope, ..
+            } => !only_this_scope,
+            _ => false,
+        }
     }
 
     pub fn http_status(&self) -> Option<u16> {

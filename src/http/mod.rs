@@ -1,7 +1,8 @@
 //! The HTTP layer every source shares: one reqwest client, credentials applied
 //! to each attempt (a signature carries its time, so every retry is re-signed),
 //! retries with exponential backoff and jitter honouring `Retry-After`, a bound
-//! on requests in flight, a body size limit and a count of requests made.
+//! on requests in flight, a body size limit and a count of requests made, in
+//! all and per (project, source).
 
 // Errors carry the whole call site so every message names source, project and
 // path; they are rare, so their size costs nothing that matters.
@@ -9,6 +10,7 @@
 
 mod error;
 mod pacer;
+pub mod path;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +20,11 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use error::TransportFailure;
-pub use error::{ApiError, CallSite, ErrorBody, TransportKind};
+pub use error::{Api, ApiError, CallSite, ErrorBody, TransportKind};
+pub use path::{UnsafeSegment, api_path, segment_problem};
 
 use crate::auth::{Credentials, OutgoingRequest, canonical_query_string};
 use crate::model::Source;
@@ -84,9 +87,16 @@ struct Inner {
     credentials: Option<Credentials>,
     limiter: Semaphore,
     requests: AtomicU64,
-    /// Set by the first 401/403: every later call is refused without a request,
-    /// since repeated bad signatures lock the key pair for five minutes.
+    /// Requests per project, one count per source (in [`Source::ALL`] order).
+    /// A short lock per request, next to a network round trip.
+    scope_requests: std::sync::Mutex<std::collections::HashMap<String, [u64; Source::ALL.len()]>>,
+    /// Set by the first 401/403 (but a 403 APIGW.0302): every later call is
+    /// refused without a request, since repeated bad signatures lock the key
+    /// pair for five minutes.
     auth_refused: std::sync::atomic::AtomicBool,
+    /// (project, source) pairs refused permission (403 APIGW.0302): their later
+    /// calls are not sent; every other pair goes on.
+    refused_scopes: std::sync::Mutex<std::collections::HashSet<(String, Source)>>,
     /// Set by the first 2xx: the credentials work.
     credentials_proven: std::sync::atomic::AtomicBool,
     /// Until the credentials are proven, one request at a time: bad credentials
@@ -97,7 +107,27 @@ struct Inner {
     pacer: pacer::Pacer,
     /// Endpoints that never answered a whole call: origin → why.
     unreachable: std::sync::Mutex<std::collections::HashMap<String, TransportFailure>>,
+    /// One body at a time may grow past [`LARGE_BODY_BYTES`]: with the
+    /// in-flight bound, this bounds the bytes buffered however big the answers.
+    large_bodies: Arc<Semaphore>,
+    /// Answers read lossily because they were not valid UTF-8, per project and source.
+    lossy: std::sync::Mutex<Vec<LossyAnswers>>,
     settings: HttpSettings,
+}
+
+/// A body may grow to this size before it needs the one large-body slot.
+const LARGE_BODY_BYTES: usize = 1024 * 1024;
+
+/// Answers of one project's source that were not valid UTF-8: each was read
+/// with U+FFFD (the replacement character) in place of every invalid sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossyAnswers {
+    pub source: Source,
+    pub project_id: String,
+    pub answers: u64,
+    pub invalid_sequences: u64,
+    /// The first such answer's path and query.
+    pub first_path: String,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -116,7 +146,12 @@ impl std::fmt::Debug for ApiClient {
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
+    /// Valid UTF-8 for a 2xx (see `invalid_sequences`).
     body: Vec<u8>,
+    /// Invalid UTF-8 sequences replaced by U+FFFD in a 2xx body.
+    invalid_sequences: u64,
+    /// Held while a large body is read and parsed.
+    _large: Option<OwnedSemaphorePermit>,
 }
 
 impl ApiClient {
@@ -139,11 +174,15 @@ impl ApiClient {
                 credentials,
                 limiter: Semaphore::new(settings.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
+                scope_requests: std::sync::Mutex::default(),
                 auth_refused: std::sync::atomic::AtomicBool::new(false),
+                refused_scopes: std::sync::Mutex::default(),
                 credentials_proven: std::sync::atomic::AtomicBool::new(false),
                 probe: tokio::sync::Mutex::new(()),
                 pacer: pacer::Pacer::new(),
                 unreachable: std::sync::Mutex::default(),
+                large_bodies: Arc::new(Semaphore::new(1)),
+                lossy: std::sync::Mutex::default(),
                 settings,
             }),
         })
@@ -152,6 +191,74 @@ impl ApiClient {
     /// HTTP requests sent so far, retries included.
     pub fn requests_made(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests sent so far for one project and source, retries included.
+    pub fn requests_for(&self, project_id: &str, source: Source) -> u64 {
+        let Ok(map) = self.inner.scope_requests.lock() else {
+            return 0;
+        };
+        map.get(project_id)
+            .map_or(0, |counts| counts[source_slot(source)])
+    }
+
+    /// Counts one request of `project_id` and `source`.
+    fn count_request(&self, project_id: &str, source: Source) {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.inner.scope_requests.lock() {
+            let slot = source_slot(source);
+            match map.get_mut(project_id) {
+                Some(counts) => counts[slot] += 1,
+                None => {
+                    let mut counts = [0; Source::ALL.len()];
+                    counts[slot] = 1;
+                    map.insert(project_id.to_owned(), counts);
+                }
+            }
+        }
+    }
+
+    /// The answers of this client's calls that were read lossily (not valid UTF-8).
+    pub fn lossy_answers(&self) -> Vec<LossyAnswers> {
+        self.inner
+            .lossy
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// Counts an answer read lossily, by project and source.
+    fn note_lossy(&self, site: &CallSite, invalid_sequences: u64) {
+        tracing::warn!(%site, invalid_sequences, "the answer is not valid UTF-8; read with U+FFFD in place of each invalid sequence");
+        let (Some((project_id, source)), Ok(mut lossy)) = (site.scope(), self.inner.lossy.lock())
+        else {
+            return;
+        };
+        match lossy
+            .iter_mut()
+            .find(|l| l.source == source && l.project_id == project_id)
+        {
+            Some(l) => {
+                l.answers += 1;
+                l.invalid_sequences += invalid_sequences;
+            }
+            None => lossy.push(LossyAnswers {
+                source,
+                project_id: project_id.to_owned(),
+                answers: 1,
+                invalid_sequences,
+                first_path: site.path.clone(),
+            }),
+        }
+    }
+
+    /// The credentials' fingerprint (a hash, never a key), to keep answers
+    /// that depend on the account apart; `none` without credentials.
+    pub fn credential_fingerprint(&self) -> String {
+        self.inner
+            .credentials
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), Credentials::fingerprint)
     }
 
     /// What kind of credential is in use, for messages (never its value).
@@ -171,10 +278,38 @@ impl ApiClient {
         call: &Call<'_>,
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
-        let inner = &self.inner;
-        let settings = &inner.settings;
         let url = build_url(call.base, &call.path, &call.query);
         let site = CallSite::new(call.source, call.project_id, &url);
+        self.fetch(&url, site, Some((call.project_id, call.source)), parse)
+            .await
+    }
+
+    /// GETs an IAM path (`/v3/projects`, `/v3/auth/projects`) like any call:
+    /// signed, retried, bounded, but without `X-Project-Id`, since IAM's
+    /// answers are the account's, not one project's (as the SDKs ask).
+    #[tracing::instrument(skip_all, fields(api = "iam", path = path))]
+    pub async fn get_iam<T>(
+        &self,
+        base: &Url,
+        path: &str,
+        query: &[(String, String)],
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let url = build_url(base, path, query);
+        let site = CallSite::iam(&url);
+        self.fetch(&url, site, None, parse).await
+    }
+
+    /// The retry loop of one call to `url`.
+    async fn fetch<T>(
+        &self,
+        url: &Url,
+        site: CallSite,
+        scope: Option<(&str, Source)>,
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let inner = &self.inner;
+        let settings = &inner.settings;
         // Until some answer shows the credentials are not refused, one call at a
         // time holds the probe, through its retries: bad credentials then cost one
         // refusal, and a dead endpoint one retry budget, not one per queued call.
@@ -195,7 +330,16 @@ impl ApiClient {
         let mut malformed = 0usize;
         loop {
             if inner.auth_refused.load(Ordering::Acquire) {
-                return Err(ApiError::Skipped { site });
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: false,
+                });
+            }
+            if scope.is_some_and(|(project_id, source)| self.scope_refused(project_id, source)) {
+                return Err(ApiError::Skipped {
+                    site,
+                    only_this_scope: true,
+                });
             }
             if let Some(earlier) = self.unreachable(&site.endpoint) {
                 return Err(ApiError::Transport {
@@ -209,7 +353,7 @@ impl ApiClient {
                 });
             }
             attempts += 1;
-            let answer = self.attempt(&url, call.project_id).await;
+            let answer = self.attempt(url, scope).await;
             let (failure, retry_after) = match answer {
                 Ok(answer) => match self.judge(&answer, &site, &mut probe, &parse) {
                     Ok(value) => return Ok(value),
@@ -275,12 +419,16 @@ impl ApiClient {
         }
         if answer.status.is_success() {
             self.credentials_work(probe);
-            return parse(&answer.body).map_err(|detail| {
+            let value = parse(&answer.body).map_err(|detail| {
                 Judged::Malformed(ApiError::Malformed {
                     site: site.clone(),
                     detail,
                 })
-            });
+            })?;
+            if answer.invalid_sequences > 0 {
+                self.note_lossy(site, answer.invalid_sequences);
+            }
+            return Ok(value);
         }
         let failure = ApiError::from_status(
             site,
@@ -289,6 +437,16 @@ impl ApiClient {
             &answer.headers,
             &self.credential_description(),
         );
+        if failure.is_permission_refusal() {
+            // The signature passed: the credentials work, this scope may not.
+            self.credentials_work(probe);
+            if let (Some((project_id, source)), Ok(mut refused)) =
+                (site.scope(), inner.refused_scopes.lock())
+            {
+                refused.insert((project_id.to_owned(), source));
+            }
+            return Err(Judged::Final(failure));
+        }
         if failure.is_auth() {
             inner.auth_refused.store(true, Ordering::Release);
             return Err(Judged::Final(failure));
@@ -305,6 +463,13 @@ impl ApiClient {
     fn credentials_work(&self, probe: &mut Option<tokio::sync::MutexGuard<'_, ()>>) {
         self.inner.credentials_proven.store(true, Ordering::Release);
         *probe = None;
+    }
+
+    /// Whether this project's calls to this API were refused permission earlier in this run.
+    fn scope_refused(&self, project_id: &str, source: Source) -> bool {
+        self.inner.refused_scopes.lock().is_ok_and(|refused| {
+            !refused.is_empty() && refused.contains(&(project_id.to_owned(), source))
+        })
     }
 
     /// Why an endpoint was given up on earlier in this run, if it was.
@@ -326,7 +491,12 @@ impl ApiClient {
     }
 
     /// One signed request, holding an in-flight permit until the body is read.
-    async fn attempt(&self, url: &Url, project_id: &str) -> Result<Answer, AttemptError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        scope: Option<(&str, Source)>,
+    ) -> Result<Answer, AttemptError> {
+        let project_id = scope.map(|(project_id, _)| project_id);
         let inner = &self.inner;
         let _permit = inner.limiter.acquire().await.map_err(|_| {
             AttemptError::Transport(TransportFailure::other(
@@ -355,7 +525,7 @@ impl ApiClient {
                 url,
                 headers: &headers,
                 body: b"",
-                project_id: Some(project_id),
+                project_id,
                 now: Utc::now(),
             });
             headers.extend(added);
@@ -372,7 +542,12 @@ impl ApiClient {
             };
             header_map.insert(name, value);
         }
-        inner.requests.fetch_add(1, Ordering::Relaxed);
+        match scope {
+            Some((project_id, source)) => self.count_request(project_id, source),
+            None => {
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let response = inner
             .http
             .get(url.clone())
@@ -382,12 +557,20 @@ impl ApiClient {
             .map_err(|e| AttemptError::Transport(TransportFailure::from_reqwest(&e)))?;
         let status = response.status();
         let response_headers = response.headers().clone();
-        let body = read_limited(response, inner.settings.max_body_bytes).await?;
+        let (body, large) =
+            read_limited(response, inner.settings.max_body_bytes, &inner.large_bodies).await?;
         tracing::trace!(status = status.as_u16(), bytes = body.len(), "response");
+        let (body, invalid_sequences) = if status.is_success() {
+            valid_utf8(body)
+        } else {
+            (body, 0)
+        };
         Ok(Answer {
             status,
             headers: response_headers,
             body,
+            invalid_sequences,
+            _large: large,
         })
     }
 }
@@ -407,18 +590,31 @@ enum AttemptError {
     TooLarge(usize),
 }
 
-/// Reads the body chunk by chunk, refusing more than `limit` bytes.
+/// Reads the body chunk by chunk, refusing more than `limit` bytes. A body
+/// that grows past [`LARGE_BODY_BYTES`] first takes the one large-body slot
+/// (returned, to hold until the body is parsed), so however large and many
+/// the answers, at most one of them is buffered beyond that size.
 async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
-) -> Result<Vec<u8>, AttemptError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
+    large_bodies: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), AttemptError> {
+    let announced = response.content_length().unwrap_or(0);
+    if announced > limit as u64 {
         return Err(AttemptError::TooLarge(limit));
     }
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+    let take_slot = || async {
+        Arc::clone(large_bodies).acquire_owned().await.map_err(|_| {
+            AttemptError::Transport(TransportFailure::other(
+                "the large-body limiter was closed".into(),
+            ))
+        })
+    };
+    let mut large = None;
+    if announced > LARGE_BODY_BYTES as u64 {
+        large = Some(take_slot().await?);
+    }
+    let mut body = Vec::with_capacity(announced as usize);
     while let Some(chunk) = response
         .chunk()
         .await
@@ -427,9 +623,32 @@ async fn read_limited(
         if body.len() + chunk.len() > limit {
             return Err(AttemptError::TooLarge(limit));
         }
+        if large.is_none() && body.len() + chunk.len() > LARGE_BODY_BYTES {
+            large = Some(take_slot().await?);
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, large))
+}
+
+/// The body as valid UTF-8: unchanged when it is, else with U+FFFD in place
+/// of each invalid sequence, and how many there were. One stray byte from the
+/// cloud then costs that byte, not the whole answer (and, answer after answer,
+/// a window that could never be stored).
+fn valid_utf8(body: Vec<u8>) -> (Vec<u8>, u64) {
+    if std::str::from_utf8(&body).is_ok() {
+        return (body, 0);
+    }
+    let mut fixed = String::with_capacity(body.len() + 16);
+    let mut invalid = 0u64;
+    for chunk in body.utf8_chunks() {
+        fixed.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            fixed.push(char::REPLACEMENT_CHARACTER);
+            invalid += 1;
+        }
+    }
+    (fixed.into_bytes(), invalid)
 }
 
 /// The URL exactly as the SDK sends it: base, path, and the canonical (sorted,
@@ -442,6 +661,14 @@ pub fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let q = canonical_query_string(query);
     url.set_query((!q.is_empty()).then_some(q.as_str()));
     url
+}
+
+/// Where a source's count sits in a project's counts.
+fn source_slot(source: Source) -> usize {
+    Source::ALL
+        .iter()
+        .position(|s| *s == source)
+        .unwrap_or_default()
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {
@@ -489,6 +716,17 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_is_replaced_and_counted() {
+        let (body, n) = valid_utf8(b"{\"a\":\"caf\xe9 \xff\xfe ok\"}".to_vec());
+        assert_eq!(n, 3);
+        assert_eq!(
+            String::from_utf8(body).expect("utf-8"),
+            "{\"a\":\"caf\u{fffd} \u{fffd}\u{fffd} ok\"}"
+        );
+        assert_eq!(valid_utf8(b"plain".to_vec()), (b"plain".to_vec(), 0));
+    }
+
+    #[test]
     fn retry_after_seconds_and_dates() {
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("3"));
@@ -519,6 +757,77 @@ mod tests {
         assert!(!is_retryable_status(StatusCode::FORBIDDEN));
         assert!(!is_retryable_status(StatusCode::NOT_FOUND));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
+    }
+
+    /// A loopback server that refuses permission (403 APIGW.0302) to every
+    /// path containing `/denied/` and answers `{}` to the rest.
+    async fn gateway_denying_one_project() -> Url {
+        let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+            if uri.path().contains("/denied/") {
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    r#"{"error_code":"APIGW.0302","error_msg":"The IAM user is forbidden in the currently selected region.","request_id":"r1"}"#,
+                )
+            } else {
+                (axum::http::StatusCode::OK, "{}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{addr}")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_permission_refusal_stops_only_that_project_and_api() {
+        let base = gateway_denying_one_project().await;
+        let client = ApiClient::new(None, HttpSettings::default()).expect("client");
+        let call = |project: &'static str, source: Source| Call {
+            source,
+            project_id: project,
+            base: &base,
+            path: format!("/v1/{project}/jobs"),
+            query: Vec::new(),
+        };
+        let parse = |_: &[u8]| Ok(());
+        let refused = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("403");
+        assert!(
+            refused.is_permission_refusal() && !refused.stops_run(),
+            "{refused:?}"
+        );
+        let again = client
+            .get(&call("denied", Source::Dbss), parse)
+            .await
+            .expect_err("not sent");
+        assert!(
+            matches!(
+                again,
+                ApiError::Skipped {
+                    only_this_scope: true,
+                    ..
+                }
+            ),
+            "{again:?}"
+        );
+        assert!(!again.stops_run());
+        assert_eq!(client.requests_for("denied", Source::Dbss), 1);
+        // The same project's other API, and other projects, still go out.
+        client
+            .get(&call("denied", Source::Nosql), parse)
+            .await
+            .expect_err("403 too");
+        assert_eq!(client.requests_for("denied", Source::Nosql), 1);
+        client
+            .get(&call("allowed", Source::Dbss), parse)
+            .await
+            .expect("allowed");
+        assert_eq!(client.requests_for("allowed", Source::Dbss), 1);
+        assert_eq!(client.requests_made(), 3);
     }
 
     #[tokio::test]

@@ -138,7 +138,7 @@ pub fn write_query_list(out: &mut dyn io::Write, queries: &[SavedQuery]) -> io::
         columns: vec!["name".into(), "description".into(), "parameters".into()],
         rows,
     };
-    write_results(out, &rs, Format::Table, None)
+    write_results(out, &rs, Format::Table, Default::default())
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ const SQLITE_BUILTIN: &[(&str, &str)] = &[
     ),
     ("job-history", include_str!("../../queries/job-history.sql")),
     (
+        "new-failures",
+        include_str!("../../queries/new-failures.sql"),
+    ),
+    (
         "recent-failures",
         include_str!("../../queries/recent-failures.sql"),
     ),

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use super::heat;
 use super::svg::{self, Bar};
 use super::{MAX_TYPE_ROWS, MAX_WEEKS, STUCK_AFTER_HOURS};
 use super::{ReportData, failure_rate, week_grid};
@@ -20,6 +21,10 @@ const MAX_CHART_BARS: usize = 15;
 const MIN_FINISHED_FOR_BAR: i64 = 5;
 /// Longest reason text shown in a table cell (the rest is in the database).
 const MAX_REASON_CHARS: usize = 300;
+/// Longest other text from the database shown in a cell or attribute (job
+/// types, IDs, names, codes), so a hostile value cannot swell the page; a cut
+/// one ends with "…".
+const MAX_CELL_CHARS: usize = 200;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -37,10 +42,15 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Escaped, or a dimmed dash for NULL.
+/// Escaped and cut to [`MAX_CELL_CHARS`].
+fn cell(s: &str) -> String {
+    escape(&truncate_chars(s, MAX_CELL_CHARS))
+}
+
+/// Escaped and cut to [`MAX_CELL_CHARS`], or a dimmed dash for NULL.
 fn opt(s: &Option<String>) -> String {
     match s {
-        Some(v) => escape(v),
+        Some(v) => cell(v),
         None => "<span class=\"none\">—</span>".to_owned(),
     }
 }
@@ -137,6 +147,7 @@ pub(super) fn page(d: &ReportData, window: &JobWindow<'_>, now: DateTime<Utc>) -
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     h.push_str("<title>jobtrail report</title>\n<style>");
     h.push_str(CSS);
+    h.push_str(&heat::css());
     h.push_str("</style>\n</head>\n<body>\n<h1>jobtrail report</h1>\n");
     w!(
         h,
@@ -164,6 +175,7 @@ pub(super) fn page(d: &ReportData, window: &JobWindow<'_>, now: DateTime<Utc>) -
         weeks_section(&mut h, d);
         rates_section(&mut h, d);
         reasons_section(&mut h, d);
+        heat::section(&mut h, d);
         durations_section(&mut h, d);
         running_section(&mut h, d, now);
         failures_section(&mut h, d);
@@ -302,7 +314,7 @@ fn rates_section(h: &mut String, d: &ReportData) {
             h,
             "<tr data-rate=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(t.source.as_str()),
-            escape(t.job_type.as_deref().unwrap_or("")),
+            cell(t.job_type.as_deref().unwrap_or("")),
             escape(t.source.as_str()),
             opt(&t.job_type),
             t.total,
@@ -392,7 +404,7 @@ fn durations_section(h: &mut String, d: &ReportData) {
             h,
             "<tr data-duration=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
             escape(t.source.as_str()),
-            escape(t.job_type.as_deref().unwrap_or("")),
+            cell(t.job_type.as_deref().unwrap_or("")),
             escape(t.source.as_str()),
             opt(&t.job_type),
             t.jobs,
@@ -431,7 +443,7 @@ fn running_section(h: &mut String, d: &ReportData, now: DateTime<Utc>) {
         // The raw status only when it says more than the normalized one.
         let status = match &j.raw_status {
             Some(raw) if !raw.eq_ignore_ascii_case(j.status.as_str()) => {
-                format!("{} ({})", escape(j.status.as_str()), escape(raw))
+                format!("{} ({})", escape(j.status.as_str()), cell(raw))
             }
             _ => escape(j.status.as_str()),
         };
@@ -444,8 +456,8 @@ fn running_section(h: &mut String, d: &ReportData, now: DateTime<Utc>) {
             age.map_or_else(|| "—".to_owned(), human_duration),
             escape(j.source.as_str()),
             opt(&j.job_type),
-            escape(&j.project_id),
-            escape(&j.job_id),
+            cell(&j.project_id),
+            cell(&j.job_id),
             opt(&j.resource_name)
         );
     }
@@ -475,7 +487,7 @@ fn failures_section(h: &mut String, d: &ReportData) {
             time_cell(&f.failed_at),
             escape(f.source.as_str()),
             opt(&f.job_type),
-            escape(&f.job_id),
+            cell(&f.job_id),
             opt(&f.resource_name),
             opt(&f.error_code),
             opt(&f

@@ -1,11 +1,11 @@
 //! `jobtrail report`: one self-contained HTML page (inline CSS and SVG, no
 //! scripts, fonts or network) with failure trends, reasons, durations, running
-//! jobs and recent failures. The store aggregates and every table is capped, so
+//! jobs and recent failures, and a grid of the top failure reasons by week. The store aggregates and every table is capped, so
 //! the page stays small for a database of 100k jobs.
 //!
 //! This module owns the entry point and the data the page is made of, folded
 //! from the store's rows; `html` writes the page (escaping every value from the
-//! database) and `svg` its charts.
+//! database), `svg` its charts and `heat` the reasons-by-week grid.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +14,7 @@ use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use crate::config::parse_date_or_datetime;
 use crate::model::{Source, Status};
 use crate::store::{
-    FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, Store, StoreError,
+    FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, Store, StoreError,
 };
 
 /// Writes into a `String`, which cannot fail.
@@ -24,6 +24,7 @@ macro_rules! w {
     }};
 }
 
+mod heat;
 mod html;
 mod svg;
 #[cfg(test)]
@@ -61,6 +62,8 @@ pub const MAX_WEEKS: usize = 104;
 pub const MAX_TYPE_ROWS: usize = 30;
 /// Rows in the failure-reason table.
 pub const MAX_REASONS: usize = 20;
+/// Rows (reasons) in the reasons-by-week grid: the top ones of the reason table.
+pub const MAX_GRID_REASONS: usize = 10;
 /// Rows in the running-jobs and recent-failures tables.
 pub const MAX_JOB_ROWS: usize = 25;
 /// A job running longer than this is flagged as stuck.
@@ -141,6 +144,9 @@ struct ReportData {
     /// Most failures first, at most [`MAX_REASONS`].
     reasons: Vec<Reason>,
     reason_count: usize,
+    /// The failures per week of the first [`MAX_GRID_REASONS`] of `reasons`,
+    /// in their order.
+    reason_weeks: Vec<ReasonWeeks>,
     /// Slowest p95 first, at most [`MAX_TYPE_ROWS`].
     durations: Vec<TypeDuration>,
     duration_type_count: usize,
@@ -240,6 +246,13 @@ struct Reason {
     last_seen: String,
 }
 
+/// One reason's failures, by the Monday of their week (weeks without any left out).
+#[derive(Debug)]
+struct ReasonWeeks {
+    reason: String,
+    weeks: BTreeMap<NaiveDate, i64>,
+}
+
 #[derive(Debug)]
 struct TypeDuration {
     source: Source,
@@ -265,6 +278,7 @@ async fn gather(
     let mut d = fold_groups(store.job_groups(window).await?);
     d.jobs_in_database = jobs_in_database;
     (d.reasons, d.reason_count) = rank_reasons(store.failure_groups(window).await?);
+    d.reason_weeks = reasons_by_week(store.failure_weeks(window).await?, &d.reasons);
     // Running jobs are shown whatever the time window: a job stuck since
     // before --since is exactly what the reader needs to see.
     let stuck_before = now - Duration::hours(STUCK_AFTER_HOURS);
@@ -416,6 +430,31 @@ fn rank_reasons(groups: Vec<FailureGroup>) -> (Vec<Reason>, usize) {
     ranked.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.reason.cmp(&b.reason)));
     ranked.truncate(MAX_REASONS);
     (ranked, count)
+}
+
+/// The weekly failures of the first [`MAX_GRID_REASONS`] of `top`, in that
+/// order, each reason labelled as in the reason table.
+fn reasons_by_week(rows: Vec<FailureWeek>, top: &[Reason]) -> Vec<ReasonWeeks> {
+    let mut grid: Vec<ReasonWeeks> = top
+        .iter()
+        .take(MAX_GRID_REASONS)
+        .map(|r| ReasonWeeks {
+            reason: r.reason.clone(),
+            weeks: BTreeMap::new(),
+        })
+        .collect();
+    let row_of: BTreeMap<String, usize> = grid
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.reason.clone(), i))
+        .collect();
+    for row in rows {
+        let reason = row.reason.unwrap_or_else(|| NO_REASON.to_owned());
+        if let (Some(&i), Some(week)) = (row_of.get(&reason), row.week) {
+            *grid[i].weeks.entry(week).or_default() += row.failures;
+        }
+    }
+    grid
 }
 
 fn earliest(a: Option<String>, b: Option<String>) -> Option<String> {

@@ -1,5 +1,7 @@
 //! The report's tests: numbers that match the rows, escaping, filters, caps.
 
+use std::collections::BTreeSet;
+
 use chrono::Datelike;
 
 use super::html::time_cell;
@@ -197,6 +199,9 @@ async fn numbers_in_the_page_match_the_rows() {
         "top reason {top} ({n})"
     );
     assert!(html.contains("timeout &lt;waiting&gt;"));
+    // Five reasons: the grid has them all.
+    assert!(html.contains("Every reason above, one row each"));
+    assert_eq!(grid_rows(&html).len(), reasons.len());
 }
 
 #[tokio::test]
@@ -238,6 +243,33 @@ async fn database_values_are_escaped() {
             "{tag}: nothing is loaded from anywhere"
         );
     }
+}
+
+/// Rows stored before the storage caps (or by a hostile cloud through another
+/// tool): every cell is cut, so megabytes of one value cannot swell the page.
+#[tokio::test]
+async fn megabyte_values_are_cut_in_every_cell() {
+    let t = at("2024-01-02T00:00:00Z");
+    let huge = |c: &str| c.repeat(2 * 1024 * 1024);
+    let mut rows = Vec::new();
+    for (n, status) in [Status::Failed, Status::Running].into_iter().enumerate() {
+        let mut row = job(
+            Source::Nosql,
+            &format!("{n}{}", huge("i")),
+            Some(&huge("T")),
+            status,
+            Some(t),
+            (status == Status::Failed).then(|| t + Duration::seconds(5)),
+        );
+        row.fail_reason = Some(huge("R"));
+        row.error_code = Some(huge("E"));
+        row.resource_name = Some(huge("N"));
+        row.raw_status = Some(huge("S"));
+        rows.push(row);
+    }
+    let html = render_all(rows, &ReportFilter::default(), at("2024-01-05T00:00:00Z")).await;
+    assert!(html.len() < 100 * 1024, "a page of {} bytes", html.len());
+    assert!(html.contains("TTTT…"), "a cut cell ends with an ellipsis");
 }
 
 #[tokio::test]
@@ -430,4 +462,214 @@ fn bounds_and_durations_read_well() {
         escape("<a href=\"x\">'&'</a>"),
         "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
     );
+}
+
+/// One week's cell of the reason grid: `Some((ISO week, failures))`, or `None`
+/// when empty.
+type GridCell = Option<(String, i64)>;
+
+/// The reasons-by-week grid read back from the page: each row's label and cells.
+fn grid_rows(html: &str) -> Vec<(String, Vec<GridCell>)> {
+    let start = html.find("<table class=\"heat\">").expect("a grid");
+    let table = &html[start..start + html[start..].find("</table>").expect("grid end")];
+    let body = &table[table.find("<tbody>").expect("grid body")..];
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let label = &row[row.find('>').expect("th open") + 1..row.find("</th>").expect("th")];
+            let mut cells = Vec::new();
+            for cell in row.split("<td").skip(1) {
+                let attrs = &cell[..cell.find('>').expect("td open")];
+                let attr = |name: &str| {
+                    let from = attrs.find(&format!("{name}=\""))? + name.len() + 2;
+                    Some(&attrs[from..from + attrs[from..].find('"')?])
+                };
+                match attr("title") {
+                    Some(title) => {
+                        let (week, n) = title.split_once(": ").expect("week: count");
+                        cells.push(Some((week.to_owned(), n.parse().expect("a count"))));
+                    }
+                    None => {
+                        let span = attr("colspan").map_or(1, |n| n.parse().expect("a span"));
+                        cells.extend(std::iter::repeat_n(None, span));
+                    }
+                }
+            }
+            (unescape(label), cells)
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The label the report gives a failure's reason.
+fn reason_label(r: &JobRow) -> String {
+    r.fail_reason
+        .clone()
+        .or_else(|| r.error_code.clone())
+        .unwrap_or_else(|| "(no reason given)".into())
+}
+
+/// `n` failures of reason `k` in each `(week, n)`, weeks counted from `first`.
+fn failures(k: usize, first: DateTime<Utc>, weeks: &[(i64, usize)]) -> Vec<JobRow> {
+    let mut rows = Vec::new();
+    for &(week, n) in weeks {
+        for i in 0..n {
+            let t = first + Duration::weeks(week) + Duration::hours(5 * i as i64 + k as i64);
+            let mut r = job(
+                Source::Nosql,
+                &format!("r{k}-w{week}-{i}"),
+                Some("Backup"),
+                Status::Failed,
+                Some(t),
+                Some(t + Duration::minutes(3)),
+            );
+            r.fail_reason = Some(format!("reason {k:02} <b>"));
+            rows.push(r);
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn the_reason_grid_matches_the_failures_by_week() {
+    // The sample's five reasons over ten weeks, plus nine more with gaps, so
+    // that more reasons fail than the grid shows.
+    let mut rows = sample_jobs();
+    let first = at("2024-01-01T00:00:00Z");
+    for k in 0..9 {
+        let weeks = [(k as i64, k + 1), (k as i64 + 2, 1), (12, k % 3)];
+        rows.extend(failures(k, first, &weeks));
+    }
+    let html = render_all(
+        rows.clone(),
+        &ReportFilter::default(),
+        at("2024-04-01T00:00:00Z"),
+    )
+    .await;
+
+    // What the rows say: failures by reason and week.
+    let mut want: BTreeMap<String, BTreeMap<NaiveDate, i64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.status == Status::Failed) {
+        *want
+            .entry(reason_label(r))
+            .or_default()
+            .entry(monday(&job_time(r)))
+            .or_default() += 1;
+    }
+    let mut ranked: Vec<(&String, i64)> = want.iter().map(|(k, v)| (k, v.values().sum())).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    assert!(ranked.len() > MAX_GRID_REASONS);
+    let all_weeks: BTreeSet<NaiveDate> = rows.iter().map(|r| monday(&job_time(r))).collect();
+    let (first_week, last_week) = (
+        all_weeks.first().expect("weeks"),
+        all_weeks.last().expect("weeks"),
+    );
+    let columns = ((*last_week - *first_week).num_days() / 7 + 1) as usize;
+
+    let grid = grid_rows(&html);
+    let labels: Vec<&str> = grid.iter().map(|(label, _)| label.as_str()).collect();
+    let top: Vec<&str> = ranked[..MAX_GRID_REASONS]
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .collect();
+    assert_eq!(labels, top, "the top reasons, most failures first");
+    for (label, cells) in &grid {
+        assert_eq!(cells.len(), columns, "{label}: one cell per week");
+        let mut shown = BTreeMap::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if let Some((week, n)) = cell {
+                let column = *first_week + Duration::weeks(i as i64);
+                assert_eq!(week, &iso_label(column), "{label}: column {i}");
+                shown.insert(column, *n);
+            }
+        }
+        assert_eq!(&shown, &want[label], "{label}");
+    }
+    assert!(html.contains("<th scope=\"row\">(no reason given)</th>"));
+    assert!(html.contains("The 10 most common reasons above, one row each"));
+    assert!(html.contains("reason 00 &lt;b&gt;"), "labels are escaped");
+
+    // In words: the top reason's first, peak and last week.
+    let (top_reason, weeks) = (ranked[0].0, &want[ranked[0].0]);
+    let peak = weeks
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .expect("a peak");
+    let words = format!(
+        "<tr><td class=\"reason\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+        escape(top_reason),
+        iso_label(*weeks.keys().next().expect("first")),
+        iso_label(*peak.0),
+        peak.1,
+        iso_label(*weeks.keys().next_back().expect("last")),
+        weeks.len()
+    );
+    assert!(html.contains(&words), "missing {words}");
+}
+
+/// The page's size when every table and chart is full (see README).
+const PAGE_BUDGET: usize = 200_000;
+
+#[tokio::test]
+async fn at_every_cap_the_grid_is_capped_and_the_page_stays_in_budget() {
+    // 120 weeks of every status over 40 job types, and twelve long reasons
+    // failing every week: the fullest grid, and every table at its cap.
+    let first = at("2022-01-03T00:00:00Z");
+    let mut rows = Vec::new();
+    for k in 0..12 {
+        let weeks: Vec<(i64, usize)> = (0..120).map(|w| (w, 1 + (w as usize * k) % 13)).collect();
+        let mut failed = failures(k, first, &weeks);
+        for r in &mut failed {
+            let long = format!(
+                "{} {}",
+                r.fail_reason.take().unwrap_or_default(),
+                "x".repeat(400)
+            );
+            r.fail_reason = Some(long);
+        }
+        rows.extend(failed);
+    }
+    let statuses = [Status::Succeeded, Status::Running, Status::Unknown];
+    for w in 0..120 {
+        for (k, status) in statuses.into_iter().enumerate() {
+            let t = first + Duration::weeks(w) + Duration::hours(k as i64);
+            let job_type = format!("a-long-job-type-name-{:02}", (w as usize + k) % 40);
+            let end = status.is_terminal().then(|| t + Duration::minutes(w));
+            let id = format!("{w}-{k}-0123456789abcdef0123456789abcdef");
+            rows.push(job(
+                Source::Dbss,
+                &id,
+                Some(&job_type),
+                status,
+                Some(t),
+                end,
+            ));
+        }
+    }
+    let now = first + Duration::weeks(121);
+    let html = render_all(rows, &ReportFilter::default(), now).await;
+    let grid = grid_rows(&html);
+    assert_eq!(grid.len(), MAX_GRID_REASONS);
+    for (label, cells) in &grid {
+        assert_eq!(cells.len(), MAX_WEEKS, "{label}");
+        assert!(
+            cells.iter().all(Option::is_some),
+            "{label}: every week has failures"
+        );
+    }
+    assert!(html.contains("16 earlier weeks are not shown"));
+    let start = html
+        .find("<h2>Failure reasons by week</h2>")
+        .expect("grid section");
+    let section = &html[start..start + html[start..].find("<h2>Duration").expect("next section")];
+    eprintln!("grid: {} bytes, page: {} bytes", section.len(), html.len());
+    assert!(section.len() < 50_000, "grid: {} bytes", section.len());
+    assert!(html.len() < PAGE_BUDGET, "page: {} bytes", html.len());
 }

@@ -83,6 +83,18 @@ pub enum Fault {
     ChangingTotal,
     /// NoSQL list: `total_count` replaced by this value (e.g. an absurd one).
     TotalCount(u64),
+    /// 200 with these bytes — one JSON member, `"key":value`, possibly hostile:
+    /// huge, deeply nested, not UTF-8 — added as the first member of the first
+    /// job of the answer (NoSQL and DBSS job lists, an image job).
+    JobMember(Vec<u8>),
+    /// NoSQL list: the first job of the page replaced by `job` (JSON text), as
+    /// when a job moved onto this page while the list was paged; answered
+    /// `after` this long (to choose which page arrives first).
+    MovedJob { job: String, after: Duration },
+    /// Discovery lists (audit instances, image jobs): these IDs listed too.
+    ExtraIds(Vec<String>),
+    /// That status with exactly this body, as JSON (a hostile `error_msg`).
+    Body(u16, String),
 }
 
 /// Takes the first rule that matches (rules are checked in the order added) and
@@ -161,6 +173,7 @@ pub(crate) fn replacement(fault: &Fault, req: &Req, route: &Route, limit: u32) -
             too_many_requests(*retry_after_secs, limit, req)
         }
         Fault::InvalidJson => Reply::raw(200, JSON, b"{not json".to_vec()),
+        Fault::Body(status, body) => Reply::raw(*status, JSON, body.clone().into_bytes()),
         Fault::WrongShape => Reply::raw(200, JSON, wrong_shape(route).to_string().into_bytes()),
         Fault::HtmlPage => Reply::raw(
             502,
@@ -177,7 +190,10 @@ pub(crate) fn replacement(fault: &Fault, req: &Req, route: &Route, limit: u32) -
         | Fault::WrongContentType
         | Fault::Oversized(_)
         | Fault::ChangingTotal
-        | Fault::TotalCount(_) => return None,
+        | Fault::TotalCount(_)
+        | Fault::JobMember(_)
+        | Fault::MovedJob { .. }
+        | Fault::ExtraIds(_) => return None,
     })
 }
 
@@ -194,6 +210,35 @@ pub(crate) fn after_answer(fault: Option<&Fault>, mut reply: Reply, route: &Rout
             if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
                 value["total_count"] = json!(n);
                 reply.body = value.to_string().into_bytes();
+            }
+        }
+        Some(Fault::JobMember(member)) => reply.body = with_member(&reply.body, member, route),
+        Some(Fault::MovedJob { job, .. }) if matches!(route, Route::NosqlJobs { .. }) => {
+            if let (Ok(mut value), Ok(job)) = (
+                serde_json::from_slice::<serde_json::Value>(&reply.body),
+                serde_json::from_str::<serde_json::Value>(job),
+            ) && let Some(first) = value["jobs"].get_mut(0)
+            {
+                *first = job;
+                reply.body = value.to_string().into_bytes();
+            }
+        }
+        Some(Fault::ExtraIds(ids)) => {
+            if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                let (list, item): (&str, fn(&str) -> serde_json::Value) = match route {
+                    Route::AuditInstances { .. } => (
+                        "instances",
+                        |id| json!({"id": format!("inst-{id}"), "resource_id": id, "name": "planted", "status": "ACTIVE"}),
+                    ),
+                    _ => (
+                        "items",
+                        |id| json!({"id": id, "job_type": "CREATE_SERVER", "status": "SUCCESS"}),
+                    ),
+                };
+                if let Some(items) = value[list].as_array_mut() {
+                    items.extend(ids.iter().map(|id| item(id)));
+                    reply.body = value.to_string().into_bytes();
+                }
             }
         }
         Some(Fault::ChangingTotal) if matches!(route, Route::NosqlJobs { .. }) => {
@@ -277,6 +322,30 @@ fn wrong_shape(route: &Route) -> serde_json::Value {
     }
 }
 
+/// The body with `member` spliced in as the first member of its first job:
+/// after `"jobs":[{` in a job list, after the opening brace of an image job.
+/// Spliced as bytes, so the member may be anything (not UTF-8, nested past
+/// any parser's limit).
+fn with_member(body: &[u8], member: &[u8], route: &Route) -> Vec<u8> {
+    const LIST: &[u8] = b"\"jobs\":[{";
+    let at = match route {
+        Route::ImageJob { .. } => body.iter().position(|&b| b == b'{').map(|i| i + 1),
+        _ => body
+            .windows(LIST.len())
+            .position(|w| w == LIST)
+            .map(|i| i + LIST.len()),
+    };
+    let Some(at) = at else {
+        return body.to_vec();
+    };
+    let mut out = Vec::with_capacity(body.len() + member.len() + 1);
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(member);
+    out.push(b',');
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
 /// Pads a JSON object with a string field until the body is `size` bytes.
 fn pad(body: &[u8], size: usize) -> Vec<u8> {
     const PREFIX: &[u8] = b"{\"_padding\":\"";
@@ -309,6 +378,27 @@ mod tests {
         assert_eq!(value["total_count"], 0);
         let small = pad(br#"{}"#, 50);
         assert!(serde_json::from_slice::<serde_json::Value>(&small).is_ok());
+    }
+
+    #[test]
+    fn a_member_is_spliced_into_the_first_job() {
+        let route = Route::NosqlJobs {
+            project: "p".into(),
+        };
+        let body = br#"{"jobs":[{"id":"a"},{"id":"b"}],"total_count":2}"#;
+        let out = with_member(body, b"\"x\":\"\xff\"", &route);
+        assert_eq!(
+            out,
+            b"{\"jobs\":[{\"x\":\"\xff\",\"id\":\"a\"},{\"id\":\"b\"}],\"total_count\":2}".to_vec()
+        );
+        let image = Route::ImageJob {
+            project: "p".into(),
+            job_id: "j".into(),
+        };
+        assert_eq!(
+            with_member(b"{\"id\":1}", b"\"y\":2", &image),
+            b"{\"y\":2,\"id\":1}".to_vec()
+        );
     }
 
     #[test]

@@ -448,6 +448,12 @@ impl SimServer {
             .set_nosql_job(project, id, status, fail_reason, end)
     }
 
+    /// Changes the simulated world in place (a job's name, an ID), for a test
+    /// that needs data the generator does not make.
+    pub fn edit_world(&self, edit: impl FnOnce(&mut World)) {
+        edit(&mut self.shared.lock().world);
+    }
+
     /// Adds `n` NoSQL jobs started in the last few minutes (before now); returns their
     /// ids (empty for an unknown project).
     pub fn add_nosql_jobs(&self, project: &str, n: usize) -> Vec<String> {

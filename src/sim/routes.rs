@@ -302,7 +302,9 @@ pub(crate) async fn handle(
         let limit = st.bucket.as_ref().map_or(20, |b| b.limit());
         (missing, fault, st.latency, limit)
     };
-    if let Some(Fault::Hang(delay) | Fault::Latency(delay)) = &fault {
+    if let Some(Fault::Hang(delay) | Fault::Latency(delay) | Fault::MovedJob { after: delay, .. }) =
+        &fault
+    {
         tokio::time::sleep(*delay).await;
     }
     if fault == Some(Fault::ConnectionReset) {

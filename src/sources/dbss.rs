@@ -1,19 +1,20 @@
-//! DBSS audit-instance jobs, by resource ID. The API page this project started
-//! from names `GET /v1/{project_id}/dbss/audit/jobs/{resource_id}`, which the
-//! cloud marks "to be taken offline"; once the gateway says it no longer exists
-//! (404 APIGW.0101) the successor `GET /v1/{project_id}/audit/{resource_id}/jobs`
-//! is used for the rest of the run. Resource IDs come from config and from the
-//! audit instance list `GET /v2/{project_id}/audit/instances`.
+//! DBSS audit-instance jobs, by resource ID. The current jobs API is
+//! `GET /v1/{project_id}/audit/{resource_id}/jobs`; its predecessor
+//! `GET /v1/{project_id}/dbss/audit/jobs/{resource_id}` is marked "to be taken
+//! offline" and is asked only when the gateway says the current one does not
+//! exist (404 APIGW.0101). The path that answered is reported back, so the
+//! caller can remember it per project. Resource IDs come from config and from
+//! the audit instance list `GET /v2/{project_id}/audit/instances`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, parse_item, parse_json};
-use crate::http::{ApiClient, Call};
-use crate::model::{JobRow, Source};
+use super::{FetchError, Parsed, parse_item, parse_json};
+use crate::http::{ApiClient, Call, UnsafeSegment, api_path};
+use crate::model::{DbssJobsPath, JobRow, Source};
 use crate::normalize::{JobKind, duration_ms, format_utc, from_epoch_ms, map_status, non_empty};
 
 /// Audit instances asked for per discovery page (the API allows up to 1000).
@@ -66,19 +67,23 @@ fn epoch_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
     }
 }
 
-/// Parses a jobs response for `resource_id` into rows.
-pub fn parse_jobs(body: &[u8], project_id: &str, resource_id: &str) -> Result<Vec<JobRow>, String> {
+/// Parses a jobs response for `resource_id` into rows, each cut to what one
+/// job may store. A job that lacks its ID or status, or has a field of the
+/// wrong type, is left out (noted, naming the field); the rest are kept.
+pub fn parse_jobs(body: &[u8], project_id: &str, resource_id: &str) -> Result<Parsed, String> {
     let response: JobsResponse = parse_json(body)?;
-    response
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(index, raw)| {
-            let bean: JobBean = parse_item(raw, "jobs", index)?;
+    let mut parsed = Parsed::default();
+    for (index, raw) in response.jobs.iter().enumerate() {
+        let row = parse_item::<JobBean>(raw, "jobs", index).and_then(|bean| {
             to_row(bean, raw, project_id, resource_id)
                 .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))
-        })
-        .collect()
+        });
+        match row {
+            Ok(row) => parsed.push(row),
+            Err(why) => parsed.refuse(Source::Dbss, project_id, why),
+        }
+    }
+    Ok(parsed)
 }
 
 fn to_row(
@@ -112,23 +117,56 @@ fn to_row(
     })
 }
 
-/// The DBSS API of one project, remembering for the rest of the run whether the
-/// legacy jobs path has been retired.
+/// The DBSS API of one project, remembering for the rest of the run which jobs
+/// path answers.
 #[derive(Debug)]
 pub struct DbssApi<'a> {
     pub client: &'a ApiClient,
     pub project_id: &'a str,
     pub base: &'a Url,
-    legacy_retired: AtomicBool,
+    /// The path to ask first ([`PathMemory`] encoding); set by the first answer.
+    path: AtomicU8,
+}
+
+/// How [`DbssApi`] keeps its path in an atomic: not known yet, or one of the two.
+struct PathMemory;
+
+impl PathMemory {
+    const UNKNOWN: u8 = 0;
+    const CURRENT: u8 = 1;
+    const LEGACY: u8 = 2;
+
+    fn encode(path: Option<DbssJobsPath>) -> u8 {
+        match path {
+            None => Self::UNKNOWN,
+            Some(DbssJobsPath::Current) => Self::CURRENT,
+            Some(DbssJobsPath::Legacy) => Self::LEGACY,
+        }
+    }
+
+    fn decode(value: u8) -> Option<DbssJobsPath> {
+        match value {
+            Self::CURRENT => Some(DbssJobsPath::Current),
+            Self::LEGACY => Some(DbssJobsPath::Legacy),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> DbssApi<'a> {
-    pub fn new(client: &'a ApiClient, project_id: &'a str, base: &'a Url) -> DbssApi<'a> {
+    /// `known`: the path that answered in an earlier run, asked first; `None`
+    /// asks the current one first.
+    pub fn new(
+        client: &'a ApiClient,
+        project_id: &'a str,
+        base: &'a Url,
+        known: Option<DbssJobsPath>,
+    ) -> DbssApi<'a> {
         DbssApi {
             client,
             project_id,
             base,
-            legacy_retired: AtomicBool::new(false),
+            path: AtomicU8::new(PathMemory::encode(known)),
         }
     }
 
@@ -142,32 +180,55 @@ impl<'a> DbssApi<'a> {
         }
     }
 
-    /// Every job of one audit instance.
-    pub async fn jobs(&self, resource_id: &str) -> Result<Vec<JobRow>, FetchError> {
-        let segment = crate::auth::signer::encode(resource_id);
+    /// The jobs path that answered in this run (or was known before it).
+    pub fn path_in_use(&self) -> Option<DbssJobsPath> {
+        PathMemory::decode(self.path.load(Ordering::Relaxed))
+    }
+
+    /// The request path of one resource's jobs on `path`.
+    fn jobs_path(&self, path: DbssJobsPath, resource_id: &str) -> Result<String, UnsafeSegment> {
+        let project = self.project_id;
+        Ok(match path {
+            DbssJobsPath::Current => api_path(&["v1", project, "audit", resource_id, "jobs"])?,
+            DbssJobsPath::Legacy => {
+                api_path(&["v1", project, "dbss", "audit", "jobs", resource_id])?
+            }
+        })
+    }
+
+    /// Every job of one audit instance: on the path that answered before (the
+    /// current one when none has), else on the other when the gateway says the
+    /// first does not exist.
+    pub async fn jobs(&self, resource_id: &str) -> Result<Parsed, FetchError> {
         let parse = |body: &[u8]| parse_jobs(body, self.project_id, resource_id);
-        if !self.legacy_retired.load(Ordering::Relaxed) {
-            let legacy = self.call(
-                format!("/v1/{}/dbss/audit/jobs/{segment}", self.project_id),
-                Vec::new(),
-            );
-            match self.client.get(&legacy, parse).await {
-                Err(e) if e.is_api_not_found() => {
-                    if !self.legacy_retired.swap(true, Ordering::Relaxed) {
-                        tracing::info!(
-                            project = self.project_id,
-                            "the legacy DBSS jobs API is retired; using /v1/{{project_id}}/audit/{{resource_id}}/jobs"
-                        );
-                    }
-                }
-                other => return Ok(other?),
+        let first = self.path_in_use().unwrap_or(DbssJobsPath::Current);
+        let call = self.call(self.jobs_path(first, resource_id)?, Vec::new());
+        match self.client.get(&call, parse).await {
+            Err(e) if e.is_api_not_found() => {}
+            other => {
+                let rows = other?;
+                self.remember(first);
+                return Ok(rows);
             }
         }
-        let successor = self.call(
-            format!("/v1/{}/audit/{segment}/jobs", self.project_id),
-            Vec::new(),
-        );
-        Ok(self.client.get(&successor, parse).await?)
+        let second = first.other();
+        let call = self.call(self.jobs_path(second, resource_id)?, Vec::new());
+        let rows = self.client.get(&call, parse).await?;
+        if self.remember(second) {
+            tracing::info!(
+                project = self.project_id,
+                "the {} DBSS jobs path does not exist here; using the {} one",
+                first.as_str(),
+                second.as_str()
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Notes that `path` answered; true when that changed what is asked first.
+    fn remember(&self, path: DbssJobsPath) -> bool {
+        let value = PathMemory::encode(Some(path));
+        self.path.swap(value, Ordering::Relaxed) != value
     }
 
     /// Resource IDs of every audit instance in the project, paged to `total`.
@@ -177,9 +238,13 @@ impl<'a> DbssApi<'a> {
     }
 }
 
-/// The audit instance list's path for a project.
+/// The audit instance list's path for a project (project IDs are checked by
+/// the configuration, so always one safe path segment).
 pub fn instances_path(project_id: &str) -> String {
-    format!("/v2/{project_id}/audit/instances")
+    format!(
+        "/v2/{}/audit/instances",
+        crate::auth::signer::encode(project_id)
+    )
 }
 
 /// One page of the audit instance list: resource IDs, and the list's `total`.
@@ -217,7 +282,7 @@ mod tests {
            "error_code":null,"fail_reason":null,"ha_id":"r1","ha_name":null},
           {"job_id":"j2","status":"FAIL","job_type":"create","server_name":"audit-1","resource_id":"r1",
            "begin_time":1694501041123,"end_time":null,"error_code":"DBSS.0001","fail_reason":"quota"}]}"#;
-        let rows = parse_jobs(body, "p", "r1").expect("parses");
+        let rows = parse_jobs(body, "p", "r1").expect("parses").rows;
         assert_eq!(rows[0].status, Status::Succeeded);
         assert_eq!(
             rows[0].started_at.as_deref(),
@@ -244,15 +309,16 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        let err = parse_jobs(
-            br#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":"soon"}]}"#,
+        let parsed = parse_jobs(
+            br#"{"jobs":[{"job_id":"j","status":"SUCCESS","begin_time":"soon"},{"status":"SUCCESS"},{"job_id":"k","status":"SUCCESS"}]}"#,
             "p",
             "r",
         )
-        .expect_err("bad time");
-        assert!(err.contains("jobs[0].begin_time"), "{err}");
-        let err = parse_jobs(br#"{"jobs":[{"status":"SUCCESS"}]}"#, "p", "r").expect_err("no id");
-        assert!(err.contains("jobs[0].job_id"), "{err}");
+        .expect("the answer is kept");
+        assert_eq!(parsed.rows.len(), 1);
+        let why = format!("{:?}", parsed.notes);
+        assert!(why.contains("jobs[0].begin_time"), "{why}");
+        assert!(why.contains("jobs[1].job_id"), "{why}");
     }
 
     #[test]

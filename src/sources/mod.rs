@@ -13,21 +13,167 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::model::JobRow;
+use crate::limits::{RowCut, cap_row};
+use crate::model::{JobRow, Source};
 
 /// Where a fetcher hands the rows it has parsed, page by page. Sources know
 /// nothing of what is behind it (the sync's writer, and the bookkeeping it
 /// sends along the same way).
 pub trait RowSink: Sync {
-    /// Hands rows on; waits while the receiver is behind (back-pressure keeps
-    /// memory flat). Fails only if the receiver has stopped.
-    fn rows(&self, rows: Vec<JobRow>) -> impl Future<Output = Result<(), WriterGone>> + Send;
+    /// Hands rows (and what was cut or refused to get them) on; waits while
+    /// the receiver is behind (back-pressure keeps memory flat). Fails only if
+    /// the receiver has stopped.
+    fn rows(&self, parsed: Parsed) -> impl Future<Output = Result<(), WriterGone>> + Send;
+}
+
+/// The rows of one answer, each within what one job may store
+/// ([`crate::limits`]), and what had to be cut or left out to get there.
+/// Rows are capped as they are parsed, so an answer never stays in memory
+/// at its hostile size.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parsed {
+    pub rows: Vec<JobRow>,
+    pub notes: Vec<Note>,
+}
+
+/// Something changed or left out of an answer so the rest could be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A job stored with values cut to the caps.
+    Cut(RowCut),
+    /// A job left out of an otherwise good answer: a field it must have is
+    /// missing or of the wrong type (`why` names it). The rest is stored.
+    Refused {
+        source: Source,
+        project_id: String,
+        why: String,
+    },
+}
+
+impl Parsed {
+    /// Adds a row, cut to the caps.
+    pub fn push(&mut self, mut row: JobRow) {
+        if let Some(cut) = cap_row(&mut row) {
+            self.notes.push(Note::Cut(cut));
+        }
+        self.rows.push(row);
+    }
+
+    /// Notes a job of `project_id` left out, and why.
+    pub fn refuse(&mut self, source: Source, project_id: &str, why: String) {
+        self.notes.push(Note::Refused {
+            source,
+            project_id: project_id.to_owned(),
+            why,
+        });
+    }
+
+    pub fn extend(&mut self, other: Parsed) {
+        self.rows.extend(other.rows);
+        self.notes.extend(other.notes);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.notes.is_empty()
+    }
+
+    /// Jobs left out.
+    pub fn refused(&self) -> usize {
+        self.notes
+            .iter()
+            .filter(|n| matches!(n, Note::Refused { .. }))
+            .count()
+    }
+}
+
+/// What fetching one ID (a resource, a job) gave: the rows to store and, when
+/// the API did not give everything it announced, why. The rows are stored
+/// either way, and the shortfall is reported as that ID's failure.
+#[derive(Debug)]
+pub struct Fetched {
+    pub parsed: Parsed,
+    pub shortfall: Option<FetchError>,
+}
+
+impl Fetched {
+    /// Everything there was.
+    pub fn whole(parsed: Parsed) -> Fetched {
+        Fetched {
+            parsed,
+            shortfall: None,
+        }
+    }
 }
 
 /// The writer task ended (a database error); fetching further is pointless.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the database writer stopped")]
 pub struct WriterGone;
+
+/// The freshest sighting of each job read so far in one unit (a NoSQL
+/// window), so a job a list shows twice — it moved between pages while they
+/// were read — ends in its newest state, and its history in that order,
+/// whatever the timing: a sighting is kept unless an earlier one was newer by
+/// the API's own word (an end time, later is newer; then a final status; then
+/// progress); on a tie the later page wins. Jobs are keyed by a hash of their
+/// ID, so a window of a million jobs costs tens of megabytes, not their IDs.
+#[derive(Debug, Default)]
+pub(crate) struct Sightings(std::collections::HashMap<u64, Freshness>);
+
+/// How far along one sighting of a job is, in the order that decides which is newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Freshness {
+    ended_ms: Option<i64>,
+    terminal: bool,
+    progress: Option<i64>,
+}
+
+impl Freshness {
+    fn of(row: &JobRow) -> Freshness {
+        Freshness {
+            ended_ms: row
+                .ended_at
+                .as_deref()
+                .and_then(crate::normalize::parse_api_time)
+                .map(|t| t.timestamp_millis()),
+            terminal: row.status.is_terminal(),
+            progress: row.progress,
+        }
+    }
+}
+
+impl Sightings {
+    /// Drops from `rows` (in page order) each sighting older than one already
+    /// kept for the same job; returns how many were dropped.
+    pub(crate) fn keep_newest(&mut self, rows: &mut Vec<JobRow>) -> usize {
+        use std::collections::hash_map::Entry;
+        use std::hash::{Hash, Hasher};
+        let before = rows.len();
+        rows.retain(|row| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            row.job_id.hash(&mut hasher);
+            let fresh = Freshness::of(row);
+            match self.0.entry(hasher.finish()) {
+                Entry::Vacant(e) => {
+                    e.insert(fresh);
+                    true
+                }
+                Entry::Occupied(mut e) if fresh >= *e.get() => {
+                    e.insert(fresh);
+                    true
+                }
+                Entry::Occupied(_) => {
+                    tracing::info!(
+                        job = %row.job_id.escape_debug(),
+                        "the list showed this job twice; the older sighting is not stored"
+                    );
+                    false
+                }
+            }
+        });
+        before - rows.len()
+    }
+}
 
 /// A discovery page's IDs and the list's total, or what was wrong with it.
 pub(crate) type ListPage = Result<(Vec<String>, u64), String>;
@@ -84,7 +230,11 @@ pub(crate) fn parse_item<T: DeserializeOwned>(
         } else {
             format!("{list}[{index}].{inner}")
         };
-        describe_json_error(&path, e.inner())
+        match e.inner().classify() {
+            serde_json::error::Category::Data => describe_json_error(&path, e.inner()),
+            // The item is valid JSON (it was read as one): nested too deeply.
+            _ => format!("field `{path}`: {}", e.inner()),
+        }
     })
 }
 
@@ -163,4 +313,48 @@ pub enum FetchError {
     /// changed under us, an implausible total).
     #[error("{0}")]
     Inconsistent(String),
+    /// The ID cannot be part of a request path; nothing was sent.
+    #[error("not requested: {0}")]
+    Path(#[from] crate::http::UnsafeSegment),
+}
+
+#[cfg(test)]
+mod sighting_tests {
+    use super::*;
+    use crate::model::Status;
+
+    fn seen(id: &str, status: Status, ended: Option<&str>) -> JobRow {
+        JobRow {
+            source: Source::Nosql,
+            project_id: "p".into(),
+            job_id: id.into(),
+            parent_job_id: None,
+            job_type: None,
+            status,
+            raw_status: None,
+            progress: None,
+            started_at: None,
+            ended_at: ended.map(str::to_owned),
+            duration_ms: None,
+            resource_id: None,
+            resource_name: None,
+            error_code: None,
+            fail_reason: None,
+            raw_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn an_older_sighting_after_a_newer_one_is_dropped() {
+        let done = || seen("a", Status::Succeeded, Some("2024-01-01T00:00:00.000Z"));
+        let running = || seen("a", Status::Running, None);
+        let mut s = Sightings::default();
+        let mut rows = vec![running(), seen("b", Status::Running, None)];
+        assert_eq!(s.keep_newest(&mut rows), 0);
+        let mut rows = vec![done(), running()];
+        assert_eq!(s.keep_newest(&mut rows), 1);
+        assert_eq!(rows, vec![done()]);
+        let mut later = vec![seen("a", Status::Failed, Some("2024-01-02T00:00:00.000Z"))];
+        assert_eq!(s.keep_newest(&mut later), 0, "a later end time is newer");
+    }
 }

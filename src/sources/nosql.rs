@@ -1,5 +1,5 @@
 //! GaussDB(for NoSQL) task list, `GET /v3/{project_id}/jobs`: paged with
-//! `offset`/`limit` inside windows of at most 30 days.
+//! `offset`/`limit` inside windows a minute shorter than 30 days.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -7,15 +7,17 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{FetchError, RowSink, parse_item, parse_json};
+use super::{FetchError, Parsed, RowSink, Sightings, parse_item, parse_json};
 use crate::http::{ApiClient, Call};
 use crate::model::{JobRow, Source};
 use crate::normalize::{
     JobKind, duration_ms, format_utc, map_status, non_empty, parse_api_time, parse_progress,
 };
 
-/// The API refuses a `start_time`–`end_time` span longer than this.
-pub const MAX_WINDOW: Duration = Duration::days(30);
+/// The longest `start_time`–`end_time` span asked for. The API says the span
+/// "cannot exceed" 30 days; whether exactly 30 days passes is not documented,
+/// so every window stays a minute short of it.
+pub const MAX_WINDOW: Duration = Duration::minutes(30 * 24 * 60 - 1);
 
 /// Page size: the largest the API allows (10, 20 or 50).
 pub const PAGE_LIMIT: u64 = 50;
@@ -30,8 +32,8 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-/// Splits `[since, until]` into consecutive windows of at most 30 days, oldest
-/// first. Both ends are truncated to whole seconds (the API's resolution), so
+/// Splits `[since, until]` into consecutive windows of at most [`MAX_WINDOW`],
+/// oldest first. Both ends are truncated to whole seconds (the API's resolution), so
 /// the last window never ends after `until`. Empty when `since >= until`.
 pub fn plan_windows(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Window> {
     let second = Duration::seconds(1);
@@ -58,9 +60,10 @@ pub fn time_param(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+0000").to_string()
 }
 
-/// The task list's path for a project.
+/// The task list's path for a project (project IDs are letters, digits, `-`
+/// and `_`, checked by the configuration, so always one safe path segment).
 pub fn jobs_path(project_id: &str) -> String {
-    format!("/v3/{project_id}/jobs")
+    format!("/v3/{}/jobs", crate::auth::signer::encode(project_id))
 }
 
 #[derive(Deserialize)]
@@ -95,23 +98,33 @@ struct JobInstance {
 /// One parsed page.
 #[derive(Debug)]
 pub struct Page {
-    pub rows: Vec<JobRow>,
+    /// Rows cut to the caps, and the jobs cut or left out.
+    pub parsed: Parsed,
+    /// Jobs the page listed, those left out included.
+    pub listed: usize,
     pub total_count: u64,
 }
 
-/// Parses a list page into rows; the error names the field at fault.
+/// Parses a list page into rows, each cut to what one job may store. A page
+/// that is not the list fails, naming the field at fault; a job in it that
+/// lacks its ID or status, or has a field of the wrong type, is left out
+/// (noted, naming the field) and the rest of the page is kept.
 pub fn parse_page(body: &[u8], project_id: &str) -> Result<Page, String> {
     let page: ListJobsPage = parse_json(body)?;
-    let mut rows = Vec::with_capacity(page.jobs.len());
+    let mut parsed = Parsed::default();
     for (index, raw) in page.jobs.iter().enumerate() {
-        let job: JobDetail = parse_item(raw, "jobs", index)?;
-        rows.push(
+        let row = parse_item::<JobDetail>(raw, "jobs", index).and_then(|job| {
             to_row(job, raw, project_id)
-                .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))?,
-        );
+                .map_err(|field| format!("field `jobs[{index}].{field}` is missing or null"))
+        });
+        match row {
+            Ok(row) => parsed.push(row),
+            Err(why) => parsed.refuse(Source::Nosql, project_id, why),
+        }
     }
     Ok(Page {
-        rows,
+        parsed,
+        listed: page.jobs.len(),
         total_count: page.total_count,
     })
 }
@@ -152,6 +165,8 @@ pub struct WindowStats {
     pub jobs: u64,
     /// IDs of the jobs received, kept only for status-filtered reads (re-checks).
     pub seen: Vec<String>,
+    /// Sightings not stored because an earlier page showed the job newer.
+    pub stale: u64,
 }
 
 /// Where to ask: the project and its NoSQL endpoint.
@@ -192,7 +207,7 @@ fn window_query(window: Window, status: Option<&str>, offset: u64) -> Vec<(Strin
     query
 }
 
-/// A larger `total_count` for one 30-day window is not believed: paging it
+/// A larger `total_count` for one window is not believed: paging it
 /// would take tens of thousands of requests.
 pub const MAX_WINDOW_TOTAL: u64 = 1_000_000;
 
@@ -211,15 +226,17 @@ pub async fn fetch_window(
     status: Option<&str>,
     sink: &impl RowSink,
 ) -> Result<WindowStats, FetchError> {
-    let first = read_window(target, window, status, sink).await?;
+    let mut sightings = Sightings::default();
+    let first = read_window(target, window, status, sink, &mut sightings).await?;
     if first.is_whole() {
         return Ok(first.stats);
     }
     tracing::info!(project = target.project_id, problem = %first.describe(), "window changed while paging; reading it again");
-    let second = read_window(target, window, status, sink).await?;
+    let second = read_window(target, window, status, sink, &mut sightings).await?;
     if second.is_whole() {
         Ok(WindowStats {
             pages: first.stats.pages + second.stats.pages,
+            stale: first.stats.stale + second.stats.stale,
             ..second.stats
         })
     } else {
@@ -264,56 +281,67 @@ async fn read_window(
     window: Window,
     status: Option<&str>,
     sink: &impl RowSink,
+    sightings: &mut Sightings,
 ) -> Result<WindowRead, FetchError> {
-    let keep_ids = status.is_some();
     let first = target.page(window_query(window, status, 0)).await?;
     let total = first.total_count;
     if total > MAX_WINDOW_TOTAL {
         return Err(FetchError::Inconsistent(format!(
-            "total_count {total} is not plausible for one window of at most 30 days (more than {MAX_WINDOW_TOTAL})"
+            "total_count {total} is not plausible for one window of under 30 days (more than {MAX_WINDOW_TOTAL})"
         )));
     }
     let mut read = WindowRead {
-        stats: WindowStats {
-            pages: 1,
-            jobs: first.rows.len() as u64,
-            seen: Vec::new(),
-        },
+        stats: WindowStats::default(),
         first_total: total,
         other_total: None,
-        ended_early: first.rows.is_empty() && total > 0,
+        ended_early: first.listed == 0 && total > 0,
     };
-    if keep_ids {
-        read.stats
-            .seen
-            .extend(first.rows.iter().map(|r| r.job_id.clone()));
-    }
-    sink.rows(first.rows).await?;
+    read.take(first, status.is_some(), sink, sightings).await?;
     if read.ended_early {
         return Ok(read);
     }
     // Offsets are produced lazily, never collected: the total bounds them.
+    // Pages are handed on in page order (fetched a few at a time), so a job the
+    // list shows on two pages is judged the same way whichever answers first.
     let mut pages = futures::stream::iter((PAGE_LIMIT..total).step_by(PAGE_LIMIT as usize))
         .map(|offset| target.page(window_query(window, status, offset)))
-        .buffer_unordered(PAGES_IN_FLIGHT);
+        .buffered(PAGES_IN_FLIGHT);
     while let Some(page) = pages.try_next().await? {
-        read.stats.pages += 1;
         if page.total_count != total {
             read.other_total = Some(page.total_count);
         }
-        if page.rows.is_empty() {
+        if page.listed == 0 {
+            read.stats.pages += 1;
             read.ended_early = true;
             break;
         }
-        read.stats.jobs += page.rows.len() as u64;
-        if keep_ids {
-            read.stats
-                .seen
-                .extend(page.rows.iter().map(|r| r.job_id.clone()));
-        }
-        sink.rows(page.rows).await?;
+        read.take(page, status.is_some(), sink, sightings).await?;
     }
     Ok(read)
+}
+
+impl WindowRead {
+    /// Counts a page and hands its rows on, less the sightings older than one
+    /// an earlier page gave (see [`Sightings`]).
+    async fn take(
+        &mut self,
+        page: Page,
+        keep_ids: bool,
+        sink: &impl RowSink,
+        sightings: &mut Sightings,
+    ) -> Result<(), FetchError> {
+        self.stats.pages += 1;
+        self.stats.jobs += page.listed as u64;
+        let mut parsed = page.parsed;
+        self.stats.stale += sightings.keep_newest(&mut parsed.rows) as u64;
+        if keep_ids {
+            self.stats
+                .seen
+                .extend(parsed.rows.iter().map(|r| r.job_id.clone()));
+        }
+        sink.rows(parsed).await?;
+        Ok(())
+    }
 }
 
 /// Looks up jobs by ID. The list's default window (the last 30 days) applies
@@ -324,7 +352,7 @@ pub async fn fetch_by_id(
     job_id: &str,
     started_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Vec<JobRow>, FetchError> {
+) -> Result<Parsed, FetchError> {
     let margin = Duration::hours(1);
     let window = Window {
         start: started_at - margin,
@@ -332,35 +360,37 @@ pub async fn fetch_by_id(
     };
     let mut query = window_query(window, None, 0);
     query.push(("id".into(), job_id.to_owned()));
-    Ok(target.page(query).await?.rows)
+    Ok(target.page(query).await?.parsed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Status;
+    use crate::sources::Note;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_api_time(s).expect(s)
     }
 
     #[test]
-    fn exactly_thirty_days_is_one_window() {
-        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:00Z"));
+    fn a_window_is_a_minute_shorter_than_thirty_days() {
+        assert_eq!(MAX_WINDOW, Duration::days(30) - Duration::minutes(1));
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-30T23:59:00Z"));
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].end - w[0].start, MAX_WINDOW);
     }
 
     #[test]
-    fn one_second_over_makes_a_second_window() {
-        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:01Z"));
+    fn exactly_thirty_days_makes_a_second_window_of_a_minute() {
+        let w = plan_windows(t("2024-01-01T00:00:00Z"), t("2024-01-31T00:00:00Z"));
         assert_eq!(w.len(), 2);
-        assert_eq!(w[0].end, t("2024-01-31T00:00:00Z"));
+        assert_eq!(w[0].end, t("2024-01-30T23:59:00Z"));
         assert_eq!(
             w[1],
             Window {
-                start: t("2024-01-31T00:00:00Z"),
-                end: t("2024-01-31T00:00:01Z")
+                start: t("2024-01-30T23:59:00Z"),
+                end: t("2024-01-31T00:00:00Z")
             }
         );
     }
@@ -405,7 +435,7 @@ mod tests {
              "fail_reason":"Insufficient resources"}],"total_count":2}"#;
         let page = parse_page(body, "p").expect("parses");
         assert_eq!(page.total_count, 2);
-        let a = &page.rows[0];
+        let a = &page.parsed.rows[0];
         assert_eq!(
             (a.status, a.progress, a.fail_reason.as_deref()),
             (Status::Running, Some(60), None)
@@ -414,24 +444,34 @@ mod tests {
         assert_eq!((a.ended_at.as_deref(), a.duration_ms), (None, None));
         assert_eq!(a.resource_name.as_deref(), Some("db-1"));
         assert!(a.raw_json.starts_with("{\"id\":\"a1\""));
-        let b = &page.rows[1];
+        let b = &page.parsed.rows[1];
         assert_eq!((b.status, b.duration_ms), (Status::Failed, Some(90_000)));
         assert_eq!(b.fail_reason.as_deref(), Some("Insufficient resources"));
         assert_eq!(b.job_type.as_deref(), Some("RestartInstance"));
     }
 
     #[test]
-    fn malformed_pages_name_the_field() {
-        let err = parse_page(
-            br#"{"jobs":[{"id":"a","status":"Running"},{"status":"Running"}],"total_count":2}"#,
+    fn a_job_that_cannot_be_read_is_left_out_by_name_and_the_page_kept() {
+        let page = parse_page(
+            br#"{"jobs":[{"id":"a","status":"Running"},{"status":"Running"},{"id":"c","status":7}],"total_count":3}"#,
             "p",
         )
-        .expect_err("missing id");
-        assert!(err.contains("jobs[1].id"), "{err}");
-        let err = parse_page(br#"{"jobs":[{"id":"a","status":7}],"total_count":1}"#, "p")
-            .expect_err("type");
-        assert!(err.contains("jobs[0].status"), "{err}");
+        .expect("the page is kept");
+        assert_eq!((page.listed, page.parsed.rows.len()), (3, 1));
+        let why: Vec<String> = page
+            .parsed
+            .notes
+            .iter()
+            .map(|n| match n {
+                Note::Refused { why, .. } => why.clone(),
+                Note::Cut(c) => format!("{c:?}"),
+            })
+            .collect();
+        assert!(why[0].contains("jobs[1].id"), "{why:?}");
+        assert!(why[1].contains("jobs[2].status"), "{why:?}");
         let err = parse_page(br#"{"jobs":[]}"#, "p").expect_err("no total");
         assert!(err.contains("total_count"), "{err}");
+        let err = parse_page(br#"{"jobs":"oops","total_count":1}"#, "p").expect_err("shape");
+        assert!(err.contains("jobs"), "{err}");
     }
 }

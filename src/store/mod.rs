@@ -1,9 +1,11 @@
 //! The store: every SQL statement jobtrail runs, behind one handle, [`Store`],
 //! over two backends. SQLite (the default: one file, one machine) is
-//! `sqlite` plus the `impl SqliteStore` blocks in `jobs`, `runs`, `state`,
-//! `status`, `report`, `adhoc`, `transfer` and `writer`, beside the row types
-//! both backends share; PostgreSQL (one history for a team, written by many
-//! hosts) is `postgres`, with the same methods on `PgStore`.
+//! `sqlite` plus the `impl SqliteStore` blocks in `jobs`, `runs`, `scopes`,
+//! `state`, `status`, `report`, `ops`, `iam`, `adhoc`, `transfer` and
+//! `writer`, beside the row types both backends share; PostgreSQL (one history
+//! for a team, written by many hosts) is `postgres`, with the same methods on
+//! `PgStore`. Both keep sync-run and per-scope accounting, watermarks, what
+//! operators watch (`ops`) and the IAM answers that name an account's projects.
 //!
 //! # Adding a store method
 //!
@@ -21,12 +23,15 @@
 //! 4. Test it on both: `postgres/tests.rs` runs against a real server.
 
 mod adhoc;
+mod iam;
 mod jobs;
 mod location;
 mod lock;
+mod ops;
 pub mod postgres;
 mod report;
 mod runs;
+mod scopes;
 mod sqlite;
 mod state;
 mod status;
@@ -40,12 +45,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use adhoc::{AdhocError, SqlFailure, SqlPart, SqlValue, ValueRows};
+pub use iam::{CachedProjects, IamCacheKey, IamLookup};
 pub use jobs::UnfinishedJob;
 pub use location::{Backend, DatabaseLocation};
 pub use lock::{LockError, SyncLock};
+pub use ops::{LastSuccess, NewFailure};
 pub use postgres::{DbUrl, PgLockError, PgProjectLock, PgStore, PgStoreError, PgWriter};
-pub use report::{FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts};
-pub use runs::{RunOutcome, RunTotals, SyncRun};
+pub use report::{
+    FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts,
+};
+pub use runs::{RunCounts, RunEnd, RunOutcome, RunTotals, SyncRun};
+pub use scopes::{FailingScopeRow, RETAINED_RUNS, ScopeRecord};
 pub use sqlite::SqliteStore;
 pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
@@ -55,7 +65,7 @@ pub use transfer::{
 };
 pub use writer::{BulkWriter, JobBatch};
 
-use crate::model::Source;
+use crate::model::{DbssJobsPath, IamProject, Source};
 
 /// The SQLite schema migrations, embedded in the binary (re-run on change by build.rs).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -284,19 +294,15 @@ forward! {
     // Sync bookkeeping (`runs`, `state`, `jobs`).
     /// Opens a run, closing as failed the runs whose process died.
     fn begin_run(&self, sources: &[Source], started_at: DateTime<Utc>) -> SyncRun;
-    /// Closes a run with its outcome and returns what it stored.
-    fn finish_run(
-        &self,
-        run: &SyncRun,
-        outcome: RunOutcome,
-        requests: u64,
-        error: Option<&str>,
-        finished_at: DateTime<Utc>
-    ) -> RunTotals;
+    /// Closes a run with its outcome, and records each of its scopes, in one
+    /// transaction; returns what the run and each scope stored.
+    fn finish_run(&self, run: &SyncRun, end: RunEnd<'_>) -> RunCounts;
     /// Counts a run's jobs from the rows it touched and the history it wrote.
     fn run_totals(&self, run: &SyncRun) -> RunTotals;
     /// A source's watermark, if a sync has set one.
     fn watermark(&self, project_id: &str, source: Source) -> Option<DateTime<Utc>>;
+    /// The DBSS jobs path that last answered for a project, if one has.
+    fn dbss_jobs_path(&self, project_id: &str) -> Option<DbssJobsPath>;
     /// How many syncs in a row answered 404 for each ID known only from the store.
     fn miss_counts(&self, project_id: &str, source: Source) -> HashMap<String, u32>;
     /// Clears the 404 counts of jobs the run stored.
@@ -342,11 +348,39 @@ forward! {
     /// The `limit` most frequent failure reasons across sources.
     fn top_failure_reasons(&self, limit: u32) -> Vec<FailureReasonCount>;
 
+    /// Scopes whose latest run did not succeed, longest failing first.
+    fn failing_scopes(&self) -> Vec<FailingScopeRow>;
+
+    // What operators watch: metrics, `--print-failures`, pings (`ops`).
+    /// Records that each (project, source) pair synced completely at `at`.
+    fn record_complete_syncs(&self, pairs: &[(&str, Source)], at: DateTime<Utc>) -> ();
+    /// When each (project, source) pair last synced completely.
+    fn last_successes(&self) -> Vec<LastSuccess>;
+    /// The jobs `run` saw become failed, with what the API said about them.
+    fn new_failures(&self, run: &SyncRun) -> Vec<NewFailure>;
+    /// How many jobs `run` saw become failed, per source.
+    fn new_failure_counts(&self, run: &SyncRun) -> Vec<(Source, i64)>;
+    /// Per source, when its oldest unfinished job started (or was first seen).
+    fn oldest_unfinished_by_source(&self) -> Vec<(Source, DateTime<Utc>)>;
+
+    // The projects IAM named, kept a day (`iam`).
+    /// The last answer IAM gave for `key`, in IAM's order, and when.
+    fn cached_iam_projects(&self, key: &IamCacheKey<'_>) -> Option<CachedProjects>;
+    /// Replaces the answer kept for `key`, in one transaction.
+    fn cache_iam_projects(
+        &self,
+        key: &IamCacheKey<'_>,
+        projects: &[IamProject],
+        fetched_at: DateTime<Utc>
+    ) -> ();
+
     // `jobtrail report` (`report`).
     /// Every job in the database, whatever the window.
     fn count_jobs(&self) -> i64;
     /// The selected jobs grouped by source, job type, status and week.
     fn job_groups(&self, window: &JobWindow<'_>) -> Vec<JobGroup>;
+    /// The selected failed jobs grouped by reason and week.
+    fn failure_weeks(&self, window: &JobWindow<'_>) -> Vec<FailureWeek>;
     /// The selected failed jobs grouped by reason, source and job type.
     fn failure_groups(&self, window: &JobWindow<'_>) -> Vec<FailureGroup>;
     /// Unfinished jobs of `sources` and how many have run since before `stuck_before`.

@@ -1,5 +1,6 @@
 //! The report's reads: one grouped pass over the jobs a window selects, the
-//! failures by reason, the unfinished jobs and the latest failures. The report
+//! failures by reason (and by reason and week), the unfinished jobs and the
+//! latest failures. The report
 //! folds these rows into its page; the SQL, and its SQLite dialect, stay here.
 
 use std::str::FromStr;
@@ -51,6 +52,17 @@ pub struct FailureGroup {
     /// The earliest and latest job time in the group, as stored.
     pub first: String,
     pub last: String,
+}
+
+/// Selected failed jobs of one reason in one week.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureWeek {
+    /// The failure text the API gave, else its error code; `None` when neither.
+    pub reason: Option<String>,
+    /// The Monday (UTC) of the week the jobs count in; `None` for a stored
+    /// time SQLite cannot read.
+    pub week: Option<NaiveDate>,
+    pub failures: i64,
 }
 
 /// How many jobs are not finished, and how many of those are stuck.
@@ -128,6 +140,21 @@ impl SqliteStore {
             "SELECT COALESCE(fail_reason, error_code) AS reason, source, job_type, \
                COUNT(*) AS failures, MIN(t) AS first, MAX(t) AS last \
              FROM f WHERE status = 'failed' GROUP BY reason, source, job_type",
+        );
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// The selected failed jobs grouped by reason and week (the week as in
+    /// [`Store::job_groups`]), for the report's reasons-over-time grid.
+    pub async fn failure_weeks(
+        &self,
+        window: &JobWindow<'_>,
+    ) -> Result<Vec<FailureWeek>, StoreError> {
+        let mut q = selected_jobs(window);
+        q.push(
+            "SELECT COALESCE(fail_reason, error_code) AS reason, \
+               date(t, 'weekday 0', '-6 days') AS week, COUNT(*) AS failures \
+             FROM f WHERE status = 'failed' GROUP BY reason, week",
         );
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
@@ -235,16 +262,21 @@ fn parsed<T: FromStr<Err = String>>(row: &SqliteRow, column: &str) -> sqlx::Resu
         })
 }
 
+/// The `week` column: SQLite's `date()` writes `YYYY-MM-DD` (NULL for a time
+/// it cannot read).
+fn parsed_week(row: &SqliteRow) -> sqlx::Result<Option<NaiveDate>> {
+    let week: Option<String> = row.try_get("week")?;
+    Ok(week.and_then(|w| NaiveDate::parse_from_str(&w, "%Y-%m-%d").ok()))
+}
+
 impl FromRow<'_, SqliteRow> for JobGroup {
     fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
-        let week: Option<String> = row.try_get("week")?;
         let durations: Option<String> = row.try_get("durations")?;
         Ok(JobGroup {
             source: parsed(row, "source")?,
             job_type: row.try_get("job_type")?,
             status: parsed(row, "status")?,
-            // SQLite's `date()` writes `YYYY-MM-DD` (NULL for a time it cannot read).
-            week: week.and_then(|w| NaiveDate::parse_from_str(&w, "%Y-%m-%d").ok()),
+            week: parsed_week(row)?,
             jobs: row.try_get("jobs")?,
             first: row.try_get("first")?,
             last: row.try_get("last")?,
@@ -267,6 +299,16 @@ impl FromRow<'_, SqliteRow> for FailureGroup {
             failures: row.try_get("failures")?,
             first: row.try_get("first")?,
             last: row.try_get("last")?,
+        })
+    }
+}
+
+impl FromRow<'_, SqliteRow> for FailureWeek {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        Ok(FailureWeek {
+            reason: row.try_get("reason")?,
+            week: parsed_week(row)?,
+            failures: row.try_get("failures")?,
         })
     }
 }
@@ -378,6 +420,23 @@ mod tests {
         assert_eq!(
             (failures[0].reason.as_deref(), failures[0].failures),
             (None, 1)
+        );
+        let weeks = db.store.failure_weeks(&window).await.expect("weeks");
+        let monday = NaiveDate::from_ymd_opt(2024, 1, 1);
+        assert_eq!(
+            weeks,
+            [FailureWeek {
+                reason: None,
+                week: monday,
+                failures: 1
+            }]
+        );
+        assert!(
+            db.store
+                .failure_weeks(&nosql)
+                .await
+                .expect("weeks")
+                .is_empty()
         );
         let recent = db.store.recent_failures(&nosql, 10).await.expect("recent");
         assert!(recent.is_empty());

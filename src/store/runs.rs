@@ -1,7 +1,10 @@
-//! `sync_runs`: one row per sync, opened when it starts and closed with its outcome.
+//! `sync_runs`: one row per sync, opened when it starts and closed with its
+//! outcome and, in the same transaction, the outcome of each of its scopes
+//! (`scopes`).
 
 use chrono::{DateTime, Utc};
 
+use super::scopes::{self, ScopeRecord};
 use super::{SqliteStore, StoreError};
 use crate::model::Source;
 use crate::normalize::format_utc;
@@ -78,48 +81,76 @@ impl SqliteStore {
         })
     }
 
-    /// Closes a run with its outcome and returns what it stored.
+    /// Closes a run with its outcome, and records each of its scopes, in one
+    /// transaction; returns what the run and each scope stored.
     pub async fn finish_run(
         &self,
         run: &SyncRun,
-        outcome: RunOutcome,
-        requests: u64,
-        error: Option<&str>,
-        finished_at: DateTime<Utc>,
-    ) -> Result<RunTotals, StoreError> {
-        let totals = self.run_totals(run).await?;
+        end: RunEnd<'_>,
+    ) -> Result<RunCounts, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let by_scope = scopes::totals_by_scope(&mut tx, run).await?;
+        let totals = scopes::sum(&by_scope);
+        let scope_totals = scopes::insert(&mut tx, run, end.scopes, &by_scope).await?;
+        scopes::prune(&mut tx, run, scopes::RETAINED_RUNS).await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, jobs_seen = ?, \
              jobs_new = ?, jobs_changed = ?, error = ? WHERE id = ?",
         )
-        .bind(format_utc(finished_at))
-        .bind(outcome.as_str())
-        .bind(requests as i64)
+        .bind(format_utc(end.finished_at))
+        .bind(end.outcome.as_str())
+        .bind(i64::try_from(end.requests).unwrap_or(i64::MAX))
         .bind(totals.seen)
         .bind(totals.new)
         .bind(totals.changed)
-        .bind(error)
+        .bind(end.error)
         .bind(run.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(totals)
+        tx.commit().await?;
+        Ok(RunCounts {
+            totals,
+            scopes: scope_totals,
+        })
     }
 
     /// Counts a run's jobs from the rows it touched and the history it wrote
     /// (a range of ids, so the cost follows the run's size, not the history's).
     pub async fn run_totals(&self, run: &SyncRun) -> Result<RunTotals, StoreError> {
-        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE last_sync_id = ?")
-            .bind(run.id)
-            .fetch_one(&self.pool)
-            .await?;
-        let (new, changed): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(old_status IS NULL), 0), COALESCE(SUM(old_status IS NOT NULL), 0)
-             FROM job_status_changes WHERE id > ? AND sync_id = ?",
-        )
-        .bind(run.history_before)
-        .bind(run.id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(RunTotals { seen, new, changed })
+        let mut conn = self.pool.acquire().await?;
+        Ok(scopes::sum(&scopes::totals_by_scope(&mut conn, run).await?))
     }
+}
+
+/// How a run ended, as [`Store::finish_run`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub outcome: RunOutcome,
+    /// HTTP requests of the whole run, retries included.
+    pub requests: u64,
+    /// Why it did not fully succeed.
+    pub error: Option<&'a str>,
+    pub finished_at: DateTime<Utc>,
+    /// Each (project, source) scope the run covered.
+    pub scopes: &'a [ScopeRecord],
+}
+
+impl RunEnd<'_> {
+    /// A run without scopes (nothing configured was synced), for tests and tools.
+    pub fn bare(outcome: RunOutcome, requests: u64, finished_at: DateTime<Utc>) -> RunEnd<'static> {
+        RunEnd {
+            outcome,
+            requests,
+            error: None,
+            finished_at,
+            scopes: &[],
+        }
+    }
+}
+
+/// What a closed run stored: in all, and per scope (in the order given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCounts {
+    pub totals: RunTotals,
+    pub scopes: Vec<RunTotals>,
 }

@@ -1,4 +1,5 @@
-//! `sync_state`: watermarks and 404 counts, keyed by project, source and name.
+//! `sync_state`: watermarks, 404 counts and which DBSS jobs path answers,
+//! keyed by project, source and name.
 //! Callers see typed values ([`StateUpdate`], [`MissUpdate`], times); the keys
 //! and text they are stored as are this module's business.
 
@@ -8,12 +9,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{SqliteStore, StoreError};
-use crate::model::Source;
+use crate::model::{DbssJobsPath, Source};
 use crate::normalize::{format_utc, parse_api_time};
 
 /// The key of a source's watermark: every window up to this instant (UTC
 /// text) is stored whole.
 pub(super) const WATERMARK_KEY: &str = "watermark";
+
+/// The key of the DBSS jobs path that last answered for a project (source `dbss`).
+pub(super) const DBSS_JOBS_PATH_KEY: &str = "jobs_path";
 
 /// The key prefix under which misses of a job or resource known only from the
 /// store are counted: `missing:{id}`. [`SqliteStore::forget_misses_of_seen_jobs`]
@@ -34,6 +38,11 @@ pub enum StateUpdate {
         project_id: String,
         source: Source,
         miss: MissUpdate,
+    },
+    /// The DBSS jobs path that answered for a project: later runs ask it first.
+    DbssJobsPath {
+        project_id: String,
+        path: DbssJobsPath,
     },
 }
 
@@ -76,6 +85,12 @@ impl StateUpdate {
                 key: Cow::Owned(format!("{MISSING_PREFIX}{}", miss.id)),
                 value: miss.count.to_string(),
             },
+            StateUpdate::DbssJobsPath { project_id, path } => StateRow {
+                project_id,
+                source: Source::Dbss,
+                key: Cow::Borrowed(DBSS_JOBS_PATH_KEY),
+                value: path.as_str().to_owned(),
+            },
         }
     }
 }
@@ -102,6 +117,23 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(value.as_deref().and_then(parse_api_time))
+    }
+
+    /// The DBSS jobs path that last answered for a project, if one has (a
+    /// value this build does not know reads as none).
+    pub async fn dbss_jobs_path(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<DbssJobsPath>, StoreError> {
+        let value: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM sync_state WHERE project_id = ? AND source = ? AND key = ?",
+        )
+        .bind(project_id)
+        .bind(Source::Dbss.as_str())
+        .bind(DBSS_JOBS_PATH_KEY)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(value.and_then(|v| v.parse().ok()))
     }
 
     /// How many syncs in a row answered 404 for each ID known only from the store.
@@ -207,6 +239,20 @@ mod tests {
         store.set_state(&miss("r2", 0), now).await.expect("set");
         let counts = store.miss_counts("p1", Source::Dbss).await.expect("counts");
         assert_eq!(counts, HashMap::from([("r1".into(), 2), ("r2".into(), 0)]));
+        assert_eq!(store.dbss_jobs_path("p1").await.expect("read"), None);
+        let path = |path| StateUpdate::DbssJobsPath {
+            project_id: "p1".into(),
+            path,
+        };
+        store
+            .set_state(&path(DbssJobsPath::Legacy), now)
+            .await
+            .expect("set");
+        assert_eq!(
+            store.dbss_jobs_path("p1").await.expect("read"),
+            Some(DbssJobsPath::Legacy)
+        );
+        assert_eq!(store.dbss_jobs_path("p2").await.expect("read"), None);
         let stored: Vec<(String, String, String)> =
             sqlx::query_as("SELECT key, value, updated_at FROM sync_state ORDER BY source, key")
                 .fetch_all(store.sqlite_pool())
@@ -216,6 +262,7 @@ mod tests {
         assert_eq!(
             stored,
             vec![
+                row("jobs_path", "legacy"),
                 row("missing:r1", "2"),
                 row("missing:r2", "0"),
                 row("watermark", "2024-03-01T00:00:00.000Z"),

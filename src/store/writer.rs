@@ -557,10 +557,10 @@ mod tests {
         db.store
             .finish_run(
                 &run,
-                RunOutcome::Failed,
-                0,
-                Some("x"),
-                at("2024-03-21T00:00:01Z"),
+                crate::store::RunEnd {
+                    error: Some("x"),
+                    ..crate::store::RunEnd::bare(RunOutcome::Failed, 0, at("2024-03-21T00:00:01Z"))
+                },
             )
             .await
             .expect("finish");

@@ -12,15 +12,12 @@ use super::misses::{GONE_AFTER_MISSES, Misses};
 use super::outcome::{Scope, SyncWarning, Unit, UnitResult};
 use super::{IDS_IN_FLIGHT, SyncContext};
 use crate::config::ProjectSettings;
-use crate::model::{JobRow, Source};
+use crate::model::Source;
+use crate::progress::Work;
 use crate::sources::dbss::DbssApi;
 use crate::sources::image::ImageApi;
-use crate::sources::{FetchError, RowSink};
+use crate::sources::{FetchError, Fetched, RowSink};
 use crate::store::{StateUpdate, Store, StoreError};
-
-/// A DBSS resource whose jobs are all final is re-read at most this often
-/// (new jobs for an old audit instance are rare but possible).
-const SETTLED_RECHECK: chrono::Duration = chrono::Duration::hours(24);
 
 /// Syncs one project's DBSS audit instances.
 pub(super) async fn sync_dbss(
@@ -30,7 +27,8 @@ pub(super) async fn sync_dbss(
     let Some(config) = &project.dbss else {
         return Ok(UnitResult::default());
     };
-    let api = &DbssApi::new(ctx.client, &project.id, &project.endpoints.dbss);
+    let known_path = ctx.store.dbss_jobs_path(&project.id).await?;
+    let api = &DbssApi::new(ctx.client, &project.id, &project.endpoints.dbss, known_path);
     let discovered = if config.discover {
         Some(api.discover().await)
     } else {
@@ -45,11 +43,13 @@ pub(super) async fn sync_dbss(
         .into_iter()
         .filter_map(|j| j.resource_id)
         .collect();
-    let skip = if ctx.options.full {
+    // Resources whose jobs are all final are read again on every sync unless
+    // `[dbss] settled_recheck` lets them rest: a new job can come at any time.
+    let skip = if ctx.options.full || ctx.settled_recheck <= chrono::Duration::zero() {
         HashSet::new()
     } else {
         ctx.store
-            .settled_dbss_resources(&project.id, ctx.now - SETTLED_RECHECK)
+            .settled_dbss_resources(&project.id, ctx.now - ctx.settled_recheck)
             .await?
     };
     let ids = IdList {
@@ -66,14 +66,20 @@ pub(super) async fn sync_dbss(
         source: Source::Dbss,
         project_id: project.id.clone(),
     };
-    sync_ids(
-        ctx,
-        scope,
-        names,
-        ids,
-        |id| async move { api.jobs(&id).await },
-    )
-    .await
+    let result = sync_ids(ctx, scope, names, ids, |id| async move {
+        api.jobs(&id).await.map(Fetched::whole)
+    })
+    .await?;
+    // Remembered once the path has answered, so later runs ask it first.
+    if let Some(path) = api.path_in_use().filter(|p| Some(*p) != known_path) {
+        let update = StateUpdate::DbssJobsPath {
+            project_id: project.id.clone(),
+            path,
+        };
+        // Bookkeeping only; if the writer is gone the run fails anyway.
+        let _ = ctx.sink.state(update).await;
+    }
+    Ok(result)
 }
 
 /// Syncs one project's image-server jobs.
@@ -161,7 +167,7 @@ async fn sync_ids<F, Fut>(
 ) -> Result<UnitResult, StoreError>
 where
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<Vec<JobRow>, FetchError>>,
+    Fut: Future<Output = Result<Fetched, FetchError>>,
 {
     let mut result = UnitResult::default();
     let mut ids: Vec<String> = list.configured.to_vec();
@@ -172,6 +178,11 @@ where
         StoreOnly::load(ctx.store, &scope, &ids, list.from_store, ctx.options.full).await?;
     store_only.extend_ids(&mut ids);
     unique_except(&mut ids, &list.skip);
+    if let Some(warning) = drop_unsafe(&mut ids, &scope, names.item) {
+        result.warnings.push(warning);
+    }
+    let planned = ids.len() as u64;
+    ctx.progress.planned(&scope.project_id, Work::Ids, planned);
     let fetches = Fetches {
         ctx,
         scope,
@@ -180,6 +191,26 @@ where
     };
     fetches.fetch_each(ids, fetch, &mut result).await;
     Ok(result)
+}
+
+/// Drops the IDs that cannot be sent in a URL path (`.`, `..`, with a `/`):
+/// discovery lists and old rows may hold them (configured ones are refused
+/// when the configuration is read). Says which, if any.
+fn drop_unsafe(ids: &mut Vec<String>, scope: &Scope, kind: &'static str) -> Option<SyncWarning> {
+    let mut dropped = Vec::new();
+    ids.retain(|id| match crate::http::segment_problem(id) {
+        None => true,
+        Some(why) => {
+            dropped.push(format!("{:?} ({why})", crate::text::truncate_chars(id, 80)));
+            false
+        }
+    });
+    (!dropped.is_empty()).then(|| SyncWarning::UnsafeIds {
+        scope: scope.clone(),
+        kind,
+        count: dropped.len(),
+        examples: dropped.into_iter().take(5).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Drops repeated IDs (keeping the first) and those in `skip`.
@@ -253,20 +284,26 @@ impl Fetches<'_> {
     async fn fetch_each<F, Fut>(&self, ids: Vec<String>, fetch: F, result: &mut UnitResult)
     where
         F: Fn(String) -> Fut,
-        Fut: Future<Output = Result<Vec<JobRow>, FetchError>>,
+        Fut: Future<Output = Result<Fetched, FetchError>>,
     {
         let (fetch, sink) = (&fetch, &self.ctx.sink);
         let mut fetches = futures::stream::iter(ids)
             .map(|id| async move {
+                // Rows are stored even when the API fell short of its own
+                // totals; the shortfall is then this ID's failure.
                 let outcome = match fetch(id.clone()).await {
-                    Ok(rows) => sink.rows(rows).await.map_err(FetchError::from),
+                    Ok(Fetched { parsed, shortfall }) => match sink.rows(parsed).await {
+                        Ok(()) => shortfall.map_or(Ok(()), Err),
+                        Err(gone) => Err(FetchError::from(gone)),
+                    },
                     Err(e) => Err(e),
                 };
                 (id, outcome)
             })
             .buffer_unordered(IDS_IN_FLIGHT);
         while let Some((id, outcome)) = fetches.next().await {
-            self.ctx.progress.ids_done(1);
+            let project = &self.scope.project_id;
+            self.ctx.progress.done(project, Work::Ids, 1);
             let (update, misses) = self.store_only.after_fetch(&id, &outcome);
             if let Some(update) = update {
                 // Bookkeeping only; if the writer is gone the run fails anyway.

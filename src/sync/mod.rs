@@ -1,7 +1,9 @@
 //! One `jobtrail sync`: plan what to fetch (pure), fetch it concurrently under
 //! the client's in-flight bound, and hand every page to a single writer task
 //! that owns the database. Per-unit failures (a window, a resource, a job) are
-//! collected and the rest goes on; an authentication refusal stops everything.
+//! collected and the rest goes on; refused credentials stop everything, a
+//! refused permission (403 APIGW.0302) only that project's calls to that API.
+//! Each (project, region, source) scope is recorded with its own outcome.
 //!
 //! This module runs the whole and reports it; `nosql` syncs NoSQL windows
 //! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
@@ -11,6 +13,7 @@
 mod by_id;
 mod misses;
 mod nosql;
+mod notes;
 mod outcome;
 mod recheck;
 mod sink;
@@ -23,15 +26,16 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{ProjectSettings, Settings, Shard};
 use crate::http::ApiClient;
+use crate::iam::{Iam, PlanErrors};
 use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::progress::Progress;
-use crate::store::{RunOutcome, RunTotals, Store, StoreError, SyncRun};
+use crate::store::{RunEnd, RunOutcome, RunTotals, ScopeRecord, Store, StoreError, SyncRun};
 
 pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
 pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
 
-use outcome::{UnitResult, summarize_errors};
+use outcome::{UnitResult, run_record, summarize_errors};
 use sink::Sink;
 
 /// DBSS resources / image jobs (and NoSQL re-checks) fetched at once per project.
@@ -55,7 +59,8 @@ pub struct SyncOptions {
 /// How a sync ended.
 #[derive(Debug)]
 pub struct SyncReport {
-    pub run_id: i64,
+    /// The run's row: its id, and where its history rows start.
+    pub run: SyncRun,
     pub outcome: RunOutcome,
     pub totals: RunTotals,
     pub requests: u64,
@@ -64,14 +69,30 @@ pub struct SyncReport {
     /// Things worth knowing that did not fail the run.
     pub warnings: Vec<SyncWarning>,
     pub elapsed: Duration,
+    /// Each (project, source) scope the run covered, in the order synced.
+    pub scopes: Vec<ScopeReport>,
 }
+
+/// What one (project, region, source) scope of a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeReport {
+    pub scope: Scope,
+    pub region: String,
+    pub outcome: RunOutcome,
+    /// HTTP requests made for it, retries included.
+    pub requests: u64,
+    pub totals: RunTotals,
+}
+
+/// How many failing scopes the summary line names before "and N more".
+const SCOPES_NAMED: usize = 5;
 
 impl SyncReport {
     /// The one-line summary printed at the end (also under cron).
     pub fn summary(&self) -> String {
         let mut line = format!(
             "sync #{} {}: {} jobs seen ({} new, {} changed), {} requests in {:.1}s",
-            self.run_id,
+            self.run.id,
             self.outcome.as_str(),
             self.totals.seen,
             self.totals.new,
@@ -80,10 +101,21 @@ impl SyncReport {
             self.elapsed.as_secs_f64()
         );
         if !self.errors.is_empty() {
-            line.push_str(&format!(
-                ", {} failed (see `jobtrail status`)",
-                self.errors.len()
-            ));
+            line.push_str(&format!(", {} failed", self.errors.len()));
+            let failing: Vec<String> = self
+                .scopes
+                .iter()
+                .filter(|s| s.outcome != RunOutcome::Succeeded)
+                .map(|s| s.scope.to_string())
+                .collect();
+            if !failing.is_empty() {
+                line.push_str(" in ");
+                line.push_str(&failing[..failing.len().min(SCOPES_NAMED)].join(", "));
+                if failing.len() > SCOPES_NAMED {
+                    line.push_str(&format!(" and {} more", failing.len() - SCOPES_NAMED));
+                }
+            }
+            line.push_str(" (see `jobtrail status`)");
         }
         line
     }
@@ -100,6 +132,9 @@ impl SyncReport {
 pub enum SyncError {
     #[error("{0}")]
     Usage(String),
+    /// A project could not be found through IAM: nothing was synced.
+    #[error("{0}")]
+    Projects(PlanErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -114,6 +149,9 @@ struct SyncContext<'a> {
     /// The writer's channel; closed when the context is dropped.
     sink: Sink,
     progress: &'a Progress,
+    /// How long a DBSS resource whose jobs are all final goes unread (zero:
+    /// read on every sync).
+    settled_recheck: chrono::Duration,
 }
 
 /// Runs one sync. The caller holds the [`crate::store::SyncLock`].
@@ -124,15 +162,22 @@ pub async fn run(
     options: &SyncOptions,
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
+    let projects = select_projects(settings, store, client, options, Utc::now()).await?;
+    run_selected(settings, store, client, options, progress, &projects).await
+}
+
+/// Runs one sync of `projects` (from [`select_projects`]). On PostgreSQL the
+/// caller holds the lock of each project instead of the file's.
+pub async fn run_selected(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
+    options: &SyncOptions,
+    progress: &Progress,
+    projects: &[ProjectSettings],
+) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let now = Utc::now();
-    let projects = select_projects(settings, options)?;
-    if let (Some(shard), true) = (options.shard, projects.is_empty()) {
-        tracing::warn!(
-            "shard {shard} holds none of the {} configured projects: nothing to sync",
-            settings.projects.len()
-        );
-    }
     let sources: BTreeSet<Source> = if options.sources.is_empty() {
         Source::ALL.into_iter().collect()
     } else {
@@ -141,6 +186,7 @@ pub async fn run(
     let sources: Vec<Source> = sources.into_iter().collect();
     check_range(options)?;
     let run = store.begin_run(&sources, now).await?;
+    progress.begin(&projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
 
     let (sink, rx) = Sink::channel();
     let writer = tokio::spawn(writer::write_all(
@@ -157,16 +203,19 @@ pub async fn run(
         now,
         sink,
         progress,
+        settled_recheck: chrono::Duration::from_std(settings.dbss_settled_recheck)
+            .unwrap_or(chrono::Duration::MAX),
     };
     let mut units = Vec::new();
-    for project in &projects {
+    for project in projects.iter() {
         for source in &sources {
             if project.has(*source) {
                 units.push(ctx.sync_unit(project, *source));
             }
         }
     }
-    let results: Vec<UnitResult> = futures::future::join_all(units).await;
+    let results: Vec<ScopeResult> = futures::future::join_all(units).await;
+    let notes = ctx.sink.notes();
     drop(ctx);
     let writer_failure = match writer.await {
         Ok(Ok(())) => {
@@ -177,7 +226,27 @@ pub async fn run(
         Ok(Err(e)) => Some(SyncFailure::Writer(e)),
         Err(e) => Some(SyncFailure::WriterCrashed(e)),
     };
-    finish(store, client, run, results, writer_failure, started).await
+    let (note_warnings, note_failures) = notes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .outcome(client.lossy_answers());
+    // What was cut, left out or read lossily in the answers: the run's, not
+    // one scope's.
+    let answers = UnitResult {
+        errors: note_failures,
+        warnings: note_warnings,
+        ..UnitResult::default()
+    };
+    finish(
+        store,
+        client,
+        run,
+        results,
+        answers,
+        writer_failure,
+        started,
+    )
+    .await
 }
 
 /// Refuses a range that ends before it starts.
@@ -192,35 +261,63 @@ fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
     }
 }
 
-/// The configured projects this sync covers: `--project`s (all when none),
-/// within `--shard`'s share.
-pub fn select_projects<'a>(
-    settings: &'a Settings,
+/// The projects to sync: the configured ones, those found by region and the
+/// account's (through IAM and its cached answers), narrowed to `--project`
+/// and to `--shard`'s share.
+pub async fn select_projects(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
     options: &SyncOptions,
-) -> Result<Vec<&'a ProjectSettings>, SyncError> {
+    now: DateTime<Utc>,
+) -> Result<Vec<ProjectSettings>, SyncError> {
     settings
         .require_projects()
         .map_err(|e| SyncError::Usage(e.to_string()))?;
+    let iam = Iam::new(client, Some(store), options.full, now);
+    let plan = crate::iam::plan(settings, &iam).await;
+    if !plan.problems.is_empty() {
+        return Err(SyncError::Projects(PlanErrors(plan.problems)));
+    }
+    // Expected in an account (the file's own notes the command says).
+    for note in &plan.notes {
+        tracing::info!("{note}");
+    }
+    for gap in &plan.gaps {
+        tracing::info!("{gap}");
+    }
+    let all: Vec<ProjectSettings> = plan.projects.into_iter().map(|p| p.project).collect();
     for wanted in &options.projects {
-        if !settings.projects.iter().any(|p| &p.id == wanted) {
-            let known: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+        if !all.iter().any(|p| &p.id == wanted) {
+            let known: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
             return Err(SyncError::Usage(format!(
                 "--project {wanted} is not in the configuration (configured: {})",
                 known.join(", ")
             )));
         }
     }
-    Ok(settings
-        .projects
-        .iter()
+    let found = all.len();
+    let selected: Vec<ProjectSettings> = all
+        .into_iter()
         .filter(|p| options.projects.is_empty() || options.projects.contains(&p.id))
         .filter(|p| options.shard.is_none_or(|shard| shard.includes(&p.id)))
-        .collect())
+        .collect();
+    if let (Some(shard), true) = (options.shard, selected.is_empty()) {
+        tracing::warn!("shard {shard} holds none of the {found} projects: nothing to sync");
+    }
+    Ok(selected)
+}
+
+/// What one (project, source) pair did, with the region it is in.
+struct ScopeResult {
+    scope: Scope,
+    region: String,
+    result: UnitResult,
 }
 
 impl SyncContext<'_> {
     /// Syncs one (project, source) pair; its failures are in the result.
-    async fn sync_unit(&self, project: &ProjectSettings, source: Source) -> UnitResult {
+    async fn sync_unit(&self, project: &ProjectSettings, source: Source) -> ScopeResult {
         let result = match source {
             Source::Nosql => nosql::sync_nosql(self, project).await,
             Source::Dbss => by_id::sync_dbss(self, project).await,
@@ -230,17 +327,25 @@ impl SyncContext<'_> {
             source,
             project_id: project.id.clone(),
         };
-        UnitResult::finish(result, scope)
+        ScopeResult {
+            result: UnitResult::finish(result, scope.clone()),
+            scope,
+            region: project.region.clone(),
+        }
     }
 }
 
 /// Closes the run with its outcome: failed when the credentials were refused,
-/// the writer failed or nothing succeeded; partial when only some units failed.
+/// the writer failed or nothing succeeded; partial when only some units
+/// failed. Each scope is recorded with its own outcome, requests and errors;
+/// the (project, source) pairs that synced without a failure are also recorded
+/// as complete (for `jobtrail_last_success_timestamp_seconds`).
 async fn finish(
     store: &Store,
     client: &ApiClient,
     run: SyncRun,
-    results: Vec<UnitResult>,
+    results: Vec<ScopeResult>,
+    answers: UnitResult,
     writer_failure: Option<SyncFailure>,
     started: Instant,
 ) -> Result<SyncReport, SyncError> {
@@ -249,12 +354,39 @@ async fn finish(
     let mut warnings = Vec::new();
     let mut succeeded_units = 0;
     let mut auth_refused = false;
-    for result in results {
+    let mut complete = Vec::new();
+    let mut records = Vec::with_capacity(results.len());
+    for ScopeResult {
+        scope,
+        region,
+        result,
+    } in results
+    {
+        if !writer_failed && result.errors.is_empty() && !result.run_refused {
+            complete.push((scope.project_id.clone(), scope.source));
+        }
+        records.push(ScopeRecord {
+            outcome: result.outcome(),
+            requests: client.requests_for(&scope.project_id, scope.source),
+            error: (!result.errors.is_empty()).then(|| {
+                let details: Vec<String> = result
+                    .errors
+                    .iter()
+                    .map(SyncFailure::within_scope)
+                    .collect();
+                summarize_errors(&details)
+            }),
+            project_id: scope.project_id,
+            region,
+            source: scope.source,
+        });
         errors.extend(result.errors);
         warnings.extend(result.warnings);
         succeeded_units += result.succeeded;
-        auth_refused |= result.auth_refused;
+        auth_refused |= result.run_refused;
     }
+    errors.extend(answers.errors);
+    warnings.extend(answers.warnings);
     let outcome = if errors.is_empty() {
         RunOutcome::Succeeded
     } else if auth_refused || writer_failed || succeeded_units == 0 {
@@ -263,17 +395,40 @@ async fn finish(
         RunOutcome::Partial
     };
     let requests = client.requests_made();
-    let error_text = (!errors.is_empty()).then(|| summarize_errors(&errors));
-    let totals = store
-        .finish_run(&run, outcome, requests, error_text.as_deref(), Utc::now())
-        .await?;
-    Ok(SyncReport {
-        run_id: run.id,
+    let error_text = run_record(&errors, &warnings);
+    let finished_at = Utc::now();
+    let pairs: Vec<(&str, Source)> = complete.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    store.record_complete_syncs(&pairs, finished_at).await?;
+    let end = RunEnd {
         outcome,
-        totals,
+        requests,
+        error: error_text.as_deref(),
+        finished_at,
+        scopes: &records,
+    };
+    let counts = store.finish_run(&run, end).await?;
+    let scopes = records
+        .into_iter()
+        .zip(counts.scopes)
+        .map(|(r, totals)| ScopeReport {
+            scope: Scope {
+                source: r.source,
+                project_id: r.project_id,
+            },
+            region: r.region,
+            outcome: r.outcome,
+            requests: r.requests,
+            totals,
+        })
+        .collect();
+    Ok(SyncReport {
+        run,
+        outcome,
+        totals: counts.totals,
         requests,
         errors,
         warnings,
         elapsed: started.elapsed(),
+        scopes,
     })
 }

@@ -14,6 +14,7 @@ use super::sink::Sink;
 use super::{IDS_IN_FLIGHT, SyncContext, SyncOptions};
 use crate::config::ProjectSettings;
 use crate::model::Source;
+use crate::progress::Work;
 use crate::sources::nosql;
 use crate::sources::{FetchError, RowSink};
 use crate::store::{StateUpdate, StoreError};
@@ -125,6 +126,8 @@ impl NosqlUnit<'_> {
         result: &mut UnitResult,
     ) {
         let windows = nosql::plan_windows(since, until);
+        let progress = self.ctx.progress;
+        progress.planned(self.project_id, Work::Windows, windows.len() as u64);
         // The watermark only moves forward, and only over a range that joins it.
         let may_advance = watermark.is_none_or(|wm| since <= wm);
         let mut done = DonePrefix::new(windows.len());
@@ -139,6 +142,7 @@ impl NosqlUnit<'_> {
             })
             .buffer_unordered(WINDOWS_IN_FLIGHT);
         while let Some((index, window, outcome)) = fetches.next().await {
+            progress.done(self.project_id, Work::Windows, 1);
             let stats = match outcome {
                 Ok(stats) => stats,
                 Err(e) => {
@@ -147,7 +151,6 @@ impl NosqlUnit<'_> {
                 }
             };
             result.succeeded += 1;
-            self.ctx.progress.windows_done(1);
             tracing::debug!(project = %self.project_id, pages = stats.pages, jobs = stats.jobs, "window stored");
             let prefix = done.mark(index);
             let reached = windows[prefix.saturating_sub(1)].end;
@@ -200,6 +203,10 @@ impl NosqlUnit<'_> {
             };
             plans.extend(group.plan(&stored, now));
         }
+        let planned = plans.len() as u64;
+        self.ctx
+            .progress
+            .planned(self.project_id, Work::Rechecks, planned);
         self.run_rechecks(plans, &misses, result).await;
         Ok(())
     }
@@ -216,6 +223,7 @@ impl NosqlUnit<'_> {
             })
             .buffer_unordered(IDS_IN_FLIGHT);
         while let Some(outcome) = checks.next().await {
+            self.ctx.progress.done(self.project_id, Work::Rechecks, 1);
             match outcome {
                 Ok(lookups) => {
                     result.succeeded += 1;
@@ -284,9 +292,9 @@ async fn look_up(
     now: DateTime<Utc>,
     sink: &Sink,
 ) -> Result<(String, bool), FetchError> {
-    let rows = nosql::fetch_by_id(target, id, at, now).await?;
-    let found = rows.iter().any(|row| row.job_id == id);
-    sink.rows(rows).await?;
+    let parsed = nosql::fetch_by_id(target, id, at, now).await?;
+    let found = parsed.rows.iter().any(|row| row.job_id == id);
+    sink.rows(parsed).await?;
     Ok((id.to_owned(), found))
 }
 

@@ -1,6 +1,6 @@
 //! What a sync reports: its failures and warnings as typed values (printed,
-//! and stored in `sync_runs.error`, as text), and what each (project, source)
-//! pair did.
+//! and stored in `sync_runs.error` and `sync_scopes.error`, as text), and what
+//! each (project, source) pair did.
 
 use std::fmt;
 
@@ -9,7 +9,9 @@ use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::sources::FetchError;
 use crate::sources::nosql::Window;
+use crate::store::RunOutcome;
 use crate::store::StoreError;
+use crate::text::for_terminal;
 
 use super::misses::GONE_AFTER_MISSES;
 
@@ -50,10 +52,15 @@ impl fmt::Display for Unit {
                 format_utc(w.end)
             ),
             Unit::List(name) => f.write_str(name),
-            Unit::Item { kind, id } => write!(f, "{kind} {id}"),
+            // IDs can come from the cloud (discovery): shown on one line, escaped.
+            Unit::Item { kind, id } => write!(f, "{kind} {}", for_terminal(id)),
         }
     }
 }
+
+/// Why a pair's calls were not all sent.
+const NOT_SENT: &str =
+    "not synced (or only in part), because a request was refused authentication or permission";
 
 /// One thing a sync could not do. Each names source, project and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +81,34 @@ pub enum SyncFailure {
     /// Reading what to fetch from the database failed, so the pair stopped.
     #[error("{scope}: database: {error}")]
     Store { scope: Scope, error: StoreError },
-    /// Calls were not sent after the credentials were refused (once per pair).
-    #[error("{scope}: not synced (or only in part), because a request was refused authentication")]
+    /// Calls were not sent after the credentials, or this pair's permission,
+    /// were refused (once per pair).
+    #[error("{scope}: {NOT_SENT}")]
     AuthRefused { scope: Scope },
+    /// Jobs left out of answers whose other jobs were stored: each lacked its
+    /// ID or status, or had a field of the wrong type. Their windows and
+    /// resources count as read, so one bad job cannot block them forever.
+    #[error(
+        "{scope}: {jobs} job(s) could not be read and were left out; the rest of their answers was stored ({why})"
+    )]
+    JobsLeftOut {
+        scope: Scope,
+        jobs: u64,
+        why: String,
+    },
+}
+
+impl SyncFailure {
+    /// The failure without the scope it is about, for that scope's own record
+    /// (`sync_scopes.error`, whose row already names project and source).
+    pub fn within_scope(&self) -> String {
+        match self {
+            SyncFailure::Fetch { unit, error, .. } => format!("{unit}: {error}"),
+            SyncFailure::Store { error, .. } => format!("database: {error}"),
+            SyncFailure::AuthRefused { .. } => NOT_SENT.into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Something worth knowing that did not fail the run.
@@ -91,6 +123,32 @@ pub enum SyncWarning {
         kind: &'static str,
         id: String,
     },
+    /// Jobs stored with values cut to the storage caps (`crate::limits`).
+    ValuesCut {
+        scope: Scope,
+        jobs: u64,
+        /// Each column cut, in how many jobs, and the largest size seen.
+        fields: String,
+        /// A few of the jobs' IDs, quoted.
+        examples: String,
+    },
+    /// Answers that were not valid UTF-8, stored with U+FFFD in place of each
+    /// invalid sequence.
+    NotUtf8 {
+        scope: Scope,
+        answers: u64,
+        sequences: u64,
+        first_path: String,
+    },
+    /// IDs from a discovery list or the database that cannot be a URL path
+    /// segment (`.`, `..`, with `/`): not requested.
+    UnsafeIds {
+        scope: Scope,
+        kind: &'static str,
+        count: usize,
+        /// A few of them, quoted, and why.
+        examples: String,
+    },
 }
 
 impl fmt::Display for SyncWarning {
@@ -98,11 +156,40 @@ impl fmt::Display for SyncWarning {
         match self {
             SyncWarning::JobGone { scope, id } => write!(
                 f,
-                "{scope} job {id}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)"
+                "{scope} job {}: not found by {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` lists its days again)",
+                for_terminal(id)
             ),
             SyncWarning::ItemGone { scope, kind, id } => write!(
                 f,
-                "{scope} {kind} {id}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)"
+                "{scope} {kind} {}: answered 404 {GONE_AFTER_MISSES} syncs in a row, so it was probably deleted in the cloud; it is no longer re-checked and keeps its last stored state (`sync --full` asks again)",
+                for_terminal(id)
+            ),
+            SyncWarning::ValuesCut {
+                scope,
+                jobs,
+                fields,
+                examples,
+            } => write!(
+                f,
+                "{scope}: {jobs} job(s) stored with values cut to the storage limits: {fields}; each cut ends with `…[cut: N bytes]`, and a cut raw_json says why in its `_jobtrail` member (e.g. job {examples})"
+            ),
+            SyncWarning::NotUtf8 {
+                scope,
+                answers,
+                sequences,
+                first_path,
+            } => write!(
+                f,
+                "{scope}: {answers} answer(s) were not valid UTF-8 ({sequences} invalid byte sequence(s), first in GET {first_path}); stored with the replacement character U+FFFD in their place"
+            ),
+            SyncWarning::UnsafeIds {
+                scope,
+                kind,
+                count,
+                examples,
+            } => write!(
+                f,
+                "{scope}: {count} {kind} ID(s) not requested, because they cannot be sent in a URL path: {examples}"
             ),
         }
     }
@@ -123,6 +210,17 @@ pub(super) fn summarize_errors<E: fmt::Display>(errors: &[E]) -> String {
     text
 }
 
+/// What `sync_runs.error` keeps of a run: its failures, then its warnings
+/// (each line starting `warning: `), capped; `None` for a run with neither.
+pub(super) fn run_record(errors: &[SyncFailure], warnings: &[SyncWarning]) -> Option<String> {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(warnings.iter().map(|w| format!("warning: {w}")))
+        .collect();
+    (!lines.is_empty()).then(|| summarize_errors(&lines))
+}
+
 /// What one (project, source) pair did.
 #[derive(Debug, Default)]
 pub(super) struct UnitResult {
@@ -130,7 +228,10 @@ pub(super) struct UnitResult {
     pub succeeded: usize,
     pub errors: Vec<SyncFailure>,
     pub warnings: Vec<SyncWarning>,
+    /// A call of this pair was refused authentication or permission.
     pub auth_refused: bool,
+    /// The credentials themselves were refused: the whole run fails.
+    pub run_refused: bool,
     /// Some calls were not sent because the credentials were refused.
     pub skipped: bool,
 }
@@ -160,6 +261,7 @@ impl UnitResult {
         if let FetchError::Api(e) = &error {
             let skipped = matches!(e, ApiError::Skipped { .. });
             self.auth_refused |= e.is_auth() || skipped;
+            self.run_refused |= e.stops_run();
             if skipped {
                 self.skipped = true;
                 return;
@@ -170,6 +272,18 @@ impl UnitResult {
             unit,
             error,
         });
+    }
+
+    /// How the pair ended: succeeded without a failure; failed when nothing
+    /// of it succeeded or the credentials were refused; partial otherwise.
+    pub fn outcome(&self) -> RunOutcome {
+        if self.errors.is_empty() {
+            RunOutcome::Succeeded
+        } else if self.succeeded == 0 || self.auth_refused {
+            RunOutcome::Failed
+        } else {
+            RunOutcome::Partial
+        }
     }
 
     /// The pair's result once it ended, or why reading the database stopped it.

@@ -148,7 +148,7 @@ fn by_id(range: &[(String, DateTime<Utc>)]) -> impl Iterator<Item = Recheck> + '
 
 /// Chooses, for stale unfinished jobs sorted by start time, the cheapest mix of
 /// ID lookups (one request each) and re-reads of a span of consecutive jobs
-/// (at most one 30-day window, costing one request per 50 stored jobs in it).
+/// (at most one API window, costing one request per 50 stored jobs in it).
 /// `stored` holds the sorted start times of the stored jobs around them.
 /// Dynamic programming over prefixes: `best[i]` is the fewest requests that
 /// cover the first `i` jobs. Past [`MAX_PLANNED_RECHECKS`] jobs, each longest

@@ -128,15 +128,18 @@ async fn drain<W: BatchWriter>(
             Some(Some(found)) => found,
         };
         let mut batch = JobBatch::default();
-        add(&mut batch, first);
+        // The rows' share of the queue's byte budget, released once written.
+        let mut permits = Vec::new();
+        add(&mut batch, &mut permits, first);
         while batch.rows.len() < ROWS_PER_BATCH {
             match rx.try_recv() {
-                Ok(found) => add(&mut batch, found),
+                Ok(found) => add(&mut batch, &mut permits, found),
                 Err(_) => break,
             }
         }
         let (opened, rows) = open.get_or_insert_with(|| (Instant::now(), 0));
         writer.write(sync_id, &batch).await?;
+        drop(permits);
         *rows += batch.rows.len();
         if *rows >= policy.max_rows || opened.elapsed() >= policy.max_open {
             commit(writer, &mut open, progress).await?;
@@ -158,9 +161,12 @@ async fn commit<W: BatchWriter>(
     Ok(())
 }
 
-fn add(batch: &mut JobBatch, found: Found) {
+fn add(batch: &mut JobBatch, permits: &mut Vec<tokio::sync::OwnedSemaphorePermit>, found: Found) {
     match found {
-        Found::Rows(rows) => batch.rows.extend(rows),
+        Found::Rows(rows, permit) => {
+            batch.rows.extend(rows);
+            permits.push(permit);
+        }
         Found::State(update) => batch.state.push(update),
     }
 }
@@ -214,6 +220,9 @@ mod tests {
     }
 
     fn running_jobs(ids: &[&str]) -> Found {
+        let permit = std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit");
         Found::Rows(
             ids.iter()
                 .map(|id| {
@@ -227,6 +236,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            permit,
         )
     }
 

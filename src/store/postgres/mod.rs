@@ -2,15 +2,20 @@
 //! many sync hosts. Opening (timeouts, migrations, the newer-schema refusal),
 //! and the same operations as the SQLite store, in PostgreSQL's dialect:
 //! bulk job writes (`writer`, through `copy`), per-project sync locks
-//! (`lock`), runs, state, the sync's reads (`jobs`), `status`, `report`,
-//! read-only user SQL (`adhoc`) and whole-history copies (`transfer`).
+//! (`lock`), runs and their scopes (`runs`, `scopes`), state, the sync's
+//! reads (`jobs`), what operators watch (`ops`), cached IAM answers (`iam`),
+//! `status`, `report`, read-only user SQL (`adhoc`) and whole-history copies
+//! (`transfer`).
 
 mod adhoc;
 mod copy;
+mod iam;
 mod jobs;
 mod lock;
+mod ops;
 mod report;
 mod runs;
+mod scopes;
 mod state;
 mod status;
 mod transfer;

@@ -13,7 +13,7 @@ use super::{PgStore, PgStoreError, to_millis};
 use crate::model::Source;
 use crate::normalize::format_utc;
 use crate::store::{
-    FailureGroup, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts,
+    FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, UnfinishedCounts,
 };
 
 /// The time a job counts at in a report.
@@ -52,6 +52,21 @@ impl PgStore {
             "SELECT COALESCE(fail_reason, error_code) AS reason, source, job_type, \
                COUNT(*) AS failures, MIN(t) AS first, MAX(t) AS last \
              FROM f WHERE status = 'failed' GROUP BY reason, source, job_type",
+        );
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// The selected failed jobs grouped by reason and week (the Monday it
+    /// starts, UTC, as in [`PgStore::job_groups`]), for the reasons-over-time grid.
+    pub async fn failure_weeks(
+        &self,
+        window: &JobWindow<'_>,
+    ) -> Result<Vec<FailureWeek>, PgStoreError> {
+        let mut q = selected_jobs(window);
+        q.push(
+            "SELECT COALESCE(fail_reason, error_code) AS reason, \
+               date_trunc('week', t AT TIME ZONE 'UTC')::date AS week, COUNT(*) AS failures \
+             FROM f WHERE status = 'failed' GROUP BY reason, week",
         );
         Ok(q.build_query_as().fetch_all(&self.pool).await?)
     }
@@ -178,6 +193,16 @@ impl FromRow<'_, PgRow> for JobGroup {
             first: first.map(format_utc),
             last: last.map(format_utc),
             durations_ms: durations.unwrap_or_default(),
+        })
+    }
+}
+
+impl FromRow<'_, PgRow> for FailureWeek {
+    fn from_row(row: &PgRow) -> sqlx::Result<Self> {
+        Ok(FailureWeek {
+            reason: row.try_get("reason")?,
+            week: row.try_get::<Option<NaiveDate>, _>("week")?,
+            failures: row.try_get("failures")?,
         })
     }
 }

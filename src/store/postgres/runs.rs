@@ -1,5 +1,6 @@
 //! `sync_runs` on PostgreSQL: one row per sync, opened when it starts and
-//! closed with its outcome.
+//! closed with its outcome and, in the same transaction, the outcome of each
+//! of its scopes (`scopes`).
 //!
 //! Many hosts sync one database at once, so "a run still marked running was
 //! interrupted" can no longer be assumed as on SQLite (where the caller holds
@@ -11,9 +12,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 
-use super::{PgStore, PgStoreError, connect, to_millis};
+use super::{PgStore, PgStoreError, connect, scopes, to_millis};
 use crate::model::Source;
-use crate::store::{RunOutcome, RunTotals, SyncRun};
+use crate::store::{RETAINED_RUNS, RunCounts, RunEnd, RunTotals, SyncRun};
 
 /// The high 32 bits of every run's advisory lock key; the low 32 bits are the
 /// run id's. ("jtrn": project locks never use it, see `lock`.)
@@ -72,31 +73,34 @@ impl PgStore {
         })
     }
 
-    /// Closes a run with its outcome, releases its lock, and returns what it
+    /// Closes a run with its outcome and records each of its scopes, in one
+    /// transaction; releases its lock; returns what the run and each scope
     /// stored.
     pub async fn finish_run(
         &self,
         run: &SyncRun,
-        outcome: RunOutcome,
-        requests: u64,
-        error: Option<&str>,
-        finished_at: DateTime<Utc>,
-    ) -> Result<RunTotals, PgStoreError> {
-        let totals = self.run_totals(run).await?;
+        end: RunEnd<'_>,
+    ) -> Result<RunCounts, PgStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let by_scope = scopes::totals_by_scope(&mut tx, run).await?;
+        let totals = scopes::sum(&by_scope);
+        let scope_totals = scopes::insert(&mut tx, run, end.scopes, &by_scope).await?;
+        scopes::prune(&mut tx, run, RETAINED_RUNS).await?;
         sqlx::query(
             "UPDATE sync_runs SET finished_at = $1, status = $2, requests = $3, jobs_seen = $4,
              jobs_new = $5, jobs_changed = $6, error = $7 WHERE id = $8",
         )
-        .bind(to_millis(finished_at))
-        .bind(outcome.as_str())
-        .bind(i64::try_from(requests).unwrap_or(i64::MAX))
+        .bind(to_millis(end.finished_at))
+        .bind(end.outcome.as_str())
+        .bind(i64::try_from(end.requests).unwrap_or(i64::MAX))
         .bind(totals.seen)
         .bind(totals.new)
         .bind(totals.changed)
-        .bind(error.map(|e| super::copy::without_nul(e).into_owned()))
+        .bind(end.error.map(|e| super::copy::without_nul(e).into_owned()))
         .bind(run.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut session = self.run_session.lock().await;
         if let Some(conn) = session.as_mut() {
             let released = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -108,26 +112,17 @@ impl PgStore {
                 session.take();
             }
         }
-        Ok(totals)
+        Ok(RunCounts {
+            totals,
+            scopes: scope_totals,
+        })
     }
 
     /// Counts a run's jobs from the rows it touched and the history it wrote
     /// (ids after the run began, so the cost follows the run's size).
     pub async fn run_totals(&self, run: &SyncRun) -> Result<RunTotals, PgStoreError> {
-        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE last_sync_id = $1")
-            .bind(run.id)
-            .fetch_one(&self.pool)
-            .await?;
-        let (new, changed): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE old_status IS NULL),
-                    COUNT(*) FILTER (WHERE old_status IS NOT NULL)
-             FROM job_status_changes WHERE id > $1 AND sync_id = $2",
-        )
-        .bind(run.history_before)
-        .bind(run.id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(RunTotals { seen, new, changed })
+        let mut conn = self.pool.acquire().await?;
+        Ok(scopes::sum(&scopes::totals_by_scope(&mut conn, run).await?))
     }
 }
 

@@ -1,4 +1,5 @@
-//! `sync_state` on PostgreSQL: watermarks and 404 counts, keyed by project,
+//! `sync_state` on PostgreSQL: watermarks, 404 counts and which DBSS jobs
+//! path answers, keyed by project,
 //! source and name, set alone or with a job batch (`writer`).
 
 use std::collections::HashMap;
@@ -8,10 +9,10 @@ use sqlx::postgres::PgConnection;
 
 use super::copy::without_nul;
 use super::{PgStore, PgStoreError, to_millis};
-use crate::model::Source;
+use crate::model::{DbssJobsPath, Source};
 use crate::normalize::parse_api_time;
 use crate::store::StateUpdate;
-use crate::store::state::{MISSING_PREFIX, StateRow, WATERMARK_KEY};
+use crate::store::state::{DBSS_JOBS_PATH_KEY, MISSING_PREFIX, StateRow, WATERMARK_KEY};
 
 /// Sets many values in one statement. A key given twice keeps its last value
 /// (one statement cannot upsert a row twice).
@@ -28,6 +29,18 @@ impl PgStore {
     ) -> Result<Option<DateTime<Utc>>, PgStoreError> {
         let value = self.get_state(project_id, source, WATERMARK_KEY).await?;
         Ok(value.as_deref().and_then(parse_api_time))
+    }
+
+    /// The DBSS jobs path that last answered for a project, if one has (a
+    /// value this build does not know reads as none).
+    pub async fn dbss_jobs_path(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<DbssJobsPath>, PgStoreError> {
+        let value = self
+            .get_state(project_id, Source::Dbss, DBSS_JOBS_PATH_KEY)
+            .await?;
+        Ok(value.and_then(|v| v.parse().ok()))
     }
 
     /// Reads one state value as stored.

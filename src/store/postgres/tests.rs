@@ -13,7 +13,7 @@ use sqlx::ConnectOptions;
 use super::*;
 use crate::model::{JobRow, Source, Status};
 use crate::normalize::parse_api_time;
-use crate::store::{JobBatch, RunOutcome, RunTotals, StateUpdate};
+use crate::store::{JobBatch, RunEnd, RunOutcome, RunTotals, StateUpdate};
 
 const SERVER_VAR: &str = "JOBTRAIL_TEST_POSTGRES";
 
@@ -173,9 +173,10 @@ async fn sync_batches(store: &PgStore, batches: Vec<Vec<JobRow>>) -> Vec<RunTota
             .expect("write");
         totals.push(
             store
-                .finish_run(&run, RunOutcome::Succeeded, 1, None, when)
+                .finish_run(&run, RunEnd::bare(RunOutcome::Succeeded, 1, when))
                 .await
-                .expect("finish"),
+                .expect("finish")
+                .totals,
         );
     }
     totals
@@ -904,14 +905,14 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
     let totals = other_host
         .finish_run(
             &live,
-            RunOutcome::Partial,
-            7,
-            Some("one project failed"),
-            now,
+            RunEnd {
+                error: Some("one project failed"),
+                ..RunEnd::bare(RunOutcome::Partial, 7, now)
+            },
         )
         .await
         .expect("finish");
-    assert_eq!(totals, RunTotals::default());
+    assert_eq!(totals.totals, RunTotals::default());
     let finished: (String, i64, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT status, requests, finished_at FROM sync_runs WHERE id = $1")
             .bind(live.id)
@@ -920,7 +921,7 @@ async fn a_run_left_running_by_a_dead_process_is_closed_and_a_live_one_is_not() 
             .expect("run");
     assert_eq!(finished, ("partial".to_owned(), 7, Some(now)));
     db.store
-        .finish_run(&next, RunOutcome::Succeeded, 0, None, now)
+        .finish_run(&next, RunEnd::bare(RunOutcome::Succeeded, 0, now))
         .await
         .expect("finish");
     // Finished runs hold no lock: beginning another closes nothing of theirs.
