@@ -4,7 +4,7 @@
 
 use jobtrail::sim::{Fault, FaultRule, SimConfig};
 
-use crate::util::Env;
+use crate::util::{Backend, Env};
 
 const REFUSED: &str = "2b9e4f6a1c3d4e5f8a7b6c5d4e3f2a1b";
 const OTHERS: [&str; 2] = [
@@ -14,6 +14,32 @@ const OTHERS: [&str; 2] = [
 
 /// project, region, source, status, requests, jobs_seen, error
 type ScopeRow = (String, String, String, String, i64, i64, Option<String>);
+
+/// The scope rows of run 1, through `jobtrail query` (either backend).
+async fn first_run_scopes(env: &Env) -> Vec<ScopeRow> {
+    let rows = env
+        .rows(
+            "SELECT project_id, region, source, status, requests, jobs_seen, error \
+             FROM sync_scopes WHERE sync_id = 1 ORDER BY project_id, source",
+            &[],
+        )
+        .await;
+    rows.iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().expect(k).to_owned();
+            let n = |k: &str| r[k].as_i64().expect(k);
+            (
+                s("project_id"),
+                s("region"),
+                s("source"),
+                s("status"),
+                n("requests"),
+                n("jobs_seen"),
+                r["error"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
 
 fn three_projects() -> SimConfig {
     SimConfig {
@@ -50,23 +76,23 @@ fn expected_counts(env: &Env, project: &str) -> [i64; 3] {
 }
 
 async fn stored_counts(env: &Env, project: &str) -> [i64; 3] {
-    let pool = env.pool().await;
     let mut counts = [0; 3];
     for (slot, source) in ["nosql", "dbss", "image"].iter().enumerate() {
-        counts[slot] =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE project_id = ? AND source = ?")
-                .bind(project)
-                .bind(source)
-                .fetch_one(&pool)
-                .await
-                .expect("count");
+        counts[slot] = env
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM jobs WHERE project_id = '{project}' AND source = '{source}'"
+            ))
+            .await;
     }
     counts
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_project_refused_never_hides_the_others_and_status_names_it() {
-    let env = Env::start(three_projects()).await;
+on_both_backends!(one_project_refused_never_hides_the_others_and_status_names_it);
+
+async fn one_project_refused_never_hides_the_others_and_status_names_it(backend: Backend) {
+    let Some(env) = Env::start_on(three_projects(), backend).await else {
+        return;
+    };
     env.sim
         .add_fault(FaultRule::new(format!("/{REFUSED}/"), Fault::Status(403)));
 
@@ -96,14 +122,7 @@ async fn one_project_refused_never_hides_the_others_and_status_names_it() {
     assert!(!run.stdout.contains(OTHERS[0]), "{}", run.stdout);
 
     // Every scope has its own row: requests, jobs and the error.
-    let pool = env.pool().await;
-    let scopes: Vec<ScopeRow> = sqlx::query_as(
-        "SELECT project_id, region, source, status, requests, jobs_seen, error FROM sync_scopes \
-         WHERE sync_id = 1 ORDER BY project_id, source",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("scopes");
+    let scopes = first_run_scopes(&env).await;
     assert_eq!(scopes.len(), 9);
     for (project, region, source, status, requests, seen, error) in &scopes {
         assert_eq!(region, "cn-north-4");
@@ -124,14 +143,14 @@ async fn one_project_refused_never_hides_the_others_and_status_names_it() {
             assert_eq!(*seen, expected_counts(&env, project)[slot]);
         }
     }
-    let (run_requests, run_seen): (i64, i64) =
-        sqlx::query_as("SELECT requests, jobs_seen FROM sync_runs WHERE id = 1")
-            .fetch_one(&pool)
-            .await
-            .expect("run");
+    let run_requests = env
+        .scalar("SELECT requests FROM sync_runs WHERE id = 1")
+        .await;
+    let run_seen = env
+        .scalar("SELECT jobs_seen FROM sync_runs WHERE id = 1")
+        .await;
     assert_eq!(run_requests, scopes.iter().map(|s| s.4).sum::<i64>());
     assert_eq!(run_seen, scopes.iter().map(|s| s.5).sum::<i64>());
-    pool.close().await;
 
     // Still refused a run later: failing since the first run, two runs in a row.
     env.jobtrail(&["sync"]).await.assert_code(3);
@@ -157,14 +176,16 @@ async fn one_project_refused_never_hides_the_others_and_status_names_it() {
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     let failing = v["failing_scopes"].as_array().expect("failing_scopes");
     assert_eq!(failing.len(), 3);
-    let first_run: String = sqlx::query_scalar("SELECT started_at FROM sync_runs WHERE id = 1")
-        .fetch_one(&env.pool().await)
-        .await
-        .expect("first run");
+    let runs = v["recent_runs"].as_array().expect("recent_runs");
+    let first_run = runs
+        .iter()
+        .find(|r| r["id"] == 1)
+        .and_then(|r| r["started_at"].as_str())
+        .expect("the first run's start");
     for scope in failing {
         assert_eq!(scope["project_id"], REFUSED);
         assert_eq!(scope["status"], "failed");
-        assert_eq!(scope["failing_since"], first_run.as_str());
+        assert_eq!(scope["failing_since"], first_run);
         assert_eq!(scope["failed_runs"], 2);
         assert_eq!(scope["last_run_id"], 2);
         assert!(scope["error"].as_str().is_some_and(|e| e.contains("403")));

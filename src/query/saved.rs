@@ -61,6 +61,10 @@ const POSTGRES_BUILTIN: &[(&str, &str)] = &[
         include_str!("../../queries/postgres/job-history.sql"),
     ),
     (
+        "new-failures",
+        include_str!("../../queries/postgres/new-failures.sql"),
+    ),
+    (
         "recent-failures",
         include_str!("../../queries/postgres/recent-failures.sql"),
     ),

@@ -197,11 +197,13 @@ async fn migrations_apply_and_reopening_changes_nothing() {
         [
             "_sqlx_migrations",
             "failures_by_type_reason",
+            "iam_projects",
             "job_status_changes",
             "jobs",
             "recent_failures",
             "running_jobs",
             "sync_runs",
+            "sync_scopes",
             "sync_state"
         ]
     );
@@ -1461,5 +1463,205 @@ async fn status_and_report_reads_answer_as_on_sqlite() {
     assert_eq!(
         jobs(sqlite.export_jobs(None, 1_000).await.expect("jobs")),
         jobs(postgres.export_jobs(None, 1_000).await.expect("jobs"))
+    );
+}
+
+/// A scope of project `project` (NoSQL) that ended with `outcome`.
+fn scope(project: &str, outcome: RunOutcome) -> crate::store::ScopeRecord {
+    crate::store::ScopeRecord {
+        project_id: project.into(),
+        region: "cn-north-4".into(),
+        source: Source::Nosql,
+        outcome,
+        requests: 3,
+        error: (outcome != RunOutcome::Succeeded).then(|| format!("{project} refused")),
+    }
+}
+
+#[tokio::test]
+async fn scopes_are_counted_in_the_run_s_transaction_and_a_failing_streak_is_dated() {
+    let Some(db) = test_db().await else { return };
+    let store = &db.store;
+    let mut counts = vec![];
+    for (day, rows, scopes) in [
+        (
+            "2024-03-01T00:00:00Z",
+            vec![job("a", Status::Running), job("b", Status::Failed)],
+            vec![
+                scope("p1", RunOutcome::Succeeded),
+                scope("p2", RunOutcome::Failed),
+            ],
+        ),
+        (
+            "2024-03-02T00:00:00Z",
+            vec![job("a", Status::Failed)],
+            vec![
+                scope("p1", RunOutcome::Failed),
+                scope("p2", RunOutcome::Partial),
+            ],
+        ),
+    ] {
+        let when = at(day);
+        let run = store.begin_run(&[Source::Nosql], when).await.expect("run");
+        store
+            .write_batch(run.id, when, &batch(rows))
+            .await
+            .expect("write");
+        let end = RunEnd {
+            scopes: &scopes,
+            ..RunEnd::bare(RunOutcome::Partial, 9, when)
+        };
+        counts.push(store.finish_run(&run, end).await.expect("finish"));
+        if counts.len() == 2 {
+            // Run 2 saw `a` become failed; `b` was failed already.
+            let news = store.new_failures(&run).await.expect("new failures");
+            let ids: Vec<&str> = news.iter().map(|f| f.job_id.as_str()).collect();
+            assert_eq!(ids, ["a"]);
+            assert_eq!(
+                store.new_failure_counts(&run).await.expect("counts"),
+                vec![(Source::Nosql, 1)]
+            );
+        }
+    }
+    let seen = |c: &crate::store::RunCounts| (c.totals.seen, c.totals.new, c.totals.changed);
+    assert_eq!(seen(&counts[0]), (2, 2, 0));
+    assert_eq!(counts[0].scopes[0], counts[0].totals, "p1 stored them all");
+    assert_eq!(counts[0].scopes[1], RunTotals::default());
+    assert_eq!(seen(&counts[1]), (1, 0, 1));
+    let failing: Vec<(String, String, String, i64, String)> = store
+        .failing_scopes()
+        .await
+        .expect("failing")
+        .into_iter()
+        .map(|f| {
+            (
+                f.project_id,
+                f.status,
+                f.failing_since,
+                f.failed_runs,
+                f.last_run_at,
+            )
+        })
+        .collect();
+    let row = |p: &str, s: &str, since: &str, n| {
+        (
+            p.to_owned(),
+            s.to_owned(),
+            since.to_owned(),
+            n,
+            "2024-03-02T00:00:00.000Z".to_owned(),
+        )
+    };
+    assert_eq!(
+        failing,
+        vec![
+            row("p2", "partial", "2024-03-01T00:00:00.000Z", 2),
+            row("p1", "failed", "2024-03-02T00:00:00.000Z", 1),
+        ],
+        "longest failing first, times as SQLite gives them"
+    );
+    assert!(
+        store
+            .oldest_unfinished_by_source()
+            .await
+            .expect("oldest")
+            .is_empty(),
+        "nothing is running any more"
+    );
+}
+
+#[tokio::test]
+async fn iam_answers_last_successes_and_the_dbss_path_read_back_as_on_sqlite() {
+    use crate::model::{DbssJobsPath, IamProject};
+    use crate::store::{IamCacheKey, IamLookup, LastSuccess};
+
+    let Some(db) = test_db().await else { return };
+    let store = &db.store;
+    let key = |lookup| IamCacheKey {
+        credential: "c1",
+        endpoint: "https://iam.example/",
+        lookup,
+    };
+    let project = |id: &str, enabled| IamProject {
+        id: id.into(),
+        name: format!("{id}-name"),
+        enabled,
+    };
+    let all = [project("b", true), project("a", true), project("c", false)];
+    let first = at("2024-03-01T00:00:00.123Z");
+    assert_eq!(
+        store
+            .cached_iam_projects(&key(IamLookup::Account))
+            .await
+            .expect("read"),
+        None
+    );
+    store
+        .cache_iam_projects(&key(IamLookup::Account), &all, first)
+        .await
+        .expect("store");
+    let read = store
+        .cached_iam_projects(&key(IamLookup::Account))
+        .await
+        .expect("read")
+        .expect("cached");
+    assert_eq!(
+        (read.projects.as_slice(), read.fetched_at),
+        (&all[..], first)
+    );
+    let later = at("2024-03-02T00:00:00Z");
+    store
+        .cache_iam_projects(&key(IamLookup::Account), &all[2..], later)
+        .await
+        .expect("replace");
+    let read = store
+        .cached_iam_projects(&key(IamLookup::Account))
+        .await
+        .expect("read")
+        .expect("cached");
+    assert_eq!(
+        (read.projects.as_slice(), read.fetched_at),
+        (&all[2..], later)
+    );
+    assert_eq!(
+        store
+            .cached_iam_projects(&key(IamLookup::Name("cn-north-4")))
+            .await
+            .expect("read"),
+        None
+    );
+
+    store
+        .record_complete_syncs(&[("p1", Source::Nosql), ("p1", Source::Dbss)], first)
+        .await
+        .expect("record");
+    store
+        .record_complete_syncs(&[("p1", Source::Dbss)], later)
+        .await
+        .expect("record");
+    let want = |source, at| LastSuccess {
+        project_id: "p1".into(),
+        source,
+        at,
+    };
+    assert_eq!(
+        store.last_successes().await.expect("read"),
+        vec![want(Source::Dbss, later), want(Source::Nosql, first)]
+    );
+
+    assert_eq!(store.dbss_jobs_path("p1").await.expect("read"), None);
+    store
+        .set_state(
+            &StateUpdate::DbssJobsPath {
+                project_id: "p1".into(),
+                path: DbssJobsPath::Legacy,
+            },
+            later,
+        )
+        .await
+        .expect("set");
+    assert_eq!(
+        store.dbss_jobs_path("p1").await.expect("read"),
+        Some(DbssJobsPath::Legacy)
     );
 }
