@@ -145,7 +145,7 @@ impl SqliteStore {
     }
 
     /// The selected failed jobs grouped by reason and week (the week as in
-    /// [`Store::job_groups`]), for the report's reasons-over-time grid.
+    /// [`SqliteStore::job_groups`]), for the report's reasons-over-time grid.
     pub async fn failure_weeks(
         &self,
         window: &JobWindow<'_>,

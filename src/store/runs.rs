@@ -122,7 +122,7 @@ impl SqliteStore {
     }
 }
 
-/// How a run ended, as [`Store::finish_run`] records it.
+/// How a run ended, as [`crate::store::Store::finish_run`] records it.
 #[derive(Debug, Clone, Copy)]
 pub struct RunEnd<'a> {
     pub outcome: RunOutcome,
