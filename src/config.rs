@@ -256,7 +256,7 @@ impl Settings {
                 Some(n) => Some(NosqlSettings {
                     since: match &n.since {
                         None => None,
-                        Some(s) => Some(parse_date_or_datetime(s.get_ref()).map_err(|why| {
+                        Some(s) => Some(parse_nosql_date(s.get_ref()).map_err(|why| {
                             invalid(format!(
                                 "line {}: project.nosql.since = {:?}: {why}",
                                 at(s.span()),
@@ -388,16 +388,82 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
-/// `Z` or an offset; none means UTC).
-pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
-    let v = value.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc())
-            .unwrap_or_default());
+// ---------------------------------------------------------------------------
+// Dates a user writes: `since`/`until` flags and the `since` key. Every one is
+// parsed and range-checked here, so no date outside the range reaches a
+// computation that would overflow or a stored text that would sort wrongly.
+
+/// The earliest date accepted anywhere: the Unix epoch. No API reports a job
+/// before it (DBSS counts milliseconds from it).
+pub const EARLIEST_DATE: NaiveDate = ymd(1970, 1, 1);
+
+/// The latest date accepted anywhere: stored times are fixed-width
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, and a later year would need a fifth digit (and
+/// then sort before every other time).
+pub const LATEST_DATE: NaiveDate = ymd(9999, 12, 31);
+
+/// The earliest date of a NoSQL range (`[project.nosql] since`, `sync --since`
+/// and `--until`): the task list has no jobs that old (the service is far
+/// younger), and each 30-day window before it would cost a request.
+pub const EARLIEST_NOSQL_DATE: NaiveDate = ymd(2000, 1, 1);
+
+const fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a date"),
     }
+}
+
+/// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
+/// `Z` or an offset; none means UTC), from [`EARLIEST_DATE`] to the end of
+/// [`LATEST_DATE`] (UTC); anything else is refused, saying the range.
+pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
+    parse_in_range(value, EARLIEST_DATE)
+}
+
+/// [`parse_date_or_datetime`] for a bound of the NoSQL task list's range: from
+/// [`EARLIEST_NOSQL_DATE`] on.
+pub fn parse_nosql_date(value: &str) -> Result<DateTime<Utc>, String> {
+    parse_in_range(value, EARLIEST_NOSQL_DATE)
+}
+
+/// The end of an "until" bound that includes its day: a date means the next
+/// midnight, a date-time itself. `None` past the end of [`LATEST_DATE`],
+/// which no stored time reaches: the bound then leaves nothing out.
+pub fn parse_end_of_day(value: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let t = parse_date_or_datetime(value)?;
+    if NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").is_err() {
+        return Ok(Some(t));
+    }
+    Ok(t.checked_add_days(chrono::Days::new(1))
+        .filter(|end| end.date_naive() <= LATEST_DATE))
+}
+
+fn parse_in_range(value: &str, earliest: NaiveDate) -> Result<DateTime<Utc>, String> {
+    let t = parse_any_date(value.trim())
+        .map_err(|why| format!("{why}, from {earliest} to {LATEST_DATE}"))?;
+    let day = t.date_naive();
+    if day < earliest || day > LATEST_DATE {
+        let why = if earliest == EARLIEST_NOSQL_DATE && day < earliest {
+            " (the NoSQL task list has no jobs that old)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{} is outside the dates accepted here: {earliest} to {LATEST_DATE}{why}",
+            value.trim()
+        ));
+    }
+    Ok(t)
+}
+
+/// Any date or date-time form, without a range check. Times are in whole
+/// milliseconds, as stored.
+fn parse_any_date(v: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    // The API formats, within the years 0000-9999 (UTC).
     if let Some(t) = crate::normalize::parse_api_time(v) {
         return Ok(t);
     }
@@ -405,6 +471,15 @@ pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
         if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
             return Ok(t.and_utc());
         }
+    }
+    // A well-formed time just outside 0000-9999 once in UTC (9999-12-31T23:00-05:00).
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(v, fmt) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
     }
     Err("expected a date like 2024-01-31 or a date-time like 2024-01-31T08:00:00Z".into())
 }
@@ -733,5 +808,56 @@ job_ids = ["702364883651395584"]
             Ok("2024-02-29T00:30:00.000Z")
         );
         assert!(t("2024-02-30").is_err());
+    }
+
+    /// Issue 18 item 11: a `since` before about 1677 made a sync "succeed"
+    /// without a request, and 9999-12-31 as an end bound became year 10000.
+    #[test]
+    fn dates_outside_the_accepted_range_are_refused_with_the_range() {
+        let t = |s| parse_date_or_datetime(s).map(crate::normalize::format_utc);
+        assert_eq!(t("1970-01-01").as_deref(), Ok("1970-01-01T00:00:00.000Z"));
+        assert_eq!(
+            t("9999-12-31T23:59:59.999Z").as_deref(),
+            Ok("9999-12-31T23:59:59.999Z")
+        );
+        for bad in [
+            "1969-12-31",
+            "0001-01-01",
+            "1677-09-21T00:12:43Z",
+            "9999-12-31T23:00:00-05:00",
+            "10000-01-01",
+        ] {
+            let why = t(bad).expect_err(bad);
+            assert!(why.contains("1970-01-01 to 9999-12-31"), "{bad}: {why}");
+        }
+        let nosql = |s| parse_nosql_date(s).map(crate::normalize::format_utc);
+        assert_eq!(nosql("2000-01-01").as_deref(), Ok("2000-01-01T00:00:00.000Z"));
+        let why = nosql("1999-12-31").expect_err("too old");
+        assert!(
+            why.contains("2000-01-01 to 9999-12-31") && why.contains("NoSQL"),
+            "{why}"
+        );
+        let end = |s| parse_end_of_day(s).map(|t| t.map(crate::normalize::format_utc));
+        assert_eq!(end("9999-12-31"), Ok(None), "no bound after the last day");
+        assert_eq!(
+            end("2024-01-31"),
+            Ok(Some("2024-02-01T00:00:00.000Z".to_owned()))
+        );
+        assert_eq!(
+            end("9999-12-31T12:00:00Z"),
+            Ok(Some("9999-12-31T12:00:00.000Z".to_owned()))
+        );
+        assert!(end("0001-01-01").is_err());
+    }
+
+    #[test]
+    fn a_nosql_since_before_the_service_is_refused_with_key_and_line() {
+        let err = parse(&FULL.replace("2024-01-01", "0001-01-01")).expect_err("too old");
+        assert!(
+            err.contains("line 9")
+                && err.contains("project.nosql.since")
+                && err.contains("2000-01-01 to 9999-12-31"),
+            "{err}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::{
-    ConfigError, ProjectIds, Settings, line_of, parse_date_or_datetime, parse_endpoint,
+    ConfigError, ProjectIds, Settings, line_of, parse_endpoint, parse_nosql_date,
     parse_region,
 };
 use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
@@ -366,7 +366,7 @@ impl Linter<'_> {
             let (key, value) = entry;
             if key.get_ref() == "since" {
                 if let Some(since) = self.string("project.nosql.since", value)
-                    && let Err(why) = parse_date_or_datetime(since)
+                    && let Err(why) = parse_nosql_date(since)
                 {
                     self.at(
                         value.span(),
