@@ -57,7 +57,7 @@ struct NosqlFile {
 #[serde(deny_unknown_fields)]
 struct DbssFile {
     #[serde(default)]
-    resource_ids: Vec<String>,
+    resource_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
@@ -66,7 +66,7 @@ struct DbssFile {
 #[serde(deny_unknown_fields)]
 struct ImageFile {
     #[serde(default)]
-    job_ids: Vec<String>,
+    job_ids: Vec<Spanned<String>>,
     #[serde(default)]
     discover: bool,
 }
@@ -209,86 +209,15 @@ impl Settings {
         // toml's own messages name the line, column and unknown key.
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
-        let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let lines = Lines::new(text);
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let relative = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
-
-        let overrides = [
-            ("nosql", &file.endpoints.nosql),
-            ("dbss", &file.endpoints.dbss),
-            ("image", &file.endpoints.image),
-            ("iam", &file.endpoints.iam),
-        ];
-        let mut parsed_overrides: Vec<(&str, Url)> = Vec::new();
-        for (key, value) in overrides {
-            if let Some(value) = value {
-                let url = parse_endpoint(value.get_ref(), file.allow_insecure_endpoints).map_err(
-                    |why| {
-                        invalid(format!(
-                            "line {}: endpoints.{key} = {:?}: {why}",
-                            at(value.span()),
-                            value.get_ref()
-                        ))
-                    },
-                )?;
-                parsed_overrides.push((key, url));
-            }
-        }
-
-        let mut projects = Vec::new();
+        let overrides = endpoint_overrides(&file, &lines).map_err(invalid)?;
+        let mut projects = Vec::with_capacity(file.projects.len());
         let mut seen_ids = ProjectIds::default();
         for (index, p) in file.projects.iter().enumerate() {
-            let id = seen_ids
-                .add(p.id.get_ref())
-                .map_err(|why| invalid(format!("line {}: {why}", at(p.id.span()))))?;
-            let (region, mut endpoints) = parse_region(p.region.get_ref())
-                .map_err(|why| invalid(format!("line {}: {why}", at(p.region.span()))))?;
-            for (key, url) in &parsed_overrides {
-                match *key {
-                    "nosql" => endpoints.nosql = url.clone(),
-                    "dbss" => endpoints.dbss = url.clone(),
-                    "image" => endpoints.image = url.clone(),
-                    _ => endpoints.iam = url.clone(),
-                }
-            }
-            let nosql = match &p.nosql {
-                None => None,
-                Some(n) => Some(NosqlSettings {
-                    since: match &n.since {
-                        None => None,
-                        Some(s) => Some(parse_nosql_date(s.get_ref()).map_err(|why| {
-                            invalid(format!(
-                                "line {}: project.nosql.since = {:?}: {why}",
-                                at(s.span()),
-                                s.get_ref()
-                            ))
-                        })?),
-                    },
-                }),
-            };
-            let dbss = p.dbss.as_ref().map(|d| DbssSettings {
-                resource_ids: dedup(&d.resource_ids),
-                discover: d.discover,
-            });
-            let image = p.image.as_ref().map(|i| ImageSettings {
-                job_ids: dedup(&i.job_ids),
-                discover: i.discover,
-            });
-            if nosql.is_none() && dbss.is_none() && image.is_none() {
-                return Err(invalid(format!(
-                    "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
-                    at(p.id.span()),
-                    index + 1
-                )));
-            }
-            projects.push(ProjectSettings {
-                id: id.to_owned(),
-                region: region.to_owned(),
-                nosql,
-                dbss,
-                image,
-                endpoints,
-            });
+            let project = project_settings(p, index, &mut seen_ids, &overrides, &lines);
+            projects.push(project.map_err(invalid)?);
         }
         Ok(Settings {
             database: file.database.map(relative),
@@ -298,14 +227,190 @@ impl Settings {
     }
 }
 
-fn dedup(ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if !out.iter().any(|o| o == id) {
+/// The `[endpoints]` the file sets, parsed, with the key they replace.
+fn endpoint_overrides(
+    file: &ConfigFile,
+    lines: &Lines,
+) -> Result<Vec<(&'static str, Url)>, String> {
+    let overrides = [
+        ("nosql", &file.endpoints.nosql),
+        ("dbss", &file.endpoints.dbss),
+        ("image", &file.endpoints.image),
+        ("iam", &file.endpoints.iam),
+    ];
+    let mut parsed = Vec::new();
+    for (key, value) in overrides {
+        if let Some(value) = value {
+            let url =
+                parse_endpoint(value.get_ref(), file.allow_insecure_endpoints).map_err(|why| {
+                    format!(
+                        "line {}: endpoints.{key} = {}: {why}",
+                        lines.at(value.span()),
+                        shown(value.get_ref())
+                    )
+                })?;
+            parsed.push((key, url));
+        }
+    }
+    Ok(parsed)
+}
+
+/// One `[[project]]` resolved, or why not (with its line).
+fn project_settings(
+    p: &ProjectFile,
+    index: usize,
+    seen_ids: &mut ProjectIds,
+    overrides: &[(&str, Url)],
+    lines: &Lines,
+) -> Result<ProjectSettings, String> {
+    let id = seen_ids
+        .add(p.id.get_ref())
+        .map_err(|why| format!("line {}: {why}", lines.at(p.id.span())))?;
+    let (region, mut endpoints) = parse_region(p.region.get_ref())
+        .map_err(|why| format!("line {}: {why}", lines.at(p.region.span())))?;
+    for (key, url) in overrides {
+        match *key {
+            "nosql" => endpoints.nosql = url.clone(),
+            "dbss" => endpoints.dbss = url.clone(),
+            "image" => endpoints.image = url.clone(),
+            _ => endpoints.iam = url.clone(),
+        }
+    }
+    let since = |s: &Spanned<String>| {
+        parse_nosql_date(s.get_ref()).map_err(|why| {
+            format!(
+                "line {}: project.nosql.since = {}: {why}",
+                lines.at(s.span()),
+                shown(s.get_ref())
+            )
+        })
+    };
+    let nosql = match &p.nosql {
+        None => None,
+        Some(n) => Some(NosqlSettings {
+            since: n.since.as_ref().map(since).transpose()?,
+        }),
+    };
+    let dbss = match &p.dbss {
+        None => None,
+        Some(d) => Some(DbssSettings {
+            resource_ids: unique_ids("project.dbss.resource_ids", &d.resource_ids, lines)?,
+            discover: d.discover,
+        }),
+    };
+    let image = match &p.image {
+        None => None,
+        Some(i) => Some(ImageSettings {
+            job_ids: unique_ids("project.image.job_ids", &i.job_ids, lines)?,
+            discover: i.discover,
+        }),
+    };
+    if nosql.is_none() && dbss.is_none() && image.is_none() {
+        return Err(format!(
+            "line {}: project {id} (#{}) has no source table: add [project.nosql], [project.dbss] or [project.image] under it",
+            lines.at(p.id.span()),
+            index + 1
+        ));
+    }
+    Ok(ProjectSettings {
+        id: id.to_owned(),
+        region: region.to_owned(),
+        nosql,
+        dbss,
+        image,
+        endpoints,
+    })
+}
+
+/// The IDs of a list, trimmed, without empty ones and repeats (the first of
+/// each kept, in order), in linear time: a list of a million IDs is fine. An
+/// ID longer than [`MAX_LISTED_ID`] is refused with its line.
+fn unique_ids(key: &str, ids: &[Spanned<String>], lines: &Lines) -> Result<Vec<String>, String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut out = Vec::with_capacity(ids.len());
+    for item in ids {
+        let id = item.get_ref().trim();
+        check_listed_id(key, id).map_err(|why| format!("line {}: {why}", lines.at(item.span())))?;
+        if !id.is_empty() && seen.insert(id) {
             out.push(id.to_owned());
         }
     }
-    out
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Length limits. A value from the file is refused, naming its key and line,
+// when it is far longer than any real one: nothing downstream (URLs, headers,
+// messages, the database) then has to cope with a megabyte-long ID.
+
+/// The longest `project.id`: IAM project IDs are 32 hex characters.
+pub const MAX_PROJECT_ID: usize = 64;
+/// The longest `project.region`: it becomes one label of the endpoints' host
+/// names, which DNS caps at 63 characters.
+pub const MAX_REGION: usize = 63;
+/// The longest ID in `resource_ids` or `job_ids`: real ones are UUIDs (36
+/// characters) or 18-digit numbers.
+pub const MAX_LISTED_ID: usize = 128;
+/// The longest endpoint URL.
+pub const MAX_ENDPOINT: usize = 2048;
+
+/// Refuses a value of `key` longer than `max` characters, saying what a real
+/// one looks like. The message gives the length, not the value (which may be
+/// megabytes).
+fn check_length(key: &str, value: &str, max: usize, real: &str) -> Result<(), String> {
+    if value.chars().nth(max).is_none() {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} is {} characters long, at most {max} are accepted ({real})",
+        value.chars().count()
+    ))
+}
+
+/// An ID of `resource_ids` or `job_ids` (`key`), trimmed: within [`MAX_LISTED_ID`].
+pub fn check_listed_id(key: &str, id: &str) -> Result<(), String> {
+    check_length(
+        "an ID",
+        id,
+        MAX_LISTED_ID,
+        "real ones are UUIDs or numbers of about 20 digits",
+    )
+    .map_err(|why| why.replacen("an ID", &format!("an ID in {key}"), 1))
+}
+
+/// A value from the file, quoted and cut for a message.
+pub(crate) fn shown(value: &str) -> String {
+    format!("{:?}", crate::text::truncate_chars(value, 100))
+}
+
+/// 1-based line numbers of byte offsets, from one pass over the text: a
+/// file with a problem on each of 300k lines is still checked in linear time.
+pub(crate) struct Lines {
+    /// Offsets of every `\n`.
+    newlines: Vec<usize>,
+}
+
+impl Lines {
+    pub(crate) fn new(text: &str) -> Lines {
+        Lines {
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// The line of a byte offset.
+    pub(crate) fn of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&nl| nl < offset) + 1
+    }
+
+    /// The line where a span starts.
+    pub(crate) fn at(&self, span: std::ops::Range<usize>) -> usize {
+        self.of(span.start)
+    }
 }
 
 /// The project IDs of one file so far: each must be a project ID, and none may
@@ -317,13 +422,20 @@ impl ProjectIds {
     /// Takes the next `project.id` as written: the ID trimmed, or why it is refused.
     pub fn add<'v>(&mut self, value: &'v str) -> Result<&'v str, String> {
         let id = value.trim();
+        check_length(
+            "project.id",
+            id,
+            MAX_PROJECT_ID,
+            "a project ID is 32 hex characters",
+        )?;
         if id.is_empty()
             || !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(format!(
-                "project.id {value:?} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)"
+                "project.id {} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)",
+                shown(value)
             ));
         }
         if !self.0.insert(id.to_owned()) {
@@ -337,30 +449,34 @@ impl ProjectIds {
 /// endpoints, or why it is refused.
 pub fn parse_region(value: &str) -> Result<(&str, Endpoints), String> {
     let region = value.trim();
+    check_length(
+        "project.region",
+        region,
+        MAX_REGION,
+        "region names are like \"cn-north-4\"",
+    )?;
     if region.is_empty()
         || !region
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
         return Err(format!(
-            "project.region {value:?} is not a region name such as \"cn-north-4\""
+            "project.region {} is not a region name such as \"cn-north-4\"",
+            shown(value)
         ));
     }
     Ok((region, Endpoints::public(region)?))
 }
 
-/// 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// An endpoint must be https, unless it is loopback (the simulator) or insecure
 /// endpoints are explicitly allowed: a typo must not send signed requests in clear text.
 pub fn parse_endpoint(value: &str, allow_insecure: bool) -> Result<Url, String> {
+    check_length(
+        "the URL",
+        value.trim(),
+        MAX_ENDPOINT,
+        "an endpoint is a base URL",
+    )?;
     let url = Url::parse(value.trim()).map_err(|e| format!("not a URL ({e})"))?;
     if url.host_str().is_none() {
         return Err("the URL has no host".into());
@@ -831,7 +947,10 @@ job_ids = ["702364883651395584"]
             assert!(why.contains("1970-01-01 to 9999-12-31"), "{bad}: {why}");
         }
         let nosql = |s| parse_nosql_date(s).map(crate::normalize::format_utc);
-        assert_eq!(nosql("2000-01-01").as_deref(), Ok("2000-01-01T00:00:00.000Z"));
+        assert_eq!(
+            nosql("2000-01-01").as_deref(),
+            Ok("2000-01-01T00:00:00.000Z")
+        );
         let why = nosql("1999-12-31").expect_err("too old");
         assert!(
             why.contains("2000-01-01 to 9999-12-31") && why.contains("NoSQL"),

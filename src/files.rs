@@ -63,7 +63,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let mut tmp = builder.tempfile_in(folder).map_err(io)?;
     if let Some(meta) = existing.as_ref().filter(|m| m.is_file()) {
-        tmp.as_file().set_permissions(meta.permissions()).map_err(io)?;
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(io)?;
     }
     // On any error below, dropping `tmp` deletes the temporary file.
     tmp.write_all(bytes).map_err(io)?;

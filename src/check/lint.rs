@@ -8,8 +8,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::{
-    ConfigError, ProjectIds, Settings, line_of, parse_endpoint, parse_nosql_date,
-    parse_region,
+    ConfigError, Lines, ProjectIds, Settings, check_listed_id, parse_endpoint, parse_nosql_date,
+    parse_region, shown,
 };
 use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
 
@@ -115,8 +115,12 @@ fn first_line_number(message: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-struct Linter<'t> {
-    text: &'t str,
+/// Problems listed for the items of one ID list; the rest are counted in one
+/// more line (a list of 300k bad IDs must not print 300k lines).
+const MAX_ITEM_PROBLEMS: usize = 10;
+
+struct Linter {
+    lines: Lines,
     problems: Vec<Problem>,
 }
 
@@ -125,9 +129,9 @@ type Entry<'a, 'i> = (
     &'a Spanned<DeValue<'i>>,
 );
 
-impl Linter<'_> {
+impl Linter {
     fn at(&mut self, span: std::ops::Range<usize>, message: String) {
-        let line = line_of(self.text, span.start);
+        let line = self.lines.at(span);
         self.problems.push(Problem {
             line: Some(line),
             message,
@@ -184,16 +188,35 @@ impl Linter<'_> {
         b
     }
 
-    fn string_list(&mut self, name: &str, value: &Spanned<DeValue<'_>>) {
-        match value.get_ref().as_array() {
-            None => self.wrong_type(name, value, "a list of strings, e.g. [\"id-1\", \"id-2\"]"),
-            Some(items) => {
-                for item in items.iter() {
-                    if !item.get_ref().is_str() {
-                        self.wrong_type(&format!("every item of {name}"), item, "a string");
-                    }
-                }
+    /// A list of IDs: strings, each within the length limit [`Settings::parse`]
+    /// applies. At most [`MAX_ITEM_PROBLEMS`] items are named, the rest counted.
+    fn id_list(&mut self, name: &str, value: &Spanned<DeValue<'_>>) {
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong_type(name, value, "a list of strings, e.g. [\"id-1\", \"id-2\"]");
+            return;
+        };
+        let before = self.problems.len();
+        let mut more = 0usize;
+        for item in items.iter() {
+            let problem = match item.get_ref().as_str() {
+                None => Some(None),
+                Some(id) => check_listed_id(name, id.trim()).err().map(Some),
+            };
+            let Some(problem) = problem else { continue };
+            if self.problems.len() - before >= MAX_ITEM_PROBLEMS {
+                more += 1;
+                continue;
             }
+            match problem {
+                None => self.wrong_type(&format!("every item of {name}"), item, "a string"),
+                Some(why) => self.at(item.span(), why),
+            }
+        }
+        if more > 0 {
+            self.at(
+                value.span(),
+                format!("{more} more items of {name} have the same kinds of problems"),
+            );
         }
     }
 
@@ -253,7 +276,7 @@ impl Linter<'_> {
             if let Some(url) = self.string(&name, value)
                 && let Err(why) = parse_endpoint(url, allow_insecure)
             {
-                self.at(value.span(), format!("{name} = {url:?}: {why}"));
+                self.at(value.span(), format!("{name} = {}: {why}", shown(url)));
             }
         }
     }
@@ -370,7 +393,7 @@ impl Linter<'_> {
                 {
                     self.at(
                         value.span(),
-                        format!("project.nosql.since = {since:?}: {why}"),
+                        format!("project.nosql.since = {}: {why}", shown(since)),
                     );
                 }
             } else {
@@ -384,7 +407,7 @@ impl Linter<'_> {
             let (key, value) = entry;
             let name = format!("project.{source}.{}", key.get_ref());
             if key.get_ref() == ids_key {
-                self.string_list(&name, value);
+                self.id_list(&name, value);
             } else if key.get_ref() == "discover" {
                 self.boolean(&name, value);
             } else {
@@ -407,12 +430,12 @@ fn article(type_name: &str) -> String {
 pub fn lint(text: &str) -> Vec<Problem> {
     let (doc, errors) = DeTable::parse_recoverable(text);
     let mut linter = Linter {
-        text,
+        lines: Lines::new(text),
         problems: Vec::new(),
     };
     if !errors.is_empty() {
         for e in errors {
-            let line = e.span().map(|s| line_of(text, s.start));
+            let line = e.span().map(|s| linter.lines.at(s));
             linter.problems.push(Problem {
                 line,
                 message: format!("not valid TOML: {}", e.message().trim_end()),
@@ -531,6 +554,92 @@ nosql = "http://example.com"
         assert!(!report.problems.is_empty());
         assert_eq!(report.problems[0].line, Some(2), "{:?}", report.problems);
         assert!(report.problems[0].message.contains("not valid TOML"));
+    }
+
+    /// Issue 18 item 13: removing repeated IDs compared each with all before
+    /// it, so 300k `job_ids` took over a minute. Now linear.
+    #[test]
+    fn a_list_of_300k_job_ids_is_checked_and_its_repeats_dropped() {
+        use std::fmt::Write as _;
+        let n = 300_000;
+        let mut text = String::with_capacity(n * 24 + 100);
+        text.push_str("[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n");
+        text.push_str("[project.image]\njob_ids = [\n");
+        for i in 0..n {
+            // Every ID twice: the second half repeats the first.
+            let _ = writeln!(text, "\"{:018}\",", i % (n / 2));
+        }
+        text.push_str("]\n");
+        let report = check(&text);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let settings = report.settings.expect("valid");
+        let ids = &settings.projects[0].image.as_ref().expect("image").job_ids;
+        assert_eq!(ids.len(), n / 2);
+        assert_eq!(ids[0], format!("{:018}", 0));
+        assert_eq!(ids[n / 2 - 1], format!("{:018}", n / 2 - 1));
+    }
+
+    /// Issue 18 item 13: a 30 MB project ID was "valid". Overlong values are
+    /// refused with key and line, and the message does not repeat them.
+    #[test]
+    fn overlong_values_are_refused_with_key_and_line_but_not_repeated() {
+        let long = "a".repeat(1_000_000);
+        let text = format!(
+            "[[project]]\nid = \"{long}\"\nregion = \"{}\"\n[project.dbss]\nresource_ids = [\n\"ok\",\n\"{}\",\n]\n[endpoints]\nnosql = \"https://{}.example.com\"\n",
+            "r".repeat(64),
+            "x".repeat(129),
+            "h".repeat(3000),
+        );
+        let report = check(&text);
+        let m = messages(&report);
+        let expect = [
+            ("line 2:", "project.id is 1000000 characters long"),
+            ("line 3:", "project.region is 64 characters long"),
+            (
+                "line 7:",
+                "an ID in project.dbss.resource_ids is 129 characters",
+            ),
+            ("line 10:", "endpoints.nosql = \"https://hhh"),
+        ];
+        for (line, what) in expect {
+            assert!(
+                m.iter().any(|x| x.starts_with(line) && x.contains(what)),
+                "{line} {what} not in {m:#?}"
+            );
+        }
+        assert!(m.iter().all(|x| x.len() < 400), "{m:#?}");
+        assert!(report.settings.is_none());
+        // The limits are the parser's own: what `sync` reads is refused too.
+        let id_only =
+            format!("[[project]]\nid = \"{long}\"\nregion = \"cn-north-4\"\n[project.nosql]\n");
+        let err = Settings::parse(&id_only, Path::new("/tmp/jobtrail.toml")).expect_err("refused");
+        assert!(
+            err.to_string().contains("line 2: project.id is 1000000"),
+            "{err}"
+        );
+        assert!(err.to_string().len() < 400);
+    }
+
+    #[test]
+    fn many_bad_items_of_one_list_are_counted_not_all_named() {
+        let items: Vec<String> = (0..50)
+            .map(|_| format!("\"{}\"", "9".repeat(200)))
+            .collect();
+        let text = format!(
+            "[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n[project.image]\njob_ids = [{}]\n",
+            items.join(", ")
+        );
+        let m = messages(&check(&text));
+        assert_eq!(
+            m.iter().filter(|x| x.contains("characters long")).count(),
+            MAX_ITEM_PROBLEMS,
+            "{m:#?}"
+        );
+        assert!(
+            m.iter()
+                .any(|x| x.contains("40 more items of project.image.job_ids")),
+            "{m:#?}"
+        );
     }
 
     #[test]

@@ -74,8 +74,7 @@ pub enum AdhocError {
 pub struct SqlFailure(Box<dyn std::error::Error + Send + Sync>);
 
 /// What a refused `ATTACH` is told.
-const ATTACH_REFUSED: &str =
-    "ATTACH would open another database file, or create it if missing";
+const ATTACH_REFUSED: &str = "ATTACH would open another database file, or create it if missing";
 /// What a refused `VACUUM INTO` is told.
 const VACUUM_INTO_REFUSED: &str = "VACUUM INTO would write a copy of the database to a new file";
 /// What a refused `VACUUM` is told.

@@ -100,9 +100,7 @@ fn open_lock_file(path: &Path) -> Result<File, LockError> {
         path: path.to_path_buf(),
         source,
     };
-    let is_symlink = || {
-        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-    };
+    let is_symlink = || std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
