@@ -7,6 +7,7 @@ mod util;
 mod auth;
 mod faults;
 mod first_run;
+mod hostile_files;
 mod incremental;
 mod reporting;
 mod sources;
