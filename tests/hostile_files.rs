@@ -152,9 +152,11 @@ async fn report_writes_into_a_pipe_and_to_stdout_without_replacing_anything() {
     cli(dir.path(), &db, &["report", "-o", "pipe"])
         .await
         .assert_code(0);
+    // Checked before waiting for the reader: had the pipe been replaced, the
+    // reader would wait for a writer forever.
+    assert!(is_fifo(&fifo), "the pipe is still a pipe");
     let html = reader.join().expect("reader");
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
-    assert!(is_fifo(&fifo), "the pipe is still a pipe");
 
     let run = cli(dir.path(), &db, &["report", "-o", "-"]).await;
     run.assert_code(0);
