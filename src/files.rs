@@ -173,3 +173,89 @@ fn write_into(path: &Path, bytes: &[u8], through_link: bool) -> Result<(), FileE
     file.write_all(bytes).map_err(io)?;
     file.flush().map_err(io)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const VICTIM: &str = "not yours\n";
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).expect("read")
+    }
+
+    #[test]
+    fn a_file_is_replaced_whole_and_keeps_its_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.txt");
+        write_atomically(&path, b"first").expect("new file");
+        assert_eq!(read(&path), "first");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        write_atomically(&path, b"second").expect("replace");
+        assert_eq!(read(&path), "second");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(names.len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, VICTIM).expect("victim");
+        let path = dir.path().join("out.txt");
+        std::os::unix::fs::symlink(&victim, &path).expect("plant");
+        write_atomically(&path, b"mine").expect("write");
+        assert_eq!(read(&victim), VICTIM);
+        assert_eq!(read(&path), "mine");
+        assert!(!std::fs::symlink_metadata(&path).expect("meta").is_symlink());
+    }
+
+    #[test]
+    fn a_folder_is_refused_and_nothing_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("folder");
+        std::fs::create_dir(&folder).expect("mkdir");
+        for write in [write_atomically, write_output] {
+            let err = write(&folder, b"x").expect_err("folder");
+            assert!(matches!(err, FileError::IsFolder { .. }), "{err}");
+            assert!(err.to_string().contains("is a folder"), "{err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn output_through_a_link_goes_only_into_a_pipe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("pipe");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).expect("link");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read pipe"))
+        };
+        write_output(&link, b"through the pipe").expect("written into the pipe");
+        assert_eq!(reader.join().expect("reader"), "through the pipe");
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, VICTIM).expect("victim");
+        let to_file = dir.path().join("to-file");
+        std::os::unix::fs::symlink(&victim, &to_file).expect("link");
+        let err = write_output(&to_file, b"x").expect_err("link to a file");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(read(&victim), VICTIM);
+        assert!(
+            std::fs::symlink_metadata(&to_file)
+                .expect("meta")
+                .is_symlink()
+        );
+    }
+}

@@ -148,4 +148,45 @@ mod tests {
         drop(first);
         SyncLock::acquire(&db, Duration::ZERO).expect("free again after drop");
     }
+
+    /// Issue 18 item 2: a lock file planted by someone who can write to the
+    /// database's folder made the sync truncate and rewrite another file.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_or_pipe_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "not yours\n").expect("victim");
+        let plants: [(&str, fn(&Path, &Path)); 3] = [
+            ("symbolic link", |victim, at| {
+                std::os::unix::fs::symlink(victim, at).expect("symlink");
+            }),
+            ("hard link", |victim, at| {
+                std::fs::hard_link(victim, at).expect("hard link");
+            }),
+            ("pipe", |_, at| {
+                let status = std::process::Command::new("mkfifo")
+                    .arg(at)
+                    .status()
+                    .expect("mkfifo");
+                assert!(status.success());
+            }),
+        ];
+        for (n, (what, plant)) in plants.into_iter().enumerate() {
+            let db = dir.path().join(format!("j{n}.db"));
+            let lock = dir.path().join(format!("j{n}.db.lock"));
+            plant(&victim, &lock);
+            let err = SyncLock::acquire(&db, Duration::ZERO).expect_err(what);
+            let text = err.to_string();
+            assert!(matches!(err, LockError::Planted { .. }), "{what}: {text}");
+            assert!(
+                text.contains(&lock.display().to_string()) && text.contains(what),
+                "{text}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&victim).expect("read"),
+                "not yours\n"
+            );
+        }
+    }
 }
