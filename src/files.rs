@@ -74,17 +74,26 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Where [`write_output`] put the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A regular file, replaced or created.
+    File,
+    /// Into a pipe or character device (possibly our own standard output).
+    Stream,
+}
+
 /// Writes `bytes` to an output the user named (`report -o`). A pipe (FIFO) or
 /// character device (a terminal, `/dev/null`, `/dev/stdout` on a pipe) is
 /// written straight into, never replaced; a regular file, or none yet, is
 /// replaced with [`write_atomically`]. Refused: a folder, a block device or
 /// socket, and a symlink to anything but a pipe or character device (replacing
 /// it would drop the link, writing through it could be a planted redirect).
-pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<Written, FileError> {
     let link = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return write_atomically(path, bytes);
+            return write_atomically(path, bytes).map(|()| Written::File);
         }
         Err(source) => {
             return Err(FileError::Io {
@@ -104,11 +113,11 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         why,
     };
     match target.as_ref().map(kind) {
-        Some(Kind::Stream) => write_into(path, bytes, is_link),
+        Some(Kind::Stream) => write_into(path, bytes, is_link).map(|()| Written::Stream),
         Some(Kind::Folder) => Err(FileError::IsFolder {
             path: path.to_path_buf(),
         }),
-        Some(Kind::Regular) if !is_link => write_atomically(path, bytes),
+        Some(Kind::Regular) if !is_link => write_atomically(path, bytes).map(|()| Written::File),
         Some(Kind::Regular) | None => Err(refused(
             "it is a symbolic link, which is not followed in case someone planted it; name the file it points to, or use -o - for standard output",
         )),
@@ -219,8 +228,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let folder = dir.path().join("folder");
         std::fs::create_dir(&folder).expect("mkdir");
-        for write in [write_atomically, write_output] {
-            let err = write(&folder, b"x").expect_err("folder");
+        let errors = [
+            write_atomically(&folder, b"x").expect_err("folder"),
+            write_output(&folder, b"x").expect_err("folder"),
+        ];
+        for err in errors {
             assert!(matches!(err, FileError::IsFolder { .. }), "{err}");
             assert!(err.to_string().contains("is a folder"), "{err}");
         }
@@ -242,7 +254,8 @@ mod tests {
             let fifo = fifo.clone();
             std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read pipe"))
         };
-        write_output(&link, b"through the pipe").expect("written into the pipe");
+        let written = write_output(&link, b"through the pipe").expect("written into the pipe");
+        assert_eq!(written, Written::Stream);
         assert_eq!(reader.join().expect("reader"), "through the pipe");
 
         let victim = dir.path().join("victim");

@@ -149,9 +149,12 @@ async fn report_writes_into_a_pipe_and_to_stdout_without_replacing_anything() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the pipe"))
     };
-    cli(dir.path(), &db, &["report", "-o", "pipe"])
-        .await
-        .assert_code(0);
+    let run = cli(dir.path(), &db, &["report", "-o", "pipe"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stdout.is_empty(),
+        "nothing after a page sent to a stream"
+    );
     // Checked before waiting for the reader: had the pipe been replaced, the
     // reader would wait for a writer forever.
     assert!(is_fifo(&fifo), "the pipe is still a pipe");

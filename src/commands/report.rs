@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{Exit, open_for_reading};
 use crate::cli::{GlobalArgs, ReportArgs};
+use crate::files::Written;
 use crate::report::ReportFilter;
 use crate::store::Store;
 
@@ -29,9 +30,10 @@ pub(super) async fn run(global: &GlobalArgs, args: &ReportArgs) -> Result<Exit> 
             .context("cannot write the report to standard output")?;
         return Ok(Exit::Ok);
     }
-    write_report(&store, &filter, &args.output).await?;
+    let written = write_report(&store, &filter, &args.output).await?;
     store.close().await;
-    if global.quiet == 0 {
+    // Not after a page sent into a pipe or terminal: that may be this very stdout.
+    if global.quiet == 0 && written == Written::File {
         println!("wrote {}", args.output.display());
     }
     Ok(Exit::Ok)
@@ -40,8 +42,11 @@ pub(super) async fn run(global: &GlobalArgs, args: &ReportArgs) -> Result<Exit> 
 /// Renders the HTML report to `path`: a regular file is replaced in one step
 /// (a failure leaves neither half a page nor a temporary file), a pipe or
 /// terminal is written into ([`crate::files::write_output`]).
-pub(super) async fn write_report(store: &Store, filter: &ReportFilter, path: &Path) -> Result<()> {
+pub(super) async fn write_report(
+    store: &Store,
+    filter: &ReportFilter,
+    path: &Path,
+) -> Result<Written> {
     let html = crate::report::render(store, filter, chrono::Utc::now()).await?;
-    crate::files::write_output(path, html.as_bytes())?;
-    Ok(())
+    Ok(crate::files::write_output(path, html.as_bytes())?)
 }

@@ -157,7 +157,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "not yours\n").expect("victim");
-        let plants: [(&str, fn(&Path, &Path)); 3] = [
+        type Plant = fn(&Path, &Path);
+        let plants: [(&str, Plant); 3] = [
             ("symbolic link", |victim, at| {
                 std::os::unix::fs::symlink(victim, at).expect("symlink");
             }),
