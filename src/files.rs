@@ -159,20 +159,43 @@ fn kind(meta: &Metadata) -> Kind {
 /// Writes into an existing pipe or character device: no creation, no
 /// truncation, and the file actually opened is checked again, so a pipe swapped
 /// for a regular file (or a link to one) after the first look is never written.
+/// A pipe that no one reads is refused rather than waited on: a pipe planted
+/// under the report's name must not hang a cron run.
 fn write_into(path: &Path, bytes: &[u8], through_link: bool) -> Result<(), FileError> {
     let io = |source| FileError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut options = OpenOptions::new();
-    options.write(true);
     #[cfg(unix)]
-    if !through_link {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    }
+    let open = |nonblocking: bool| {
+        let mut flags = if through_link { 0 } else { libc::O_NOFOLLOW };
+        if nonblocking {
+            flags |= libc::O_NONBLOCK;
+        }
+        let mut options = OpenOptions::new();
+        options.write(true);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, flags);
+        options.open(path)
+    };
     #[cfg(not(unix))]
-    let _ = through_link;
-    let mut file: File = options.open(path).map_err(io)?;
+    let open = |_: bool| {
+        let _ = through_link;
+        OpenOptions::new().write(true).open(path)
+    };
+    // Opening a pipe's write end without blocking fails (ENXIO) when it has
+    // no reader; the probe is closed again and the real open blocks as usual.
+    #[cfg(unix)]
+    match open(true) {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(FileError::Refused {
+                path: path.to_path_buf(),
+                why: "it is a pipe that no one is reading; start the reader first",
+            });
+        }
+        Err(e) => return Err(io(e)),
+        Ok(_probe) => {}
+    }
+    let mut file: File = open(false).map_err(io)?;
     if kind(&file.metadata().map_err(io)?) != Kind::Stream {
         return Err(FileError::Refused {
             path: path.to_path_buf(),
@@ -250,12 +273,25 @@ mod tests {
         assert!(status.success());
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&fifo, &link).expect("link");
-        let reader = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read pipe"))
-        };
+        let err = write_output(&link, b"x").expect_err("no reader");
+        assert!(err.to_string().contains("no one is reading"), "{err}");
+        // Held open for reading and writing, the pipe has a reader at once;
+        // once it is closed, the reader sees the end.
+        let keeper = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .expect("keeper");
+        // Opened here, while the keeper is a writer, so it never waits.
+        let mut read_end = File::open(&fifo).expect("read end");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut read_end, &mut text).expect("read pipe");
+            text
+        });
         let written = write_output(&link, b"through the pipe").expect("written into the pipe");
         assert_eq!(written, Written::Stream);
+        drop(keeper);
         assert_eq!(reader.join().expect("reader"), "through the pipe");
 
         let victim = dir.path().join("victim");

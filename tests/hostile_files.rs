@@ -145,10 +145,25 @@ async fn report_writes_into_a_pipe_and_to_stdout_without_replacing_anything() {
     let db = empty_db(dir.path()).await;
     let fifo = dir.path().join("pipe");
     mkfifo(&fifo);
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the pipe"))
-    };
+    // A pipe no one reads is refused, not waited on forever.
+    let run = cli(dir.path(), &db, &["report", "-o", "pipe"]).await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("no one is reading"), "{}", run.stderr);
+    assert!(is_fifo(&fifo), "the pipe is still a pipe");
+    // Held open for reading and writing, the pipe has a reader from the start;
+    // once it is closed, the reader thread sees the end of the page.
+    let keeper = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .expect("keeper");
+    // Opened here, while the keeper is a writer, so it never waits.
+    let mut read_end = std::fs::File::open(&fifo).expect("read end");
+    let reader = std::thread::spawn(move || {
+        let mut html = String::new();
+        std::io::Read::read_to_string(&mut read_end, &mut html).expect("read the pipe");
+        html
+    });
     let run = cli(dir.path(), &db, &["report", "-o", "pipe"]).await;
     run.assert_code(0);
     assert!(
@@ -158,6 +173,7 @@ async fn report_writes_into_a_pipe_and_to_stdout_without_replacing_anything() {
     // Checked before waiting for the reader: had the pipe been replaced, the
     // reader would wait for a writer forever.
     assert!(is_fifo(&fifo), "the pipe is still a pipe");
+    drop(keeper);
     let html = reader.join().expect("reader");
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
 
