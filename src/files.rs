@@ -35,6 +35,19 @@ pub enum FileError {
 /// followed, so a planted link cannot send the write elsewhere. A folder at
 /// `path` is refused.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    replace_file(path, bytes, None)
+}
+
+/// [`write_atomically`], the file readable by every user (0644) whatever the
+/// umask and its former mode: for a file another service reads (the metrics
+/// file, read by node_exporter's own user).
+pub fn write_atomically_readable_by_all(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    replace_file(path, bytes, Some(0o644))
+}
+
+/// The one way a file is replaced: `mode` forces the new file's permission
+/// bits, else an existing file's are kept.
+fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), FileError> {
     let io = |source| FileError::Io {
         path: path.to_path_buf(),
         source,
@@ -62,7 +75,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let mut tmp = builder.tempfile_in(folder).map_err(io)?;
-    if let Some(meta) = existing.as_ref().filter(|m| m.is_file()) {
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io)?;
+    }
+    if let Some(meta) = existing.as_ref().filter(|m| mode.is_none() && m.is_file()) {
         tmp.as_file()
             .set_permissions(meta.permissions())
             .map_err(io)?;
