@@ -392,8 +392,9 @@ fn parse_source(s: &str) -> Result<Source, String> {
     s.parse()
 }
 
+/// `sync --since/--until`: bounds of the NoSQL range.
 fn parse_when(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    crate::config::parse_date_or_datetime(s)
+    crate::config::parse_nosql_date(s)
 }
 
 #[cfg(test)]

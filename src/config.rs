@@ -317,7 +317,7 @@ impl Settings {
             message: e.to_string().trim_end().to_owned(),
         })?;
         let reader = FileReader {
-            text,
+            lines: Lines::new(text),
             path,
             allow_insecure: file.allow_insecure_endpoints,
         };
@@ -410,6 +410,7 @@ fn path_ids(key: &str, ids: &[Spanned<String>]) -> Result<Vec<String>, AtSpan> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let trimmed = id.get_ref().trim();
+        check_listed_id(key, trimmed).map_err(|why| (id.span(), why))?;
         if !trimmed.is_empty()
             && let Some(why) = crate::http::segment_problem(trimmed)
         {
@@ -445,7 +446,8 @@ pub fn parse_settled_recheck(value: &str) -> Result<std::time::Duration, String>
 
 /// Reads the raw file into settings, naming the file and line in every error.
 struct FileReader<'t> {
-    text: &'t str,
+    /// Line numbers of the file, from one pass over its text.
+    lines: Lines,
     path: &'t Path,
     allow_insecure: bool,
 }
@@ -459,7 +461,7 @@ impl FileReader<'_> {
     }
 
     fn line(&self, span: std::ops::Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.lines.at(span)
     }
 
     /// `database`: a file relative to the config file, or a PostgreSQL URL.
@@ -728,15 +730,13 @@ impl FileReader<'_> {
         key: &str,
     ) -> Result<Option<DateTime<Utc>>, ConfigError> {
         let Some(s) = value else { return Ok(None) };
-        parse_date_or_datetime(s.get_ref())
-            .map(Some)
-            .map_err(|why| {
-                self.invalid(format!(
-                    "line {}: {key} = {:?}: {why}",
-                    self.line(s.span()),
-                    s.get_ref()
-                ))
-            })
+        parse_nosql_date(s.get_ref()).map(Some).map_err(|why| {
+            self.invalid(format!(
+                "line {}: {key} = {:?}: {why}",
+                self.line(s.span()),
+                s.get_ref()
+            ))
+        })
     }
 
     /// `[account]`.
@@ -794,13 +794,90 @@ impl FileReader<'_> {
 }
 
 fn dedup(ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    // A HashSet: 300k job_ids took over a minute with a scan per ID.
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        if !out.iter().any(|o| o == id) {
+        if seen.insert(id) {
             out.push(id.to_owned());
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Length limits. A value from the file is refused, naming its key and line,
+// when it is far longer than any real one: nothing downstream (URLs, headers,
+// messages, the database) then has to cope with a megabyte-long ID.
+
+/// The longest `project.id`: IAM project IDs are 32 hex characters.
+pub const MAX_PROJECT_ID: usize = 64;
+/// The longest `project.region`: it becomes one label of the endpoints' host
+/// names, which DNS caps at 63 characters.
+pub const MAX_REGION: usize = 63;
+/// The longest ID in `resource_ids` or `job_ids`: real ones are UUIDs (36
+/// characters) or 18-digit numbers.
+pub const MAX_LISTED_ID: usize = 128;
+/// The longest endpoint URL.
+pub const MAX_ENDPOINT: usize = 2048;
+
+/// Refuses a value of `key` longer than `max` characters, saying what a real
+/// one looks like. The message gives the length, not the value (which may be
+/// megabytes).
+fn check_length(key: &str, value: &str, max: usize, real: &str) -> Result<(), String> {
+    if value.chars().nth(max).is_none() {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} is {} characters long, at most {max} are accepted ({real})",
+        value.chars().count()
+    ))
+}
+
+/// An ID of `resource_ids` or `job_ids` (`key`), trimmed: within [`MAX_LISTED_ID`].
+pub fn check_listed_id(key: &str, id: &str) -> Result<(), String> {
+    check_length(
+        "an ID",
+        id,
+        MAX_LISTED_ID,
+        "real ones are UUIDs or numbers of about 20 digits",
+    )
+    .map_err(|why| why.replacen("an ID", &format!("an ID in {key}"), 1))
+}
+
+/// A value from the file, quoted and cut for a message.
+pub(crate) fn shown(value: &str) -> String {
+    format!("{:?}", crate::text::truncate_chars(value, 100))
+}
+
+/// 1-based line numbers of byte offsets, from one pass over the text: a
+/// file with a problem on each of 300k lines is still checked in linear time.
+pub(crate) struct Lines {
+    /// Offsets of every `\n`.
+    newlines: Vec<usize>,
+}
+
+impl Lines {
+    pub(crate) fn new(text: &str) -> Lines {
+        Lines {
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// The line of a byte offset.
+    pub(crate) fn of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&nl| nl < offset) + 1
+    }
+
+    /// The line where a span starts.
+    pub(crate) fn at(&self, span: std::ops::Range<usize>) -> usize {
+        self.of(span.start)
+    }
 }
 
 /// The project IDs of one file so far: each must be a project ID, and none may
@@ -812,13 +889,20 @@ impl ProjectIds {
     /// Takes the next `project.id` as written: the ID trimmed, or why it is refused.
     pub fn add<'v>(&mut self, value: &'v str) -> Result<&'v str, String> {
         let id = value.trim();
+        check_length(
+            "project.id",
+            id,
+            MAX_PROJECT_ID,
+            "a project ID is 32 hex characters",
+        )?;
         if id.is_empty()
             || !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(format!(
-                "project.id {value:?} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)"
+                "project.id {} is not a project ID (letters, digits, - and _; find it under My Credentials → Projects)",
+                shown(value)
             ));
         }
         if !self.0.insert(id.to_owned()) {
@@ -832,30 +916,34 @@ impl ProjectIds {
 /// endpoints, or why it is refused.
 pub fn parse_region(value: &str) -> Result<(&str, Endpoints), String> {
     let region = value.trim();
+    check_length(
+        "project.region",
+        region,
+        MAX_REGION,
+        "region names are like \"cn-north-4\"",
+    )?;
     if region.is_empty()
         || !region
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
         return Err(format!(
-            "project.region {value:?} is not a region name such as \"cn-north-4\""
+            "project.region {} is not a region name such as \"cn-north-4\"",
+            shown(value)
         ));
     }
     Ok((region, Endpoints::public(region)?))
 }
 
-/// 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// An endpoint must be https, unless it is loopback (the simulator) or insecure
 /// endpoints are explicitly allowed: a typo must not send signed requests in clear text.
 pub fn parse_endpoint(value: &str, allow_insecure: bool) -> Result<Url, String> {
+    check_length(
+        "the URL",
+        value.trim(),
+        MAX_ENDPOINT,
+        "an endpoint is a base URL",
+    )?;
     let url = Url::parse(value.trim()).map_err(|e| format!("not a URL ({e})"))?;
     if url.host_str().is_none() {
         return Err("the URL has no host".into());
@@ -883,16 +971,77 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
-/// `Z` or an offset; none means UTC).
-pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
-    let v = value.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc())
-            .unwrap_or_default());
+/// The earliest date accepted anywhere: the Unix epoch. No API reports a job
+/// before it (DBSS counts milliseconds from it).
+pub const EARLIEST_DATE: NaiveDate = ymd(1970, 1, 1);
+
+/// The latest date accepted anywhere: stored times are fixed-width
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, and a later year would need a fifth digit (and
+/// then sort before every other time).
+pub const LATEST_DATE: NaiveDate = ymd(9999, 12, 31);
+
+/// The earliest date of a NoSQL range (`[project.nosql] since`, `sync --since`
+/// and `--until`): the task list has no jobs that old (the service is far
+/// younger), and each 30-day window before it would cost a request.
+pub const EARLIEST_NOSQL_DATE: NaiveDate = ymd(2000, 1, 1);
+
+const fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a date"),
     }
+}
+
+/// Parses `YYYY-MM-DD` (midnight UTC) or a date-time (`YYYY-MM-DDTHH:MM[:SS]`, with
+/// `Z` or an offset; none means UTC), from [`EARLIEST_DATE`] to the end of
+/// [`LATEST_DATE`] (UTC); anything else is refused, saying the range.
+pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
+    parse_in_range(value, EARLIEST_DATE)
+}
+
+/// [`parse_date_or_datetime`] for a bound of the NoSQL task list's range: from
+/// [`EARLIEST_NOSQL_DATE`] on.
+pub fn parse_nosql_date(value: &str) -> Result<DateTime<Utc>, String> {
+    parse_in_range(value, EARLIEST_NOSQL_DATE)
+}
+
+/// The end of an "until" bound that includes its day: a date means the next
+/// midnight, a date-time itself. `None` past the end of [`LATEST_DATE`],
+/// which no stored time reaches: the bound then leaves nothing out.
+pub fn parse_end_of_day(value: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let t = parse_date_or_datetime(value)?;
+    if NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").is_err() {
+        return Ok(Some(t));
+    }
+    Ok(t.checked_add_days(chrono::Days::new(1))
+        .filter(|end| end.date_naive() <= LATEST_DATE))
+}
+
+fn parse_in_range(value: &str, earliest: NaiveDate) -> Result<DateTime<Utc>, String> {
+    let t = parse_any_date(value.trim())
+        .map_err(|why| format!("{why}, from {earliest} to {LATEST_DATE}"))?;
+    let day = t.date_naive();
+    if day < earliest || day > LATEST_DATE {
+        let why = if earliest == EARLIEST_NOSQL_DATE && day < earliest {
+            " (the NoSQL task list has no jobs that old)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{} is outside the dates accepted here: {earliest} to {LATEST_DATE}{why}",
+            value.trim()
+        ));
+    }
+    Ok(t)
+}
+
+/// Any date or date-time form, without a range check. Times are in whole
+/// milliseconds, as stored.
+fn parse_any_date(v: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    // The API formats, within the years 0000-9999 (UTC).
     if let Some(t) = crate::normalize::parse_api_time(v) {
         return Ok(t);
     }
@@ -900,6 +1049,15 @@ pub fn parse_date_or_datetime(value: &str) -> Result<DateTime<Utc>, String> {
         if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
             return Ok(t.and_utc());
         }
+    }
+    // A well-formed time just outside 0000-9999 once in UTC (9999-12-31T23:00-05:00).
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(v, fmt) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
     }
     Err("expected a date like 2024-01-31 or a date-time like 2024-01-31T08:00:00Z".into())
 }
@@ -1655,5 +1813,59 @@ job_ids = ["702364883651395584"]
             "{err}"
         );
         assert!(parse(&FULL.replace("702364883651395584", "a/b")).is_err());
+    }
+
+    /// Issue 18 item 11: a `since` before about 1677 made a sync "succeed"
+    /// without a request, and 9999-12-31 as an end bound became year 10000.
+    #[test]
+    fn dates_outside_the_accepted_range_are_refused_with_the_range() {
+        let t = |s| parse_date_or_datetime(s).map(crate::normalize::format_utc);
+        assert_eq!(t("1970-01-01").as_deref(), Ok("1970-01-01T00:00:00.000Z"));
+        assert_eq!(
+            t("9999-12-31T23:59:59.999Z").as_deref(),
+            Ok("9999-12-31T23:59:59.999Z")
+        );
+        for bad in [
+            "1969-12-31",
+            "0001-01-01",
+            "1677-09-21T00:12:43Z",
+            "9999-12-31T23:00:00-05:00",
+            "10000-01-01",
+        ] {
+            let why = t(bad).expect_err(bad);
+            assert!(why.contains("1970-01-01 to 9999-12-31"), "{bad}: {why}");
+        }
+        let nosql = |s| parse_nosql_date(s).map(crate::normalize::format_utc);
+        assert_eq!(
+            nosql("2000-01-01").as_deref(),
+            Ok("2000-01-01T00:00:00.000Z")
+        );
+        let why = nosql("1999-12-31").expect_err("too old");
+        assert!(
+            why.contains("2000-01-01 to 9999-12-31") && why.contains("NoSQL"),
+            "{why}"
+        );
+        let end = |s| parse_end_of_day(s).map(|t| t.map(crate::normalize::format_utc));
+        assert_eq!(end("9999-12-31"), Ok(None), "no bound after the last day");
+        assert_eq!(
+            end("2024-01-31"),
+            Ok(Some("2024-02-01T00:00:00.000Z".to_owned()))
+        );
+        assert_eq!(
+            end("9999-12-31T12:00:00Z"),
+            Ok(Some("9999-12-31T12:00:00.000Z".to_owned()))
+        );
+        assert!(end("0001-01-01").is_err());
+    }
+
+    #[test]
+    fn a_nosql_since_before_the_service_is_refused_with_key_and_line() {
+        let err = parse(&FULL.replace("2024-01-01", "0001-01-01")).expect_err("too old");
+        assert!(
+            err.contains("line 9")
+                && err.contains("project.nosql.since")
+                && err.contains("2000-01-01 to 9999-12-31"),
+            "{err}"
+        );
     }
 }

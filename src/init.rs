@@ -64,6 +64,8 @@ pub enum InitError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 /// A TOML basic string for `value` (quoted and escaped).
@@ -582,12 +584,9 @@ pub fn write(path: &Path, text: &str, force: bool) -> Result<(), InitError> {
         return Err(write_error(std::io::Error::other("it is a folder")));
     }
     if force {
-        // Through a temporary file: an interrupted write never leaves half a config.
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, text).map_err(write_error)?;
-        std::fs::rename(&tmp, path).map_err(write_error)?;
+        // Replaced in one step: an interrupted write never leaves half a config,
+        // and a planted temporary name cannot redirect it.
+        crate::files::write_atomically(path, text.as_bytes())?;
         return Ok(());
     }
     let mut file = match std::fs::OpenOptions::new()

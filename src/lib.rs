@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod iam;
 pub mod init;

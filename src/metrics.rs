@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -242,31 +241,13 @@ fn escape_help(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-/// Writes `text` to `path` atomically: a new file beside it (created
-/// exclusively; mode 0644 so the collector's user can read it), flushed to
-/// disk, then renamed over `path`. A reader sees the old file or the new one,
-/// never a part.
-pub fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // The collector reads only `*.prom` files: the temporary one is not one.
-    let mut file = tempfile::Builder::new()
-        .prefix(".jobtrail-metrics-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    // Whatever the umask: node_exporter runs as another user.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+/// Writes `text` to `path` atomically ([`crate::files`]: a new file beside
+/// it, created exclusively, flushed, renamed over `path`), mode 0644 whatever
+/// the umask, since node_exporter runs as another user. A reader sees the old
+/// file or the new one, never a part; the temporary file's name ends in `.tmp`,
+/// which the collector (it reads `*.prom`) skips.
+pub fn write_file(path: &Path, text: &str) -> Result<(), crate::files::FileError> {
+    crate::files::write_atomically_readable_by_all(path, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod faults;
 mod fidelity;
 mod first_run;
 mod hostile_cloud;
+mod hostile_files;
 mod hostile_output;
 mod incremental;
 mod ops;

@@ -8,8 +8,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::{
-    ConfigError, EndpointOverrides, ProjectIds, SdkEnv, Settings, line_of, parse_date_or_datetime,
-    parse_endpoint, parse_region, parse_settled_recheck,
+    ConfigError, EndpointOverrides, Lines, ProjectIds, SdkEnv, Settings, check_listed_id,
+    parse_endpoint, parse_nosql_date, parse_region, parse_settled_recheck, shown,
 };
 use crate::init::{PROJECT_PLACEHOLDER, REGION_PLACEHOLDER};
 use crate::model::Source;
@@ -124,8 +124,12 @@ fn first_line_number(message: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-struct Linter<'t> {
-    text: &'t str,
+/// Problems listed for the items of one ID list; the rest are counted in one
+/// more line (a list of 300k bad IDs must not print 300k lines).
+const MAX_ITEM_PROBLEMS: usize = 10;
+
+struct Linter {
+    lines: Lines,
     problems: Vec<Problem>,
 }
 
@@ -134,9 +138,9 @@ type Entry<'a, 'i> = (
     &'a Spanned<DeValue<'i>>,
 );
 
-impl Linter<'_> {
+impl Linter {
     fn at(&mut self, span: std::ops::Range<usize>, message: String) {
-        let line = line_of(self.text, span.start);
+        let line = self.lines.at(span);
         self.problems.push(Problem {
             line: Some(line),
             message,
@@ -203,6 +207,38 @@ impl Linter<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A list of IDs: strings, each within the length limit [`Settings::parse`]
+    /// applies. At most [`MAX_ITEM_PROBLEMS`] items are named, the rest counted.
+    fn id_list(&mut self, name: &str, value: &Spanned<DeValue<'_>>) {
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong_type(name, value, "a list of strings, e.g. [\"id-1\", \"id-2\"]");
+            return;
+        };
+        let before = self.problems.len();
+        let mut more = 0usize;
+        for item in items.iter() {
+            let problem = match item.get_ref().as_str() {
+                None => Some(None),
+                Some(id) => check_listed_id(name, id.trim()).err().map(Some),
+            };
+            let Some(problem) = problem else { continue };
+            if self.problems.len() - before >= MAX_ITEM_PROBLEMS {
+                more += 1;
+                continue;
+            }
+            match problem {
+                None => self.wrong_type(&format!("every item of {name}"), item, "a string"),
+                Some(why) => self.at(item.span(), why),
+            }
+        }
+        if more > 0 {
+            self.at(
+                value.span(),
+                format!("{more} more items of {name} have the same kinds of problems"),
+            );
         }
     }
 
@@ -345,9 +381,10 @@ impl Linter<'_> {
                 "sources" => self.account_sources(value),
                 "since" => {
                     if let Some(since) = self.string("account.since", value)
-                        && let Err(why) = parse_date_or_datetime(since)
+                        && let Err(why) = parse_nosql_date(since)
                     {
-                        self.at(value.span(), format!("account.since = {since:?}: {why}"));
+                        let shown = shown(since);
+                        self.at(value.span(), format!("account.since = {shown}: {why}"));
                     }
                 }
                 _ => self.unknown(entry, "account", &KEYS),
@@ -501,11 +538,11 @@ impl Linter<'_> {
             let (key, value) = entry;
             if key.get_ref() == "since" {
                 if let Some(since) = self.string("project.nosql.since", value)
-                    && let Err(why) = parse_date_or_datetime(since)
+                    && let Err(why) = parse_nosql_date(since)
                 {
                     self.at(
                         value.span(),
-                        format!("project.nosql.since = {since:?}: {why}"),
+                        format!("project.nosql.since = {}: {why}", shown(since)),
                     );
                 }
             } else {
@@ -519,7 +556,7 @@ impl Linter<'_> {
             let (key, value) = entry;
             let name = format!("project.{source}.{}", key.get_ref());
             if key.get_ref() == ids_key {
-                self.string_list(&name, value);
+                self.id_list(&name, value);
             } else if key.get_ref() == "discover" {
                 self.boolean(&name, value);
             } else {
@@ -542,12 +579,12 @@ fn article(type_name: &str) -> String {
 pub fn lint(text: &str) -> Vec<Problem> {
     let (doc, errors) = DeTable::parse_recoverable(text);
     let mut linter = Linter {
-        text,
+        lines: Lines::new(text),
         problems: Vec::new(),
     };
     if !errors.is_empty() {
         for e in errors {
-            let line = e.span().map(|s| line_of(text, s.start));
+            let line = e.span().map(|s| linter.lines.at(s));
             linter.problems.push(Problem {
                 line,
                 message: format!("not valid TOML: {}", e.message().trim_end()),
@@ -757,5 +794,28 @@ recheck = "6h"
     fn a_file_without_projects_is_not_ready() {
         let report = check("database = \"x.db\"\n");
         assert!(messages(&report)[0].contains("no [[project]] and no [account]"));
+    }
+
+    /// Issue 18 item 13: removing repeated IDs compared each with all before
+    /// it, so 300k `job_ids` took over a minute. Now linear.
+    #[test]
+    fn a_list_of_300k_job_ids_is_checked_and_its_repeats_dropped() {
+        use std::fmt::Write as _;
+        let n = 300_000;
+        let mut text = String::with_capacity(n * 24 + 100);
+        text.push_str("[[project]]\nid = \"p1\"\nregion = \"cn-north-4\"\n");
+        text.push_str("[project.image]\njob_ids = [\n");
+        for i in 0..n {
+            // Every ID twice: the second half repeats the first.
+            let _ = writeln!(text, "\"{:018}\",", i % (n / 2));
+        }
+        text.push_str("]\n");
+        let report = check(&text);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let settings = report.settings.expect("valid");
+        let ids = &settings.projects[0].image.as_ref().expect("image").job_ids;
+        assert_eq!(ids.len(), n / 2);
+        assert_eq!(ids[0], format!("{:018}", 0));
+        assert_eq!(ids[n / 2 - 1], format!("{:018}", n / 2 - 1));
     }
 }

@@ -1,13 +1,18 @@
 //! `jobtrail report`: writes the self-contained HTML report.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::{Exit, open_for_reading};
 use crate::cli::{GlobalArgs, ReportArgs};
+use crate::files::Written;
 use crate::report::ReportFilter;
 use crate::store::Store;
+
+/// The `-o` value that means standard output.
+const STDOUT: &str = "-";
 
 pub(super) async fn run(global: &GlobalArgs, args: &ReportArgs) -> Result<Exit> {
     let filter = ReportFilter {
@@ -16,22 +21,32 @@ pub(super) async fn run(global: &GlobalArgs, args: &ReportArgs) -> Result<Exit> 
         sources: args.sources.clone(),
     };
     let store = open_for_reading(global).await?;
-    write_report(&store, &filter, &args.output).await?;
+    if args.output.as_os_str() == STDOUT {
+        let html = crate::report::render(&store, &filter, chrono::Utc::now()).await?;
+        store.close().await;
+        let mut out = std::io::stdout().lock();
+        out.write_all(html.as_bytes())
+            .and_then(|()| out.flush())
+            .context("cannot write the report to standard output")?;
+        return Ok(Exit::Ok);
+    }
+    let written = write_report(&store, &filter, &args.output).await?;
     store.close().await;
-    if global.quiet == 0 {
+    // Not after a page sent into a pipe or terminal: that may be this very stdout.
+    if global.quiet == 0 && written == Written::File {
         println!("wrote {}", args.output.display());
     }
     Ok(Exit::Ok)
 }
 
-/// Renders the HTML report to `path` (through a temporary file, so a failure
-/// never leaves half a page behind).
-pub(super) async fn write_report(store: &Store, filter: &ReportFilter, path: &Path) -> Result<()> {
+/// Renders the HTML report to `path`: a regular file is replaced in one step
+/// (a failure leaves neither half a page nor a temporary file), a pipe or
+/// terminal is written into ([`crate::files::write_output`]).
+pub(super) async fn write_report(
+    store: &Store,
+    filter: &ReportFilter,
+    path: &Path,
+) -> Result<Written> {
     let html = crate::report::render(store, filter, chrono::Utc::now()).await?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, html).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(crate::files::write_output(path, html.as_bytes())?)
 }

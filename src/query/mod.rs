@@ -54,6 +54,10 @@ pub enum QueryError {
         "query opens the database read-only; {query} tries to change it ({message}), so it was refused and changes nothing"
     )]
     ReadOnly { query: String, message: String },
+    #[error(
+        "query only reads the database; {query} was refused before it touched any file ({message})"
+    )]
+    FileRefused { query: String, message: String },
     #[error("{query} failed: {source}")]
     Sql { query: String, source: SqlFailure },
 }
@@ -84,6 +88,10 @@ pub async fn run_query(
         .await
         .map_err(|e| match e {
             AdhocError::WriteRefused { message } => QueryError::ReadOnly {
+                query: label.clone(),
+                message,
+            },
+            AdhocError::FileRefused { message } => QueryError::FileRefused {
                 query: label.clone(),
                 message,
             },

@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::config::parse_date_or_datetime;
+use crate::config::{parse_date_or_datetime, parse_end_of_day};
 use crate::model::{Source, Status};
 use crate::store::{
     FailureGroup, FailureWeek, JobGroup, JobWindow, RecentFailure, RunningJob, Store, StoreError,
@@ -46,10 +46,12 @@ pub struct ReportFilter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "--{flag} {value:?} is not a date (YYYY-MM-DD) or date-time (e.g. 2024-01-31T12:00:00Z)"
-    )]
-    BadTime { flag: &'static str, value: String },
+    #[error("--{flag} {value:?}: {why}")]
+    BadTime {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("--since {since} is not before --until {until}")]
     EmptyRange { since: String, until: String },
     #[error("reading the database for the report: {0}")]
@@ -83,18 +85,18 @@ pub async fn render(
     Ok(html::page(&data, &window, generated_at))
 }
 
-/// The filter as instants: `--until` a date means up to the next midnight.
+/// The filter as instants: `--until` a date means up to the next midnight (no
+/// bound at all after 9999-12-31, where no stored time reaches).
 fn resolve_window(filter: &ReportFilter) -> Result<JobWindow<'_>, ReportError> {
     let since = filter
         .since
         .as_deref()
-        .map(|v| parse_bound(v, "since", false))
+        .map(|v| parse_flag("since", v, parse_date_or_datetime))
         .transpose()?;
-    let until = filter
-        .until
-        .as_deref()
-        .map(|v| parse_bound(v, "until", true))
-        .transpose()?;
+    let until = match filter.until.as_deref() {
+        Some(v) => parse_flag("until", v, parse_end_of_day)?,
+        None => None,
+    };
     if let (Some(s), Some(u)) = (since, until)
         && s >= u
     {
@@ -110,24 +112,17 @@ fn resolve_window(filter: &ReportFilter) -> Result<JobWindow<'_>, ReportError> {
     })
 }
 
-/// A date means its midnight UTC (with `whole_day`, the next midnight: the
-/// whole day counts).
-fn parse_bound(
-    value: &str,
+/// Parses one flag's value with `parse`, naming the flag in the error.
+fn parse_flag<T>(
     flag: &'static str,
-    whole_day: bool,
-) -> Result<DateTime<Utc>, ReportError> {
-    let bad = || ReportError::BadTime {
+    value: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, ReportError> {
+    parse(value).map_err(|why| ReportError::BadTime {
         flag,
         value: value.to_owned(),
-    };
-    let t = parse_date_or_datetime(value).map_err(|_| bad())?;
-    let is_date = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").is_ok();
-    if whole_day && is_date {
-        t.checked_add_days(Days::new(1)).ok_or_else(bad)
-    } else {
-        Ok(t)
-    }
+        why,
+    })
 }
 
 /// Everything the page shows.

@@ -345,6 +345,44 @@ async fn filters_select_the_window_and_sources() {
     ));
 }
 
+/// Issue 18 item 11: `--until 9999-12-31` meant "before +10000-01-01", which
+/// sorts before every stored time, so the page silently showed no jobs.
+#[tokio::test]
+async fn the_last_accepted_day_keeps_every_job_and_dates_outside_are_refused() {
+    let rows = sample_jobs();
+    let now = at("2024-03-25T00:00:00Z");
+    let all = render_all(rows.clone(), &ReportFilter::default(), now).await;
+    let last_day = ReportFilter {
+        since: Some("1970-01-01".into()),
+        until: Some("9999-12-31".into()),
+        ..ReportFilter::default()
+    };
+    let html = render_all(rows.clone(), &last_day, now).await;
+    assert_eq!(tile(&html, "jobs"), rows.len().to_string());
+    assert_eq!(tile(&html, "jobs"), tile(&all, "jobs"));
+    assert!(!html.contains("+10000"), "no five-digit year");
+
+    let db = db_with(&[]).await;
+    for (since, until, flag) in [
+        (Some("0001-01-01"), None, "--since \"0001-01-01\""),
+        (None, Some("1969-12-31"), "--until \"1969-12-31\""),
+        (Some("10000-01-01"), None, "--since \"10000-01-01\""),
+        (None, Some("9999-12-31T23:00:00-05:00"), "--until"),
+    ] {
+        let filter = ReportFilter {
+            since: since.map(str::to_owned),
+            until: until.map(str::to_owned),
+            ..ReportFilter::default()
+        };
+        let err = render(&db.store, &filter, now).await.expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains(flag) && text.contains("1970-01-01 to 9999-12-31"),
+            "{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn stuck_jobs_are_counted_and_flagged() {
     let now = at("2024-05-01T12:00:00Z");

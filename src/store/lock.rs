@@ -2,6 +2,10 @@
 //! the whole sync. The kernel drops it when the process dies, so a lock left by
 //! a killed sync never blocks the next one. The store owns it because what it
 //! guards is the database: another backend would lock its own way.
+//!
+//! The lock file sits in the database's folder, which others may write to: a
+//! symlink, hard link or anything but a plain file planted under its name is
+//! refused, so the holder line can never be written into another file.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,6 +23,10 @@ pub struct SyncLock {
 pub enum LockError {
     #[error("another sync is running on this database ({holder}); try again when it has finished")]
     Busy { holder: String },
+    #[error(
+        "the lock file {path} is {what}, not a plain file: refused, in case someone planted it to make the sync write elsewhere; remove it if you did not make it"
+    )]
+    Planted { path: PathBuf, what: &'static str },
     #[error("cannot open the lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -38,11 +46,7 @@ impl SyncLock {
             path: path.clone(),
             source,
         };
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io)?;
+        let mut file = open_lock_file(&path)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -84,6 +88,47 @@ impl SyncLock {
     }
 }
 
+/// Opens (creating if needed, mode 0600) the lock file without following a
+/// symlink at its name, and refuses it unless it is a plain file with one
+/// name: only then may it be truncated and rewritten.
+fn open_lock_file(path: &Path) -> Result<File, LockError> {
+    let planted = |what| LockError::Planted {
+        path: path.to_path_buf(),
+        what,
+    };
+    let io = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let is_symlink = || std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    // Without O_NOFOLLOW (not unix), looking first is the best there is.
+    #[cfg(not(unix))]
+    if is_symlink() {
+        return Err(planted("a symbolic link"));
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(_) if is_symlink() => return Err(planted("a symbolic link")),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(planted("a folder, pipe or device"));
+    }
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+        return Err(planted("a hard link to another file"));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +147,47 @@ mod tests {
         );
         drop(first);
         SyncLock::acquire(&db, Duration::ZERO).expect("free again after drop");
+    }
+
+    /// Issue 18 item 2: a lock file planted by someone who can write to the
+    /// database's folder made the sync truncate and rewrite another file.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_or_pipe_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "not yours\n").expect("victim");
+        type Plant = fn(&Path, &Path);
+        let plants: [(&str, Plant); 3] = [
+            ("symbolic link", |victim, at| {
+                std::os::unix::fs::symlink(victim, at).expect("symlink");
+            }),
+            ("hard link", |victim, at| {
+                std::fs::hard_link(victim, at).expect("hard link");
+            }),
+            ("pipe", |_, at| {
+                let status = std::process::Command::new("mkfifo")
+                    .arg(at)
+                    .status()
+                    .expect("mkfifo");
+                assert!(status.success());
+            }),
+        ];
+        for (n, (what, plant)) in plants.into_iter().enumerate() {
+            let db = dir.path().join(format!("j{n}.db"));
+            let lock = dir.path().join(format!("j{n}.db.lock"));
+            plant(&victim, &lock);
+            let err = SyncLock::acquire(&db, Duration::ZERO).expect_err(what);
+            let text = err.to_string();
+            assert!(matches!(err, LockError::Planted { .. }), "{what}: {text}");
+            assert!(
+                text.contains(&lock.display().to_string()) && text.contains(what),
+                "{text}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&victim).expect("read"),
+                "not yours\n"
+            );
+        }
     }
 }

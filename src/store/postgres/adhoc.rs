@@ -281,7 +281,7 @@ fn classify(source: sqlx::Error) -> AdhocError {
             message: db.message().to_owned(),
         };
     }
-    AdhocError::Failed(SqlFailure(source))
+    AdhocError::Failed(SqlFailure(Box::new(source)))
 }
 
 /// One value, typed as on SQLite.
