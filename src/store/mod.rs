@@ -204,7 +204,7 @@ impl Store {
     /// binary COPY on PostgreSQL (async).
     pub async fn writer(&self) -> Result<StoreWriter, StoreError> {
         Ok(match self {
-            Store::Sqlite(s) => StoreWriter::Sqlite(s.bulk_writer()?),
+            Store::Sqlite(s) => StoreWriter::Sqlite(Box::new(s.bulk_writer()?)),
             Store::Postgres(s) => StoreWriter::Postgres(s.bulk_writer().await?),
         })
     }
@@ -265,7 +265,7 @@ impl Store {
 /// The writer a sync stores jobs through (see [`Store::writer`]).
 #[derive(Debug)]
 pub enum StoreWriter {
-    Sqlite(BulkWriter),
+    Sqlite(Box<BulkWriter>),
     Postgres(PgWriter),
 }
 

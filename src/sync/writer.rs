@@ -85,7 +85,7 @@ pub(super) async fn write_all(
             // The timeouts need the runtime's timer: callers run a multi-thread runtime.
             let runtime = tokio::runtime::Handle::current();
             let thread = tokio::task::spawn_blocking(move || {
-                runtime.block_on(drain(&mut writer, sync_id, rx, &progress, policy))
+                runtime.block_on(drain(&mut *writer, sync_id, rx, &progress, policy))
             });
             thread.await.expect("the database writer thread panicked")
         }
