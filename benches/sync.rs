@@ -4,7 +4,9 @@
 //!
 //! `JOBTRAIL_BENCH_QUICK=1` scales every size down ten times for a fast check.
 //! The memory rows re-run this binary as a child (selected by `JOBTRAIL_BENCH_CHILD`)
-//! so its peak RSS holds the sync alone, not the simulator's world.
+//! so its peak RSS holds the sync alone, not the simulator's world. The
+//! PostgreSQL rows run when a server is given (`JOBTRAIL_BENCH_POSTGRES`, or
+//! `JOBTRAIL_TEST_POSTGRES` under `.ci/with-postgres`), and say SKIPPED otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +20,7 @@ use jobtrail::http::{ApiClient, Call, HttpSettings};
 use jobtrail::model::{JobRow, Source};
 use jobtrail::sim::{DEFAULT_PROJECT, RequestRecord, SimConfig, SimServer};
 use jobtrail::sources::{dbss, image, nosql};
-use jobtrail::store::{JobBatch, Store};
+use jobtrail::store::{DatabaseLocation, JobBatch, Store};
 use jobtrail::sync::{SyncOptions, SyncReport};
 use reqwest::Url;
 
@@ -106,6 +108,9 @@ async fn parent_main() -> Result<()> {
     }
     if selected("account") {
         bounded(account(dir.path(), &mut rows)).await?;
+    }
+    if selected("postgres") {
+        bounded(postgres(dir.path(), &mut rows)).await?;
     }
     if selected("memory") {
         memory(dir.path(), &mut rows).await?;
@@ -841,4 +846,204 @@ fn child_main() -> Result<()> {
         elapsed.as_micros()
     );
     Ok(())
+}
+
+/// The PostgreSQL server the `postgres` scenario creates its databases on: a
+/// superuser URL (`.ci/with-postgres` exports one as `JOBTRAIL_TEST_POSTGRES`).
+fn postgres_server() -> Option<String> {
+    ["JOBTRAIL_BENCH_POSTGRES", "JOBTRAIL_TEST_POSTGRES"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+}
+
+/// A fresh database on `server`, its URL.
+async fn create_pg_database(server: &str, name: &str) -> Result<String> {
+    use sqlx::ConnectOptions as _;
+    let options: sqlx::postgres::PgConnectOptions = server.parse()?;
+    let mut conn = options.connect().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut conn)
+    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    let mut url = Url::parse(server)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// One COPY line (text format) of a job, as `jobs` holds it.
+fn copy_line(out: &mut String, row: &JobRow, run_id: i64, seen_at: &str) {
+    fn field(out: &mut String, value: Option<&str>) {
+        match value {
+            None => out.push_str("\\N"),
+            Some(v) => {
+                for c in v.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+        out.push('\t');
+    }
+    let progress = row.progress.map(|p| p.to_string());
+    let duration = row.duration_ms.map(|d| d.to_string());
+    field(out, Some(row.source.as_str()));
+    field(out, Some(&row.project_id));
+    field(out, Some(&row.job_id));
+    field(out, row.parent_job_id.as_deref());
+    field(out, row.job_type.as_deref());
+    field(out, Some(row.status.as_str()));
+    field(out, row.raw_status.as_deref());
+    field(out, progress.as_deref());
+    field(out, row.started_at.as_deref());
+    field(out, row.ended_at.as_deref());
+    field(out, duration.as_deref());
+    field(out, row.resource_id.as_deref());
+    field(out, row.resource_name.as_deref());
+    field(out, row.error_code.as_deref());
+    field(out, row.fail_reason.as_deref());
+    field(out, Some(&row.raw_json));
+    field(out, Some(seen_at));
+    field(out, Some(seen_at));
+    out.push_str(&run_id.to_string());
+    out.push('\n');
+}
+
+/// The PostgreSQL bound: `COPY` of the same rows into `jobs` of a freshly
+/// migrated database (same table, same indexes), one transaction.
+async fn pg_copy_bound(url: &str, rows: &[JobRow]) -> Result<Duration> {
+    use sqlx::ConnectOptions as _;
+    let store = Store::open(DatabaseLocation::parse(Path::new(url))?).await?;
+    store.close().await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let mut conn = options.connect().await?;
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (started_at, status, sources) VALUES (now(), 'running', 'nosql') RETURNING id",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let seen_at = "2024-01-01T00:00:00.000Z";
+    let mut text = String::with_capacity(rows.len() * 1200);
+    for row in rows {
+        copy_line(&mut text, row, run_id, seen_at);
+    }
+    let t = Instant::now();
+    sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY jobs (source, project_id, job_id, parent_job_id, job_type, status, raw_status, \
+             progress, started_at, ended_at, duration_ms, resource_id, resource_name, error_code, \
+             fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id) FROM STDIN",
+        )
+        .await?;
+    for chunk in text.as_bytes().chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
+    Ok(t.elapsed())
+}
+
+/// PostgreSQL (issue 16): the 100k-job NoSQL backfill into a local server
+/// next to `COPY` of the same rows into the same table (taking turns, medians
+/// of 3), and a nothing-new cron run's requests next to SQLite's.
+async fn postgres(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let Some(server_url) = postgres_server() else {
+        println!(
+            "\n## postgres: SKIPPED (set JOBTRAIL_BENCH_POSTGRES to a superuser URL, or run under .ci/with-postgres)"
+        );
+        return Ok(());
+    };
+    let n = scaled(100_000);
+    println!("\n## postgres: {n} NoSQL jobs over {HISTORY_DAYS} days into a local PostgreSQL");
+    let (server, _) = start(sim_config(n, 0, 0)).await?;
+    let settings = settings_for(&server, true)?;
+    let location = |url: &str| DatabaseLocation::parse(Path::new(url));
+    let first_url = create_pg_database(&server_url, "jobtrail_bench_sync_1").await?;
+    let (report, first) = sync_into(location(&first_url)?, &settings).await?;
+    let records = server.requests();
+    server.clear_requests();
+    let base = Url::parse(&server.base_url())?;
+    let client = ApiClient::new(None, HttpSettings::default())?;
+    let job_rows: Vec<JobRow> = replay(&client, &base, &records, parse_rows)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    server.clear_requests();
+    let (mut syncs, mut copies) = (vec![first], Vec::new());
+    for k in 1..=REPEATS {
+        if k > 1 {
+            let url = create_pg_database(&server_url, &format!("jobtrail_bench_sync_{k}")).await?;
+            let (again, elapsed) = sync_into(location(&url)?, &settings).await?;
+            server.clear_requests();
+            if again.totals.seen != report.totals.seen {
+                bail!("PostgreSQL sync {k} did other work than the first");
+            }
+            syncs.push(elapsed);
+        }
+        let url = create_pg_database(&server_url, &format!("jobtrail_bench_copy_{k}")).await?;
+        copies.push(pg_copy_bound(&url, &job_rows).await?);
+    }
+    println!(
+        "  sync: {} ({} jobs, {} requests) in {}; COPY of {} rows in {}",
+        report.outcome.as_str(),
+        report.totals.seen,
+        report.requests,
+        list(&syncs),
+        job_rows.len(),
+        list(&copies)
+    );
+    let (elapsed, bound) = (median(syncs), median(copies));
+    let r = ratio(elapsed, bound);
+    rows.push(Row::new(
+        "PostgreSQL: NoSQL only, 100k jobs stored",
+        format!("{} median of {REPEATS} ({} jobs)", secs(elapsed), report.totals.seen),
+        format!(
+            "{} = COPY of the same {} rows into `jobs` (same indexes), one transaction, median of {REPEATS}",
+            secs(bound),
+            job_rows.len()
+        ),
+        format!("{r:.2}×"),
+        format!("≤ 1.5×: {}", verdict(r <= 1.5)),
+    ));
+
+    // A nothing-new cron run costs the same requests on both backends.
+    let sqlite_db = dir.join("postgres-twin.db");
+    sync(&sqlite_db, &settings).await?;
+    server.clear_requests();
+    let (sqlite_again, _) = sync(&sqlite_db, &settings).await?;
+    let (pg_again, pg_time) = sync_into(location(&first_url)?, &settings).await?;
+    remove_db(&sqlite_db);
+    rows.push(Row::new(
+        "PostgreSQL: incremental, nothing new",
+        format!("{} requests in {}", pg_again.requests, secs(pg_time)),
+        format!(
+            "SQLite, same world and history: {} requests",
+            sqlite_again.requests
+        ),
+        "—".into(),
+        format!(
+            "same requests as SQLite: {}",
+            verdict(pg_again.requests == sqlite_again.requests)
+        ),
+    ));
+    server.shutdown().await;
+    Ok(())
+}
+
+/// [`sync`] into any database.
+async fn sync_into(db: DatabaseLocation, settings: &Settings) -> Result<(SyncReport, Duration)> {
+    let client = ApiClient::new(None, HttpSettings::default())?;
+    let t = Instant::now();
+    let report = locked_sync(db, settings, &client, &SyncOptions::default(), false).await?;
+    Ok((report, t.elapsed()))
 }
