@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jobtrail::config::Settings;
 use jobtrail::http::{ApiClient, HttpSettings};
-use jobtrail::sim::{Fault, FaultRule, SimConfig, SimServer};
+use jobtrail::sim::{Fault, FaultRule, SimConfig};
 use jobtrail::store::RunOutcome;
 use jobtrail::sync::{SyncOptions, SyncReport};
 
@@ -43,49 +43,19 @@ fn world_config(seed: u64) -> SimConfig {
     }
 }
 
-struct Case {
-    sim: SimServer,
-    dir: tempfile::TempDir,
-    settings: Settings,
+/// The shared [`SimCase`] with this file's own questions.
+struct Case(SimCase);
+
+impl std::ops::Deref for Case {
+    type Target = SimCase;
+    fn deref(&self) -> &SimCase {
+        &self.0
+    }
 }
 
 impl Case {
     async fn start(seed: u64) -> Case {
-        let config = world_config(seed);
-        let days = config.history_days;
-        let sim = SimServer::start(config).await.expect("simulator");
-        let base = reqwest::Url::parse(&sim.base_url()).expect("url");
-        let settings = Settings {
-            projects: sim
-                .world()
-                .projects
-                .keys()
-                .map(|p| jobtrail::app::simulated_project(p, &base, days))
-                .collect(),
-            ..Settings::default()
-        };
-        Case {
-            sim,
-            dir: tempfile::tempdir().expect("tempdir"),
-            settings,
-        }
-    }
-
-    fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("faults.db")
-    }
-
-    async fn sync(&self) -> SyncReport {
-        let client = ApiClient::new(None, fast_http()).expect("client");
-        jobtrail::app::locked_sync(
-            &self.db(),
-            &self.settings,
-            &client,
-            &SyncOptions::default(),
-            false,
-        )
-        .await
-        .expect("sync runs")
+        Case(SimCase::start(world_config(seed), "faults.db", fast_http()).await)
     }
 
     /// (source, job_id) → raw status, as the simulator holds them (listed items only).
@@ -343,7 +313,7 @@ async fn jobs_that_change_status_between_calls_end_up_right() {
 
 // ---- storage faults: a clear error, and the file left as it was ----
 
-use crate::util::Env;
+use crate::util::{Env, SimCase};
 
 fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).expect("read file")

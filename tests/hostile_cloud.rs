@@ -7,15 +7,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use jobtrail::config::Settings;
-use jobtrail::http::{ApiClient, HttpSettings};
-use jobtrail::sim::{DEFAULT_PROJECT, Fault, FaultRule, SimConfig, SimServer};
+use jobtrail::http::HttpSettings;
+use jobtrail::sim::{DEFAULT_PROJECT, Fault, FaultRule, SimConfig};
 use jobtrail::store::RunOutcome;
-use jobtrail::sync::{SyncOptions, SyncReport};
+use jobtrail::sync::SyncReport;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::util::Env;
+use crate::util::{Env, SimCase};
 
 /// Retries as in production, on a millisecond scale; bodies up to the default limit.
 fn fast_http() -> HttpSettings {
@@ -39,48 +38,19 @@ fn small_world() -> SimConfig {
     }
 }
 
-struct Case {
-    sim: SimServer,
-    dir: tempfile::TempDir,
-    settings: Settings,
+/// The shared [`SimCase`] with this file's own questions.
+struct Case(SimCase);
+
+impl std::ops::Deref for Case {
+    type Target = SimCase;
+    fn deref(&self) -> &SimCase {
+        &self.0
+    }
 }
 
 impl Case {
     async fn start(config: SimConfig) -> Case {
-        let days = config.history_days;
-        let sim = SimServer::start(config).await.expect("simulator");
-        let base = reqwest::Url::parse(&sim.base_url()).expect("url");
-        let settings = Settings {
-            projects: sim
-                .world()
-                .projects
-                .keys()
-                .map(|p| jobtrail::app::simulated_project(p, &base, days))
-                .collect(),
-            ..Settings::default()
-        };
-        Case {
-            sim,
-            dir: tempfile::tempdir().expect("tempdir"),
-            settings,
-        }
-    }
-
-    fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("hostile.db")
-    }
-
-    async fn sync(&self) -> SyncReport {
-        let client = ApiClient::new(None, fast_http()).expect("client");
-        jobtrail::app::locked_sync(
-            &self.db(),
-            &self.settings,
-            &client,
-            &SyncOptions::default(),
-            false,
-        )
-        .await
-        .expect("sync runs")
+        Case(SimCase::start(config, "hostile.db", fast_http()).await)
     }
 
     async fn pool(&self) -> SqlitePool {

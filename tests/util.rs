@@ -450,3 +450,61 @@ pub fn first_listed_instance(world: &World) -> AuditInstance {
         .expect("a listed audit instance")
         .clone()
 }
+
+/// A simulated cloud, a temporary folder and settings that point at every
+/// project of the simulator's world: where a sync test of faults starts.
+pub struct SimCase {
+    pub sim: SimServer,
+    pub dir: TempDir,
+    pub settings: jobtrail::config::Settings,
+    db_name: &'static str,
+    http: jobtrail::http::HttpSettings,
+}
+
+impl SimCase {
+    /// Starts `config`'s world; syncs go to `db_name` in the folder, through
+    /// a client with `http`'s settings.
+    pub async fn start(
+        config: SimConfig,
+        db_name: &'static str,
+        http: jobtrail::http::HttpSettings,
+    ) -> SimCase {
+        let days = config.history_days;
+        let sim = SimServer::start(config).await.expect("simulator");
+        let base = reqwest::Url::parse(&sim.base_url()).expect("url");
+        let settings = jobtrail::config::Settings {
+            projects: sim
+                .world()
+                .projects
+                .keys()
+                .map(|p| jobtrail::app::simulated_project(p, &base, days))
+                .collect(),
+            ..jobtrail::config::Settings::default()
+        };
+        SimCase {
+            sim,
+            dir: tempfile::tempdir().expect("tempdir"),
+            settings,
+            db_name,
+            http,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join(self.db_name)
+    }
+
+    /// One sync of every project with a fresh client.
+    pub async fn sync(&self) -> jobtrail::sync::SyncReport {
+        let client = jobtrail::http::ApiClient::new(None, self.http.clone()).expect("client");
+        jobtrail::app::locked_sync(
+            &self.db(),
+            &self.settings,
+            &client,
+            &jobtrail::sync::SyncOptions::default(),
+            false,
+        )
+        .await
+        .expect("sync runs")
+    }
+}
