@@ -40,6 +40,12 @@ pub(super) const COMMIT_POLICY: CommitPolicy = CommitPolicy {
 /// transaction and commits it. SQLite's (`BulkWriter`) blocks, so its loop
 /// runs on a thread of its own; PostgreSQL's (`PgWriter`) is async.
 trait BatchWriter {
+    /// How long a batch may wait for more rows before it is written, when
+    /// the channel is momentarily empty. Each PostgreSQL batch costs several
+    /// round trips and statement plans, so fewer, larger batches; SQLite's
+    /// in-process writer gains nothing from waiting.
+    const GATHER: Duration = Duration::ZERO;
+
     async fn write(&mut self, sync_id: i64, batch: &JobBatch) -> Result<(), StoreError>;
     async fn commit(&mut self) -> Result<(), StoreError>;
 }
@@ -55,6 +61,8 @@ impl BatchWriter for BulkWriter {
 }
 
 impl BatchWriter for PgWriter {
+    const GATHER: Duration = Duration::from_millis(20);
+
     async fn write(&mut self, sync_id: i64, batch: &JobBatch) -> Result<(), StoreError> {
         Ok(PgWriter::write(self, sync_id, Utc::now(), batch).await?)
     }
@@ -131,9 +139,18 @@ async fn drain<W: BatchWriter>(
         // The rows' share of the queue's byte budget, released once written.
         let mut permits = Vec::new();
         add(&mut batch, &mut permits, first);
+        let gather_until = Instant::now() + W::GATHER;
         while batch.rows.len() < ROWS_PER_BATCH {
             match rx.try_recv() {
                 Ok(found) => add(&mut batch, &mut permits, found),
+                Err(mpsc::error::TryRecvError::Empty) if !W::GATHER.is_zero() => {
+                    let left = gather_until.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, rx.recv()).await {
+                        Ok(Some(found)) => add(&mut batch, &mut permits, found),
+                        // Time is up, or the fetchers are done (the loop sees it next).
+                        _ => break,
+                    }
+                }
                 Err(_) => break,
             }
         }
