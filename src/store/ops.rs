@@ -73,16 +73,7 @@ impl SqliteStore {
         .bind(LAST_SUCCESS_KEY)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(project_id, source, value)| {
-                Some(LastSuccess {
-                    project_id,
-                    source: source.parse().ok()?,
-                    at: parse_api_time(&value)?,
-                })
-            })
-            .collect())
+        Ok(last_successes_from(rows))
     }
 
     /// The jobs that became failed in `run`, by source, project and job ID.
@@ -138,6 +129,20 @@ impl SqliteStore {
             })
             .collect())
     }
+}
+
+/// `last_success` rows of `sync_state` (project, source, time text) as
+/// typed values; a row either backend cannot read is left out.
+pub(super) fn last_successes_from(rows: Vec<(String, String, String)>) -> Vec<LastSuccess> {
+    rows.into_iter()
+        .filter_map(|(project_id, source, value)| {
+            Some(LastSuccess {
+                project_id,
+                source: source.parse().ok()?,
+                at: parse_api_time(&value)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

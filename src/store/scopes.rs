@@ -49,7 +49,7 @@ pub struct FailingScopeRow {
 }
 
 /// A (project, source) pair as stored: the key of a scope's counts.
-type ScopeKey = (String, String);
+pub(super) type ScopeKey = (String, String);
 
 /// Jobs a run stored, per (project, source): one pass over the run's rows
 /// (`jobs_by_last_sync`) and one over the history it wrote (a range of ids),
@@ -74,6 +74,15 @@ pub(super) async fn totals_by_scope(
     .bind(run.id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(combine(seen, history))
+}
+
+/// Each scope's totals from the two grouped counts both backends read: jobs
+/// seen per (project, source), and history rows of first sights and changes.
+pub(super) fn combine(
+    seen: Vec<(String, String, i64)>,
+    history: Vec<(String, String, i64, i64)>,
+) -> HashMap<ScopeKey, RunTotals> {
     let mut totals: HashMap<ScopeKey, RunTotals> = HashMap::new();
     for (project_id, source, n) in seen {
         totals.entry((project_id, source)).or_default().seen = n;
@@ -83,7 +92,7 @@ pub(super) async fn totals_by_scope(
         entry.new = new;
         entry.changed = changed;
     }
-    Ok(totals)
+    totals
 }
 
 /// The run's totals: the sum over its scopes.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::state::upsert_state_rows;
 use super::{PgStore, PgStoreError, to_millis};
 use crate::model::Source;
-use crate::normalize::{format_utc, parse_api_time};
+use crate::normalize::format_utc;
 use crate::store::ops::LAST_SUCCESS_KEY;
 use crate::store::state::StateRow;
 use crate::store::{LastSuccess, NewFailure, SyncRun};
@@ -52,16 +52,7 @@ impl PgStore {
         .bind(LAST_SUCCESS_KEY)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(project_id, source, value)| {
-                Some(LastSuccess {
-                    project_id,
-                    source: source.parse().ok()?,
-                    at: parse_api_time(&value)?,
-                })
-            })
-            .collect())
+        Ok(crate::store::ops::last_successes_from(rows))
     }
 
     /// The jobs `run` saw become failed, with what the API said about them.

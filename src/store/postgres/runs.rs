@@ -83,7 +83,7 @@ impl PgStore {
     ) -> Result<RunCounts, PgStoreError> {
         let mut tx = self.pool.begin().await?;
         let by_scope = scopes::totals_by_scope(&mut tx, run).await?;
-        let totals = scopes::sum(&by_scope);
+        let totals = crate::store::scopes::sum(&by_scope);
         let scope_totals = scopes::insert(&mut tx, run, end.scopes, &by_scope).await?;
         scopes::prune(&mut tx, run, RETAINED_RUNS).await?;
         sqlx::query(
@@ -122,7 +122,9 @@ impl PgStore {
     /// (ids after the run began, so the cost follows the run's size).
     pub async fn run_totals(&self, run: &SyncRun) -> Result<RunTotals, PgStoreError> {
         let mut conn = self.pool.acquire().await?;
-        Ok(scopes::sum(&scopes::totals_by_scope(&mut conn, run).await?))
+        Ok(crate::store::scopes::sum(
+            &scopes::totals_by_scope(&mut conn, run).await?,
+        ))
     }
 }
 

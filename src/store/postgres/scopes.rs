@@ -11,10 +11,8 @@ use sqlx::postgres::PgConnection;
 use super::copy::without_nul;
 use super::{PgStore, PgStoreError, to_millis};
 use crate::normalize::format_utc;
+use crate::store::scopes::{ScopeKey, combine};
 use crate::store::{FailingScopeRow, RunTotals, ScopeRecord, SyncRun};
-
-/// A (project, source) pair as stored: the key of a scope's counts.
-type ScopeKey = (String, String);
 
 /// Jobs a run stored, per (project, source): one pass over the run's rows and
 /// one over the history it wrote (ids after the run began).
@@ -38,27 +36,7 @@ pub(super) async fn totals_by_scope(
     .bind(run.id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut totals: HashMap<ScopeKey, RunTotals> = HashMap::new();
-    for (project_id, source, n) in seen {
-        totals.entry((project_id, source)).or_default().seen = n;
-    }
-    for (project_id, source, new, changed) in history {
-        let entry = totals.entry((project_id, source)).or_default();
-        entry.new = new;
-        entry.changed = changed;
-    }
-    Ok(totals)
-}
-
-/// The run's totals: the sum over its scopes.
-pub(super) fn sum(totals: &HashMap<ScopeKey, RunTotals>) -> RunTotals {
-    totals
-        .values()
-        .fold(RunTotals::default(), |a, t| RunTotals {
-            seen: a.seen + t.seen,
-            new: a.new + t.new,
-            changed: a.changed + t.changed,
-        })
+    Ok(combine(seen, history))
 }
 
 /// One row per scope, carrying its failing streak on from the scope's
