@@ -1,7 +1,8 @@
-//! Rows for `COPY … FROM STDIN (FORMAT binary)`: the writer's way into its
-//! staging table. Binary, not text: every value goes as its length and its
-//! bytes, so tabs, newlines and backslashes in a job need no escaping, times
-//! need no parsing on the server, and there is no escape to get wrong.
+//! Rows for `COPY … FROM STDIN (FORMAT binary)`: the writer's way into `jobs`,
+//! its history and its staging table. Binary, not text: every value goes as
+//! its length and its bytes, so tabs, newlines and backslashes in a job need
+//! no escaping, times need no parsing on the server, and there is no escape
+//! to get wrong.
 //!
 //! What PostgreSQL cannot hold is replaced, never refused, so one odd job does
 //! not stop a sync: U+0000 in any text (PostgreSQL text has no NUL), and in
@@ -16,13 +17,23 @@ use super::PgStoreError;
 use crate::model::JobRow;
 use crate::normalize::parse_api_time;
 
-/// The staging columns, in the order [`CopyRows::push`] writes them.
-pub(super) const COLUMNS: &str = "ord, grp, source, project_id, job_id, parent_job_id, job_type, \
-     status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, \
+/// The staging table's columns, in the order [`CopyRows::push_staged`] writes them.
+pub(super) const STAGED_COLUMNS: &str = "ord, grp, source, project_id, job_id, parent_job_id, \
+     job_type, status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, \
      resource_name, error_code, fail_reason, raw_json";
 
-/// Fields per row: `ord`, `grp` and a job's sixteen values.
-const FIELDS: i16 = 18;
+/// `jobs`' columns, in the order [`CopyRows::push_job`] writes them.
+pub(super) const JOB_COLUMNS: &str = "source, project_id, job_id, parent_job_id, job_type, \
+     status, raw_status, progress, started_at, ended_at, duration_ms, resource_id, \
+     resource_name, error_code, fail_reason, raw_json, first_seen_at, last_seen_at, last_sync_id";
+
+/// `job_status_changes`' columns, in the order [`CopyRows::push_first_sighting`]
+/// writes them (`id` comes from its identity).
+pub(super) const SIGHTING_COLUMNS: &str = "source, project_id, job_id, old_status, new_status, \
+     raw_status, fail_reason, observed_at, sync_id";
+
+/// A job's own values, written by [`CopyRows::job_values`].
+const JOB_VALUES: i16 = 16;
 
 /// The binary COPY signature, then flags (none) and the header extension length (none).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -33,7 +44,7 @@ const JSONB_VERSION: u8 = 1;
 /// What replaces what PostgreSQL cannot store.
 const REPLACEMENT: char = '\u{FFFD}';
 
-/// A batch of rows encoded for one binary COPY.
+/// Rows encoded for one binary COPY, all of one shape (one `push_…` method).
 pub(super) struct CopyRows {
     buf: Vec<u8>,
 }
@@ -45,13 +56,57 @@ impl CopyRows {
         CopyRows { buf }
     }
 
-    /// Appends one job: its place in the batch (`ord`), the round of the
-    /// upsert it belongs to (`grp`, see `writer`) and its values.
-    pub fn push(&mut self, ord: i32, grp: i32, row: &JobRow) -> Result<(), PgStoreError> {
-        let field = |column: &'static str| Field { row, column };
-        self.buf.extend_from_slice(&FIELDS.to_be_bytes());
+    /// Appends a job for the staging table: its place in the batch (`ord`),
+    /// the round of the upsert it belongs to (`grp`, see `writer`) and its
+    /// values ([`STAGED_COLUMNS`]).
+    pub fn push_staged(&mut self, ord: i32, grp: i32, row: &JobRow) -> Result<(), PgStoreError> {
+        self.buf.extend_from_slice(&(JOB_VALUES + 2).to_be_bytes());
         self.int4(ord);
         self.int4(grp);
+        self.job_values(row)
+    }
+
+    /// Appends a job as `jobs` holds it, first seen at `seen_at` by run
+    /// `sync_id` ([`JOB_COLUMNS`]).
+    pub fn push_job(
+        &mut self,
+        row: &JobRow,
+        seen_at: DateTime<Utc>,
+        sync_id: i64,
+    ) -> Result<(), PgStoreError> {
+        self.buf.extend_from_slice(&(JOB_VALUES + 3).to_be_bytes());
+        self.job_values(row)?;
+        self.timestamptz(seen_at);
+        self.timestamptz(seen_at);
+        self.int8(Some(sync_id));
+        Ok(())
+    }
+
+    /// Appends the history row of a job's first sighting at `seen_at` by run
+    /// `sync_id` ([`SIGHTING_COLUMNS`]): no old status, the job's new one.
+    pub fn push_first_sighting(
+        &mut self,
+        row: &JobRow,
+        seen_at: DateTime<Utc>,
+        sync_id: i64,
+    ) -> Result<(), PgStoreError> {
+        let field = |column: &'static str| Field { row, column };
+        self.buf.extend_from_slice(&9i16.to_be_bytes());
+        self.text(field("source"), Some(row.source.as_str()))?;
+        self.text(field("project_id"), Some(&row.project_id))?;
+        self.text(field("job_id"), Some(&row.job_id))?;
+        self.null();
+        self.text(field("status"), Some(row.status.as_str()))?;
+        self.text(field("raw_status"), row.raw_status.as_deref())?;
+        self.text(field("fail_reason"), row.fail_reason.as_deref())?;
+        self.timestamptz(seen_at);
+        self.int8(Some(sync_id));
+        Ok(())
+    }
+
+    /// A job's sixteen values, `source` to `raw_json`.
+    fn job_values(&mut self, row: &JobRow) -> Result<(), PgStoreError> {
+        let field = |column: &'static str| Field { row, column };
         self.text(field("source"), Some(row.source.as_str()))?;
         self.text(field("project_id"), Some(&row.project_id))?;
         self.text(field("job_id"), Some(&row.job_id))?;
@@ -105,7 +160,7 @@ impl CopyRows {
         }
     }
 
-    /// A timestamptz: microseconds since 2000-01-01 UTC.
+    /// A time the API gave as text, as a timestamptz.
     fn time(&mut self, field: Field<'_>, value: Option<&str>) -> Result<(), PgStoreError> {
         let Some(text) = value else {
             self.null();
@@ -113,10 +168,15 @@ impl CopyRows {
         };
         let at =
             parse_api_time(text).ok_or_else(|| field.error(format!("{text:?} is not a time")))?;
+        self.timestamptz(at);
+        Ok(())
+    }
+
+    /// A timestamptz: microseconds since 2000-01-01 UTC.
+    fn timestamptz(&mut self, at: DateTime<Utc>) {
         self.buf.extend_from_slice(&8i32.to_be_bytes());
         let micros = at.timestamp_micros() - postgres_epoch().timestamp_micros();
         self.buf.extend_from_slice(&micros.to_be_bytes());
-        Ok(())
     }
 
     fn jsonb(&mut self, field: Field<'_>, json: &str) -> Result<(), PgStoreError> {
@@ -273,7 +333,7 @@ mod tests {
             raw_json: "{}".into(),
         };
         let err = CopyRows::with_capacity(0)
-            .push(0, 0, &row)
+            .push_staged(0, 0, &row)
             .expect_err("not a time");
         assert_eq!(
             err.to_string(),

@@ -577,6 +577,91 @@ async fn a_job_seen_twice_in_one_batch_keeps_both_states_in_order() {
     );
 }
 
+/// A job the writer takes for new, stored by another session meanwhile: its
+/// COPY meets the duplicate key, and the batch is written the general way,
+/// its history as if there had been no race.
+#[tokio::test]
+async fn a_job_stored_meanwhile_by_another_session_is_upserted_not_refused() {
+    let Some(db) = test_db().await else { return };
+    let first = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T00:00:00Z"))
+        .await
+        .expect("run");
+    let second = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T01:00:00Z"))
+        .await
+        .expect("run");
+    // The other session writes `a` and `b` and keeps its transaction open.
+    let mut other = db.store.bulk_writer().await.expect("writer");
+    other
+        .write(
+            first.id,
+            at("2024-03-22T00:00:00Z"),
+            &batch(vec![job("a", Status::Running), job("b", Status::Running)]),
+        )
+        .await
+        .expect("write");
+    // A new writer takes its first batch for new: its COPY waits on the
+    // other transaction's key.
+    let mut writer = db.store.bulk_writer().await.expect("writer");
+    let pid = writer.backend_pid().await;
+    let racing = tokio::spawn(async move {
+        let written = writer
+            .write_batch(
+                second.id,
+                at("2024-03-22T01:00:00Z"),
+                &batch(vec![job("c", Status::Running), job("a", Status::Failed)]),
+            )
+            .await;
+        writer.close().await;
+        written
+    });
+    let waiting = async {
+        loop {
+            let event: Option<String> =
+                sqlx::query_scalar("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(&db.store.pool)
+                    .await
+                    .expect("activity");
+            if event.as_deref() == Some("Lock") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the COPY waits on the other session's key");
+    other.commit().await.expect("commit");
+    other.close().await;
+    racing.await.expect("task").expect("the batch is written");
+    assert_eq!(
+        history(&db.store).await,
+        [
+            h("a", None, "running", first.id),
+            h("b", None, "running", first.id),
+            h("c", None, "running", second.id),
+            h("a", Some("running"), "failed", second.id),
+        ]
+    );
+    let stored: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT job_id, status, last_sync_id FROM jobs ORDER BY job_id")
+            .fetch_all(&db.store.pool)
+            .await
+            .expect("jobs");
+    assert_eq!(
+        stored,
+        [
+            ("a".to_owned(), "failed".to_owned(), second.id),
+            ("b".to_owned(), "running".to_owned(), first.id),
+            ("c".to_owned(), "running".to_owned(), second.id),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn hostile_text_round_trips_through_copy() {
     let Some(db) = test_db().await else { return };

@@ -1,29 +1,37 @@
-//! Writing jobs to PostgreSQL in bulk: per batch, one binary COPY into a
-//! temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE`
-//! into `jobs`, the batch's first sightings and its state updates, all in the
-//! transaction that commits them: a killed sync leaves no partial batch, and a
-//! watermark never lands without the rows that justify it.
+//! Writing jobs to PostgreSQL in bulk, per batch and all in the transaction
+//! that commits it: a killed sync leaves no partial batch, and a watermark
+//! never lands without the rows that justify it.
 //!
-//! History is recorded exactly as on SQLite: the writer adds a row for each
-//! job it stores for the first time, and the `jobs_status_changed` trigger one
-//! for each change of status, raw status or failure reason (see the
-//! migration). A job seen twice in one batch (its status flipped between two
-//! answers) is upserted in a later round than its first sighting, so its
-//! history keeps both states in order and the stored row is the last one.
-//! The rows of one job come in the same order as on SQLite; across jobs,
-//! within a round, first sightings (in batch order) take their ids before
-//! changes (in the order the upsert meets them), where SQLite interleaves them.
+//! Two ways in. A batch of jobs not stored yet (a backfill) goes straight
+//! into `jobs` by binary COPY, their first sightings into
+//! `job_status_changes` the same way: each job is written once, as a plain
+//! COPY would. Any other batch goes by binary COPY into a temporary staging
+//! table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` into `jobs`.
+//! Which way a batch takes is a guess from the last one; a wrong guess costs
+//! one COPY that meets a stored job, rolled back to a savepoint, and the
+//! batch goes the general way.
+//!
+//! History is recorded exactly as on SQLite: a row for each job stored for
+//! the first time, and, by the `jobs_status_changed` trigger, one for each
+//! change of status, raw status or failure reason (see the migration). A job
+//! seen twice in one batch (its status flipped between two answers) is
+//! upserted in a later round than its first sighting, so its history keeps
+//! both states in order and the stored row is the last one. The rows of one
+//! job come in the same order as on SQLite; across jobs, within a round,
+//! first sightings (in batch order) take their ids before changes (in the
+//! order the upsert meets them), where SQLite interleaves them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use super::copy::{COLUMNS, CopyRows};
+use super::copy::{CopyRows, JOB_COLUMNS, SIGHTING_COLUMNS, STAGED_COLUMNS, without_nul};
 use super::state::upsert_state_rows;
 use super::{PgStore, PgStoreError, connect, to_millis};
-use crate::model::Source;
+use crate::model::{JobRow, Source};
 use crate::store::{JobBatch, StateUpdate};
 
 /// Bytes per COPY message: large enough to amortize each round trip, small
@@ -46,15 +54,20 @@ const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS jobtrail_stag
     raw_json jsonb NOT NULL
 ) ON COMMIT DELETE ROWS";
 
-/// First sightings of one round (`$3`): the staged jobs not stored yet, in
-/// batch order, seen at `$1` by run `$2`. Run before the round's upsert.
+/// First sightings of one staged round (`$3`): the staged jobs not stored
+/// yet, in batch order, seen at `$1` by run `$2`. Run before the round's
+/// upsert. A lateral subquery with a LIMIT, not `NOT EXISTS`: the planner
+/// turns that into a hash anti-join that reads all of `jobs` for every
+/// batch; this costs one primary-key lookup per staged job.
 const FIRST_SIGHTINGS_SQL: &str = "INSERT INTO job_status_changes
     (source, project_id, job_id, old_status, new_status, raw_status, fail_reason, observed_at, sync_id)
 SELECT s.source, s.project_id, s.job_id, NULL, s.status, s.raw_status, s.fail_reason, $1, $2
 FROM jobtrail_staging s
-WHERE s.grp = $3 AND NOT EXISTS (
-    SELECT 1 FROM jobs j
-    WHERE j.source = s.source AND j.project_id = s.project_id AND j.job_id = s.job_id)
+LEFT JOIN LATERAL (
+    SELECT true AS stored FROM jobs j
+    WHERE j.source = s.source AND j.project_id = s.project_id AND j.job_id = s.job_id
+    LIMIT 1) j ON true
+WHERE s.grp = $3 AND j.stored IS NULL
 ORDER BY s.ord";
 
 /// The upsert of one round (`$3`), seen at `$1` by run `$2`. Never a delete
@@ -88,6 +101,12 @@ pub struct PgWriter {
     /// Set while a write is under way: still set at the next call, the last
     /// one was abandoned half-way and the session's state is unknown.
     busy: bool,
+    /// Whether the next batch is likely all jobs not stored yet (a
+    /// backfill): then its rows go straight into `jobs`, and a job stored
+    /// already fails that COPY and sends the batch the general way. Set by
+    /// what the last batch found, so an incremental sync pays for one
+    /// failed COPY and a backfill never probes.
+    expect_new: bool,
 }
 
 impl std::fmt::Debug for PgWriter {
@@ -111,6 +130,7 @@ impl PgStore {
             conn,
             batches_open: 0,
             busy: false,
+            expect_new: true,
         })
     }
 
@@ -155,14 +175,11 @@ impl PgWriter {
         if self.busy {
             return Err(PgStoreError::WriterInterrupted);
         }
-        // Encoded before anything is sent: a value that cannot be stored
-        // fails the batch with nothing to undo.
-        let (copy, rounds) = encode(batch)?;
+        let seen_at = to_millis(seen_at);
         self.busy = true;
-        let written = self
-            .write_encoded(sync_id, to_millis(seen_at), batch, copy, rounds)
-            .await;
-        if written.is_err() && self.batches_open > 0 {
+        let written = self.write_rows(sync_id, seen_at, batch).await;
+        let sent = !matches!(written, Err(PgStoreError::BadValue { .. }));
+        if written.is_err() && sent && self.batches_open > 0 {
             // Already failing: a rollback error would only hide the first one.
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
             self.batches_open = 0;
@@ -201,14 +218,15 @@ impl PgWriter {
             .expect("backend pid")
     }
 
-    async fn write_encoded(
+    /// [`PgWriter::write`]'s work. The batch is encoded before anything is
+    /// written: a value that cannot be stored fails it with nothing to undo.
+    async fn write_rows(
         &mut self,
         sync_id: i64,
         seen_at: DateTime<Utc>,
         batch: &JobBatch,
-        copy: Vec<u8>,
-        rounds: i32,
     ) -> Result<(), PgStoreError> {
+        let encoded = encode(batch, self.expect_new, seen_at, sync_id)?;
         let conn = &mut self.conn;
         if self.batches_open == 0 {
             sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
@@ -218,25 +236,46 @@ impl PgWriter {
                 .await?;
         }
         self.batches_open += 1;
-        if !batch.rows.is_empty() {
-            let mut copy_in = conn
-                .copy_in_raw(&format!(
-                    "COPY jobtrail_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
-                ))
+        let mut staged = encoded.staged;
+        if let Some(fresh) = encoded.fresh {
+            sqlx::raw_sql("SAVEPOINT fresh_jobs")
+                .execute(&mut *conn)
                 .await?;
-            for chunk in copy.chunks(COPY_CHUNK) {
-                copy_in.send(chunk).await?;
-            }
-            copy_in.finish().await?;
-            for round in 0..rounds {
-                for sql in [FIRST_SIGHTINGS_SQL, UPSERT_SQL] {
-                    sqlx::query(sql)
-                        .bind(seen_at)
-                        .bind(sync_id)
-                        .bind(round)
+            match copy_fresh(conn, &fresh).await {
+                Ok(()) => {
+                    sqlx::raw_sql("RELEASE SAVEPOINT fresh_jobs")
                         .execute(&mut *conn)
                         .await?;
                 }
+                Err(e) if is_unique_violation(&e) => {
+                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT fresh_jobs")
+                        .execute(&mut *conn)
+                        .await?;
+                    self.expect_new = false;
+                    staged = encode(batch, false, seen_at, sync_id)?.staged;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if staged.rounds > 0 {
+            copy_binary(&mut *conn, "jobtrail_staging", STAGED_COLUMNS, &staged.copy).await?;
+            for round in 0..staged.rounds {
+                let firsts = sqlx::query(FIRST_SIGHTINGS_SQL)
+                    .bind(seen_at)
+                    .bind(sync_id)
+                    .bind(round)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if round == 0 {
+                    self.expect_new = firsts == staged.first_round;
+                }
+                sqlx::query(UPSERT_SQL)
+                    .bind(seen_at)
+                    .bind(sync_id)
+                    .bind(round)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         let state: Vec<_> = batch.state.iter().map(StateUpdate::row).collect();
@@ -244,28 +283,127 @@ impl PgWriter {
     }
 }
 
-/// The batch as binary COPY data, and how many upsert rounds it needs: a
-/// row's round is how many times its job appeared earlier in the batch, so
-/// each round names every job at most once (PostgreSQL refuses to upsert one
-/// row twice in a statement) and a job's later sightings follow its earlier.
-fn encode(batch: &JobBatch) -> Result<(Vec<u8>, i32), PgStoreError> {
-    let bytes: usize = batch.rows.iter().map(|r| r.raw_json.len() + 256).sum();
-    let mut rows = CopyRows::with_capacity(bytes);
-    let mut seen: HashMap<(Source, &str, &str), i32> = HashMap::with_capacity(batch.rows.len());
-    let mut rounds = 0;
-    for (ord, row) in batch.rows.iter().enumerate() {
-        let earlier = seen
-            .entry((row.source, row.project_id.as_str(), row.job_id.as_str()))
-            .or_insert(0);
-        let round = *earlier;
-        *earlier += 1;
-        rounds = rounds.max(round + 1);
-        let ord = i32::try_from(ord).map_err(|_| PgStoreError::BadValue {
-            job: row.job_id.clone(),
-            column: "batch",
-            problem: "is beyond 2^31 rows".to_owned(),
-        })?;
-        rows.push(ord, round, row)?;
+/// Writes jobs new to `jobs` and their first sightings.
+async fn copy_fresh(conn: &mut PgConnection, fresh: &FreshRows) -> Result<(), sqlx::Error> {
+    copy_binary(&mut *conn, "jobs", JOB_COLUMNS, &fresh.jobs).await?;
+    copy_binary(
+        conn,
+        "job_status_changes",
+        SIGHTING_COLUMNS,
+        &fresh.sightings,
+    )
+    .await
+}
+
+/// One binary COPY of `data` (from [`CopyRows`]) into `columns` of `table`.
+async fn copy_binary(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &str,
+    data: &[u8],
+) -> Result<(), sqlx::Error> {
+    let mut copy_in = conn
+        .copy_in_raw(&format!(
+            "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    for chunk in data.chunks(COPY_CHUNK) {
+        copy_in.send(chunk).await?;
     }
-    Ok((rows.finish(), rounds))
+    copy_in.finish().await?;
+    Ok(())
+}
+
+/// A duplicate key: a row the COPY took for new is stored already.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// A row's place in its batch, as the staging table's `ord`.
+fn ord_of(ord: usize, row: &JobRow) -> Result<i32, PgStoreError> {
+    i32::try_from(ord).map_err(|_| PgStoreError::BadValue {
+        job: row.job_id.clone(),
+        column: "batch",
+        problem: "is beyond 2^31 rows".to_owned(),
+    })
+}
+
+/// A job's key as PostgreSQL stores it (see [`without_nul`]).
+type Key<'a> = (Source, Cow<'a, str>, Cow<'a, str>);
+
+fn key(row: &JobRow) -> Key<'_> {
+    (
+        row.source,
+        without_nul(&row.project_id),
+        without_nul(&row.job_id),
+    )
+}
+
+/// A batch ready to send: the jobs taken for new (written straight into
+/// `jobs`, with their first sightings) and the others (staged and upserted).
+struct Encoded {
+    fresh: Option<FreshRows>,
+    staged: StagedRows,
+}
+
+/// Jobs taken for new, each once, as COPY data for `jobs` and for their
+/// history rows.
+struct FreshRows {
+    jobs: Vec<u8>,
+    sightings: Vec<u8>,
+}
+
+/// Rows for the staging table, how many upsert rounds they need, and how
+/// many of them are in the first.
+struct StagedRows {
+    copy: Vec<u8>,
+    rounds: i32,
+    first_round: u64,
+}
+
+/// Splits and encodes `batch`. With `direct`, a job's first row goes
+/// straight into `jobs` (without, it is staged: the way that handles any
+/// row); every other row is staged, its round
+/// being how many times its job appeared earlier in the batch, so each round
+/// names every job at most once (PostgreSQL refuses to upsert one row twice
+/// in a statement) and a job's later sightings follow its earlier ones.
+fn encode(
+    batch: &JobBatch,
+    direct: bool,
+    seen_at: DateTime<Utc>,
+    sync_id: i64,
+) -> Result<Encoded, PgStoreError> {
+    let bytes: usize = batch.rows.iter().map(|r| r.raw_json.len() + 256).sum();
+    let mut jobs = CopyRows::with_capacity(bytes);
+    let mut sightings = CopyRows::with_capacity(batch.rows.len() * 128);
+    let mut staged = CopyRows::with_capacity(0);
+    let mut earlier: HashMap<Key<'_>, i32> = HashMap::with_capacity(batch.rows.len());
+    let (mut fresh, mut rounds, mut first_round) = (0, 0, 0);
+    for (ord, row) in batch.rows.iter().enumerate() {
+        let key = key(row);
+        let seen = earlier.entry(key).or_insert(0);
+        let round = *seen;
+        *seen += 1;
+        if round == 0 && direct {
+            jobs.push_job(row, seen_at, sync_id)?;
+            sightings.push_first_sighting(row, seen_at, sync_id)?;
+            fresh += 1;
+        } else {
+            staged.push_staged(ord_of(ord, row)?, round, row)?;
+            rounds = rounds.max(round + 1);
+            first_round += u64::from(round == 0);
+        }
+    }
+    Ok(Encoded {
+        fresh: (fresh > 0).then(|| FreshRows {
+            jobs: jobs.finish(),
+            sightings: sightings.finish(),
+        }),
+        staged: StagedRows {
+            copy: staged.finish(),
+            rounds,
+            first_round,
+        },
+    })
 }
