@@ -153,6 +153,7 @@ pub fn render(options: &InitOptions) -> Result<Rendered, InitError> {
         let account = AccountDraft {
             region: region.clone(),
             sources: if asked { Some(on) } else { None },
+            since: None,
         };
         (Vec::new(), Some(account))
     } else {
@@ -185,23 +186,19 @@ fn names(sources: &[Source]) -> String {
         .join(" ")
 }
 
-/// The configuration `jobtrail simulate` prints for its projects: every source
-/// on with discovery, NoSQL read from `since`, every API at `base`.
-pub fn simulator_config(projects: &[String], since: NaiveDate, base: &str) -> String {
+/// The configuration `jobtrail simulate` prints: the whole account, as a
+/// user configures one (the simulator's IAM names its projects, so no ID is
+/// written), NoSQL read from `since`, every API (IAM too) at `base`.
+pub fn simulator_config(since: NaiveDate, base: &str) -> String {
     config_text(&ConfigDraft {
         annotated: false,
         database: None,
-        projects: projects
-            .iter()
-            .map(|id| ProjectDraft {
-                id: Some(id.clone()),
-                region: Some("cn-north-4".into()),
-                sources: Source::ALL.to_vec(),
-                absent: Vec::new(),
-                since: Some(since.format("%Y-%m-%d").to_string()),
-            })
-            .collect(),
-        account: None,
+        projects: Vec::new(),
+        account: Some(AccountDraft {
+            region: None,
+            sources: None,
+            since: Some(since.format("%Y-%m-%d").to_string()),
+        }),
         endpoint: Some(base.to_owned()),
         region: None,
     })
@@ -242,6 +239,8 @@ struct AccountDraft {
     region: Option<String>,
     /// The sources asked for; `None`: all three (the default, shown).
     sources: Option<Vec<Source>>,
+    /// `account.since`, as written; `None`: an example.
+    since: Option<String>,
 }
 
 /// The one place that spells a `jobtrail.toml`: its tables, keys and comments.
@@ -487,8 +486,11 @@ impl TomlWriter {
             "Where each project's first NoSQL sync starts: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.",
         );
         self.note("Default: 30 days before the first sync; later syncs continue from there.");
-        self.example("since", &quoted("2024-01-01"));
-        self.blank();
+        match &account.since {
+            Some(since) => self.string("since", since),
+            None => self.example("since", &quoted("2024-01-01")),
+        }
+        self.separate();
     }
 
     /// `key = value`, or the placeholder with a note to fill it in.
@@ -825,34 +827,29 @@ mod tests {
     }
 
     #[test]
-    fn the_simulator_config_is_plain_and_resolves_to_the_simulator() {
+    fn the_simulator_config_is_the_whole_account_without_an_id() {
         let since = NaiveDate::from_ymd_opt(2024, 3, 1).expect("date");
-        let projects = ["p1".to_owned(), "p2".to_owned()];
-        let text = simulator_config(&projects, since, "http://127.0.0.1:8080");
-        let project = |id: &str| {
-            format!(
-                "[[project]]\nid = \"{id}\"\nregion = \"cn-north-4\"\n[project.nosql]\nsince = \"2024-03-01\"\n[project.dbss]\ndiscover = true\n[project.image]\ndiscover = true\n\n"
-            )
-        };
         let base = "http://127.0.0.1:8080";
+        let text = simulator_config(since, base);
         assert_eq!(
             text,
             format!(
-                "{}{}[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"\n",
-                project("p1"),
-                project("p2")
+                "[account]\nprojects = \"all\"\nsince = \"2024-03-01\"\n\n[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"\n"
             )
         );
         let s = parse(&text);
-        assert_eq!(s.projects.len(), 2);
-        assert!(
-            s.projects
-                .iter()
-                .all(|p| Source::ALL.iter().all(|&src| p.has(src)))
-        );
+        assert!(s.projects.is_empty(), "IAM names the projects");
         assert_eq!(
-            s.projects[1].endpoints.iam.as_str(),
-            "http://127.0.0.1:8080/"
+            s.endpoints.global.iam.as_ref().map(|u| u.as_str()),
+            Some("http://127.0.0.1:8080/"),
+            "IAM is the simulator's"
+        );
+        let account = s.account.expect("[account]");
+        assert_eq!(account.sources, Source::ALL);
+        assert!(account.regions.is_empty());
+        assert_eq!(
+            account.since.map(|t| t.to_rfc3339()),
+            Some("2024-03-01T00:00:00+00:00".to_owned())
         );
     }
 }

@@ -20,5 +20,6 @@ mod postgres;
 mod progress;
 mod reporting;
 mod scopes;
+mod simulate;
 mod sources;
 mod sync_nosql;

@@ -1,9 +1,10 @@
-//! `jobtrail copy`: moves a whole history (runs, jobs, status changes, state)
-//! from one database to another, SQLite or PostgreSQL on either side, in
+//! `jobtrail copy`: moves a whole history (runs and their scopes, jobs,
+//! status changes, state) from one database to another, SQLite or PostgreSQL on either side, in
 //! chunks (memory stays flat whatever the size) and in one transaction on
 //! the target (a copy that fails or is killed leaves it as it was). The
 //! rules, what is copied again and what a "different history" is, are the
-//! store's (`store::transfer`).
+//! store's (`store::transfer`). The `iam_projects` cache is left behind: the
+//! target's next sync asks IAM again.
 
 use anyhow::{Context, Result};
 
@@ -50,20 +51,22 @@ pub(super) async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Exit> {
     let copied = copied.with_context(|| format!("cannot copy {from} to {to}"))?;
     if global.quiet == 0 {
         println!(
-            "copied {from} to {to}: {} rows read; written: {} runs, {} jobs, {} status changes, {} state entries",
+            "copied {from} to {to}: {} rows read; written: {} runs, {} jobs, {} status changes, {} state entries, {} run scopes",
             counts.total(),
             copied.runs,
             copied.jobs,
             copied.changes,
-            copied.state
+            copied.state,
+            copied.scopes
         );
     }
     Ok(Exit::Ok)
 }
 
 /// Reads every table of `source` by key, chunk after chunk, into one import
-/// on `target`: runs first (the others refer to them), then status changes,
-/// jobs and state (the order [`crate::store::Importer`] asks for).
+/// on `target`: runs first (the others refer to them), then their scopes,
+/// status changes, jobs and state (the order [`crate::store::Importer`] asks
+/// for).
 async fn copy_history(
     source: &Store,
     target: &Store,
@@ -81,6 +84,15 @@ async fn copy_history(
         bar.advance(runs.len());
     }
     import.end_runs()?;
+    bar.stage("run scopes");
+    let mut after = None;
+    loop {
+        let scopes = source.export_scopes(after.as_ref(), CHUNK).await?;
+        let Some(last) = scopes.last() else { break };
+        after = Some(last.scope_key());
+        import.scopes(&scopes).await?;
+        bar.advance(scopes.len());
+    }
     bar.stage("status changes");
     let mut after = 0;
     loop {

@@ -1,5 +1,6 @@
 //! `jobtrail simulate`: serves the simulated cloud on loopback until Ctrl-C and
-//! prints a configuration file that points at it.
+//! prints a configuration file that points at it: the whole account, whose
+//! projects the sync finds through the simulator's IAM, as a user's would.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,7 +14,6 @@ use crate::sim::{SimAuth, SimConfig, SimServer};
 
 pub(super) async fn run(args: &SimulateArgs) -> Result<Exit> {
     let config = sim_config(args)?;
-    let projects = config.projects.clone();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -22,10 +22,26 @@ pub(super) async fn run(args: &SimulateArgs) -> Result<Exit> {
         server.add_fault(rule.clone());
     }
     let base = server.base_url();
-    println!("simulated cloud listening on {base} (Ctrl-C to stop)\n\n# a jobtrail.toml for it:");
+    println!("simulated cloud listening on {base} (Ctrl-C to stop)");
+    let account = server.world().account;
+    // A sync needs no ID; `--fault path=/ID/` aims at one project.
+    println!(
+        "its account, as IAM lists it ({} projects; an ID is for --fault path=/ID/ only):",
+        account.len()
+    );
+    for project in &account {
+        let state = if project.enabled { "" } else { " (disabled)" };
+        println!("  {}  {}{state}", project.id, project.name);
+    }
+    let credentials = if args.require_auth {
+        "the credentials exported here"
+    } else {
+        "any credentials (e.g. CLOUD_SDK_TOKEN=x)"
+    };
+    println!("\n# a jobtrail.toml for it: IAM names the projects; sync with {credentials}");
     let since =
         (chrono::Utc::now() - chrono::Duration::days(i64::from(args.days) + 1)).date_naive();
-    print!("{}", crate::init::simulator_config(&projects, since, &base));
+    print!("{}", crate::init::simulator_config(since, &base));
     let _ = std::io::stdout().flush();
     tokio::signal::ctrl_c()
         .await

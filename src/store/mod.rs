@@ -61,7 +61,7 @@ pub use state::{MissUpdate, StateUpdate};
 pub use status::{FailureReasonCount, JobCount, OldestUnfinished, RunRow, StateRow};
 pub use transfer::{
     ChangeRecord, HistoryCounts, ImportCounts, ImportMode, Importer, JobKey, JobRecord, RunRecord,
-    StateKey, StateRecord, TransferError,
+    RunScopeKey, RunScopeRecord, StateKey, StateRecord, TransferError,
 };
 pub use writer::{BulkWriter, JobBatch};
 
@@ -395,6 +395,8 @@ forward! {
     fn history_counts(&self) -> HistoryCounts;
     /// Up to `limit` runs after id `after`, by id.
     fn export_runs(&self, after: i64, limit: u32) -> Vec<RunRecord>;
+    /// Up to `limit` scopes of runs after `after` (from the first when `None`), by key.
+    fn export_scopes(&self, after: Option<&RunScopeKey>, limit: u32) -> Vec<RunScopeRecord>;
     /// Up to `limit` jobs after `after` (from the first when `None`), by key.
     fn export_jobs(&self, after: Option<&JobKey>, limit: u32) -> Vec<JobRecord>;
     /// Up to `limit` status changes after id `after`, by id.

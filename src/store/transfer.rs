@@ -1,13 +1,17 @@
 //! Moving a whole history between databases (`jobtrail copy`): the rows of
-//! every table as typed records, read in chunks by key (`export_*`) and
-//! written by an [`Importer`] in one transaction, so a copy is all or
-//! nothing. The rules that decide what a run of the source becomes in the
+//! every history table (runs and their scopes, jobs, status changes, state)
+//! as typed records, read in chunks by key (`export_*`) and written by an
+//! [`Importer`] in one transaction, so a copy is all or nothing. The
+//! `iam_projects` cache is not copied: it is IAM's answer kept a day, which
+//! the target's next sync asks again. The rules that decide what a run of the source becomes in the
 //! target ([`RunMap`]) are the same on both backends; the SQL is each
 //! backend's (SQLite's below, PostgreSQL's in `postgres/transfer.rs`).
 //!
 //! Copying is idempotent: a job is replaced only by a later sighting of it,
 //! a state entry only by a later value, a run only while it is still marked
-//! running, and a status change is added once. A target that holds a
+//! running, and a status change or a scope of a run is added once (a scope
+//! keyed by its run's id in the target and its project and source). A source
+//! from before scopes were recorded (no `sync_scopes` table) has none to give. A target that holds a
 //! *different history* (a run the source does not have, or the same run id
 //! for another run) is refused unless [`ImportMode::Merge`] is asked for;
 //! merging gives the source's runs new ids where they collide.
@@ -27,6 +31,8 @@ use crate::normalize::{format_utc, parse_api_time};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HistoryCounts {
     pub runs: i64,
+    /// `sync_scopes` rows (none in a database from before scopes).
+    pub scopes: i64,
     pub jobs: i64,
     pub changes: i64,
     pub state: i64,
@@ -34,7 +40,7 @@ pub struct HistoryCounts {
 
 impl HistoryCounts {
     pub fn total(&self) -> i64 {
-        self.runs + self.jobs + self.changes + self.state
+        self.runs + self.scopes + self.jobs + self.changes + self.state
     }
 }
 
@@ -53,6 +59,52 @@ pub struct RunRecord {
     pub jobs_changed: i64,
     pub error: Option<String>,
     pub pid: Option<i64>,
+}
+
+/// One `sync_scopes` row: how one (project, region, source) scope of a run
+/// ended. It belongs to its run, and goes wherever its run goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunScopeRecord {
+    pub sync_id: i64,
+    pub project_id: String,
+    pub region: String,
+    pub source: String,
+    /// `succeeded`, `partial` or `failed`.
+    pub status: String,
+    pub requests: i64,
+    pub jobs_seen: i64,
+    pub jobs_new: i64,
+    pub jobs_changed: i64,
+    pub error: Option<String>,
+    /// When the scope's current failing streak began (`None` when it succeeded).
+    pub failing_since: Option<DateTime<Utc>>,
+    pub failed_runs: i64,
+}
+
+impl RunScopeRecord {
+    pub fn scope_key(&self) -> RunScopeKey {
+        RunScopeKey {
+            sync_id: self.sync_id,
+            project_id: self.project_id.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// How an error names the row.
+    pub(in crate::store) fn describe(&self) -> String {
+        format!(
+            "{} scope of project {} in sync run #{}",
+            self.source, self.project_id, self.sync_id
+        )
+    }
+}
+
+/// A scope row's primary key: where the next chunk of scopes starts after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunScopeKey {
+    pub sync_id: i64,
+    pub project_id: String,
+    pub source: String,
 }
 
 /// One `jobs` row: the job as normalized, and jobtrail's own bookkeeping.
@@ -138,6 +190,7 @@ pub enum ImportMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportCounts {
     pub runs: u64,
+    pub scopes: u64,
     pub jobs: u64,
     pub changes: u64,
     pub state: u64,
@@ -317,10 +370,10 @@ impl RunMap {
 }
 
 /// A copy into one database, in one transaction: [`Importer::runs`] (every
-/// chunk, in id order), [`Importer::end_runs`], then status changes (before
-/// the jobs: merging, a first sighting of a job the target already knows is
-/// left out), jobs and state in chunks, then [`Importer::commit`]. Dropped
-/// without committing, it changes nothing.
+/// chunk, in id order), [`Importer::end_runs`], then the runs' scopes, status
+/// changes (before the jobs: merging, a first sighting of a job the target
+/// already knows is left out), jobs and state in chunks, then
+/// [`Importer::commit`]. Dropped without committing, it changes nothing.
 pub enum Importer {
     Sqlite(SqliteImporter),
     Postgres(PgImporter),
@@ -347,6 +400,11 @@ impl Importer {
             Importer::Postgres(i) => i.run_map(),
         };
         Ok(map.check_complete()?)
+    }
+
+    /// Scopes of runs already given, each under its run's id in the target.
+    pub async fn scopes(&mut self, scopes: &[RunScopeRecord]) -> Result<(), StoreError> {
+        each_backend!(self, i => i.scopes(scopes).await)
     }
 
     pub async fn jobs(&mut self, jobs: &[JobRecord]) -> Result<(), StoreError> {
@@ -498,6 +556,30 @@ impl FromRow<'_, SqliteRow> for StateRecord {
     }
 }
 
+impl FromRow<'_, SqliteRow> for RunScopeRecord {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        let since: Option<String> = row.try_get("failing_since")?;
+        let mut record = RunScopeRecord {
+            sync_id: row.try_get("sync_id")?,
+            project_id: row.try_get("project_id")?,
+            region: row.try_get("region")?,
+            source: row.try_get("source")?,
+            status: row.try_get("status")?,
+            requests: row.try_get("requests")?,
+            jobs_seen: row.try_get("jobs_seen")?,
+            jobs_new: row.try_get("jobs_new")?,
+            jobs_changed: row.try_get("jobs_changed")?,
+            error: row.try_get("error")?,
+            failing_since: None,
+            failed_runs: row.try_get("failed_runs")?,
+        };
+        if let Some(t) = since {
+            record.failing_since = Some(time(&t, || record.describe(), "failing_since")?);
+        }
+        Ok(record)
+    }
+}
+
 /// Every column of `jobs`, in the order the importer binds them.
 const JOB_COLUMNS: &str = "source, project_id, job_id, parent_job_id, job_type, status, \
      raw_status, progress, started_at, ended_at, duration_ms, resource_id, resource_name, \
@@ -520,6 +602,10 @@ const UPDATE_RUN_SQL: &str = "UPDATE sync_runs SET started_at = ?2, finished_at 
 const CHANGE_COLUMNS: &str = "source, project_id, job_id, old_status, new_status, raw_status, \
      fail_reason, observed_at, sync_id";
 
+/// Every column of `sync_scopes`, in the order the importer binds them.
+const SCOPE_COLUMNS: &str = "sync_id, project_id, region, source, status, requests, jobs_seen, \
+     jobs_new, jobs_changed, error, failing_since, failed_runs";
+
 impl SqliteStore {
     pub async fn history_counts(&self) -> Result<HistoryCounts, StoreError> {
         let (runs, jobs, changes, state) = sqlx::query_as(
@@ -528,12 +614,54 @@ impl SqliteStore {
         )
         .fetch_one(&self.pool)
         .await?;
+        let scopes = if self.has_scopes().await? {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sync_scopes")
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            0
+        };
         Ok(HistoryCounts {
             runs,
+            scopes,
             jobs,
             changes,
             state,
         })
+    }
+
+    /// Whether the database records scopes: one from before them, opened
+    /// read-only (so not migrated), has no `sync_scopes` table.
+    async fn has_scopes(&self) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_scopes'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Up to `limit` scope rows after `after` (from the first when `None`),
+    /// by run then project and source; none from a database without scopes.
+    pub async fn export_scopes(
+        &self,
+        after: Option<&RunScopeKey>,
+        limit: u32,
+    ) -> Result<Vec<RunScopeRecord>, StoreError> {
+        if !self.has_scopes().await? {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCOPE_COLUMNS} FROM sync_scopes \
+             WHERE ?1 IS NULL OR (sync_id, project_id, source) > (?1, ?2, ?3) \
+             ORDER BY sync_id, project_id, source LIMIT ?4"
+        )))
+        .bind(after.map(|k| k.sync_id))
+        .bind(after.map(|k| k.project_id.as_str()))
+        .bind(after.map(|k| k.source.as_str()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn export_runs(&self, after: i64, limit: u32) -> Result<Vec<RunRecord>, StoreError> {
@@ -664,6 +792,37 @@ impl SqliteImporter {
                 .execute(&mut *self.tx)
                 .await?;
             self.counts.runs += done.rows_affected();
+        }
+        Ok(())
+    }
+
+    /// Scope rows under their runs' ids here; a row the target holds (same
+    /// run, project and source) is left as it is: scopes never change once
+    /// their run has closed.
+    async fn scopes(&mut self, scopes: &[RunScopeRecord]) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO sync_scopes ({SCOPE_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (sync_id, project_id, source) DO NOTHING"
+        );
+        for scope in scopes {
+            let sync_id = self.map.run_id(scope.sync_id, || scope.describe())?;
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(sync_id)
+                .bind(&scope.project_id)
+                .bind(&scope.region)
+                .bind(&scope.source)
+                .bind(&scope.status)
+                .bind(scope.requests)
+                .bind(scope.jobs_seen)
+                .bind(scope.jobs_new)
+                .bind(scope.jobs_changed)
+                .bind(&scope.error)
+                .bind(scope.failing_since.map(format_utc))
+                .bind(scope.failed_runs)
+                .execute(&mut *self.tx)
+                .await?;
+            self.counts.scopes += done.rows_affected();
         }
         Ok(())
     }

@@ -1426,6 +1426,16 @@ async fn copy_history(
         .expect("runs");
     import.end_runs().expect("same history");
     // Small chunks, so paging by key is exercised.
+    let mut scope_key = None;
+    loop {
+        let scopes = from
+            .export_scopes(scope_key.as_ref(), 2)
+            .await
+            .expect("scopes");
+        let Some(last) = scopes.last() else { break };
+        scope_key = Some(last.scope_key());
+        import.scopes(&scopes).await.expect("scopes");
+    }
     let mut after = 0;
     loop {
         let changes = from.export_changes(after, 7).await.expect("changes");
@@ -1475,9 +1485,44 @@ async fn status_and_report_reads_answer_as_on_sqlite() {
         .set_state(&miss, at("2024-03-20T00:00:05Z"))
         .await
         .expect("state");
+    // Two runs with scopes, which `status` shows: p2 failing since the
+    // first, p3's NoSQL failing once (its DBSS did not).
+    for (day, scopes) in [
+        (
+            "2024-03-21T00:00:00Z",
+            vec![
+                scope("p1", RunOutcome::Succeeded),
+                scope("p2", RunOutcome::Failed),
+            ],
+        ),
+        (
+            "2024-03-22T00:00:00Z",
+            vec![
+                scope("p2", RunOutcome::Partial),
+                scope("p3", RunOutcome::Failed),
+                crate::store::ScopeRecord {
+                    source: Source::Dbss,
+                    ..scope("p3", RunOutcome::Succeeded)
+                },
+            ],
+        ),
+    ] {
+        let run = sqlite
+            .begin_run(&[Source::Nosql], at(day))
+            .await
+            .expect("run");
+        let end = RunEnd {
+            scopes: &scopes,
+            ..RunEnd::bare(RunOutcome::Partial, 4, at(day))
+        };
+        sqlite.finish_run(&run, end).await.expect("finish");
+    }
     let postgres = &Store::Postgres(db.store.clone());
     let copied = copy_history(sqlite, postgres).await;
-    assert_eq!((copied.runs, copied.jobs, copied.state), (2, 300, 1));
+    assert_eq!(
+        (copied.runs, copied.scopes, copied.jobs, copied.state),
+        (4, 5, 300, 1)
+    );
     assert_eq!(
         copy_history(sqlite, postgres).await,
         crate::store::ImportCounts::default(),
@@ -1492,6 +1537,9 @@ async fn status_and_report_reads_answer_as_on_sqlite() {
         }};
     }
     same!(history_counts());
+    same!(failing_scopes());
+    assert_eq!(postgres.failing_scopes().await.expect("failing").len(), 2);
+    same!(export_scopes(None, 100));
     same!(count_runs());
     same!(recent_runs(10));
     same!(sync_state_entries());
@@ -1549,6 +1597,21 @@ async fn status_and_report_reads_answer_as_on_sqlite() {
         jobs(sqlite.export_jobs(None, 1_000).await.expect("jobs")),
         jobs(postgres.export_jobs(None, 1_000).await.expect("jobs"))
     );
+
+    // And back into a new SQLite file: the same scope rows, the same status.
+    let back = db_with(&[]).await;
+    let back = &back.store;
+    assert_eq!(copy_history(postgres, back).await.scopes, 5);
+    for (a, b) in [(sqlite, back), (postgres, back)] {
+        assert_eq!(
+            a.export_scopes(None, 100).await.expect("scopes"),
+            b.export_scopes(None, 100).await.expect("scopes")
+        );
+        assert_eq!(
+            a.failing_scopes().await.expect("failing"),
+            b.failing_scopes().await.expect("failing")
+        );
+    }
 }
 
 /// A scope of project `project` (NoSQL) that ended with `outcome`.

@@ -1,10 +1,11 @@
 //! Moving a whole history in and out of PostgreSQL (`jobtrail copy`): the
 //! same records and rules as the SQLite side (`store::transfer`), in
-//! PostgreSQL's dialect. An import holds every table in EXCLUSIVE mode for
-//! its one transaction (readers go on; syncs wait), writes a chunk per
-//! statement through `UNNEST` arrays, and tells the history trigger to stand
-//! aside (`jobtrail.copying`, see migration 0002): the copied history is
-//! already complete.
+//! PostgreSQL's dialect; the `iam_projects` cache is not copied here either.
+//! An import holds every history table in EXCLUSIVE mode for its one
+//! transaction (readers go on; syncs wait), writes a chunk per statement
+//! through `UNNEST` arrays, and tells the history trigger to stand aside
+//! (`jobtrail.copying`, see migration 0002): the copied history is already
+//! complete.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -16,8 +17,8 @@ use crate::model::JobRow;
 use crate::normalize::parse_api_time;
 use crate::store::transfer::{ChangePlan, RunMap, RunPlan};
 use crate::store::{
-    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, JobKey, JobRecord, RunRecord, StateKey,
-    StateRecord, TransferError,
+    ChangeRecord, HistoryCounts, ImportCounts, ImportMode, JobKey, JobRecord, RunRecord,
+    RunScopeKey, RunScopeRecord, StateKey, StateRecord, TransferError,
 };
 
 /// Every column of `jobs` as the export reads it (raw_json as its text).
@@ -30,6 +31,9 @@ const RUN_COLUMNS: &str = "id, started_at, finished_at, status, sources, request
 
 const CHANGE_COLUMNS: &str = "source, project_id, job_id, old_status, new_status, raw_status, \
      fail_reason, observed_at, sync_id";
+
+const SCOPE_COLUMNS: &str = "sync_id, project_id, region, source, status, requests, jobs_seen, \
+     jobs_new, jobs_changed, error, failing_since, failed_runs";
 
 /// Moves an identity sequence past the largest id its table holds (ids were
 /// given explicitly), so the next sync's rows never collide with them.
@@ -47,12 +51,53 @@ impl PgStore {
         )
         .fetch_one(&self.pool)
         .await?;
+        let scopes = if self.has_scopes().await? {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sync_scopes")
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            0
+        };
         Ok(HistoryCounts {
             runs,
+            scopes,
             jobs,
             changes,
             state,
         })
+    }
+
+    /// Whether the database records scopes: one whose schema predates them
+    /// (opened for reading, so not migrated) has no `sync_scopes` table.
+    async fn has_scopes(&self) -> Result<bool, PgStoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT to_regclass('sync_scopes') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Up to `limit` scope rows after `after` (from the first when `None`),
+    /// by run then project and source; none from a database without scopes.
+    pub async fn export_scopes(
+        &self,
+        after: Option<&RunScopeKey>,
+        limit: u32,
+    ) -> Result<Vec<RunScopeRecord>, PgStoreError> {
+        if !self.has_scopes().await? {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SCOPE_COLUMNS} FROM sync_scopes \
+             WHERE $1::bigint IS NULL OR (sync_id, project_id, source) > ($1, $2, $3) \
+             ORDER BY sync_id, project_id, source LIMIT $4"
+        )))
+        .bind(after.map(|k| k.sync_id))
+        .bind(after.map(|k| k.project_id.as_str()))
+        .bind(after.map(|k| k.source.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn export_runs(
@@ -123,7 +168,8 @@ impl PgStore {
     pub async fn begin_import(&self, mode: ImportMode) -> Result<PgImporter, PgStoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::raw_sql(
-            "LOCK TABLE sync_runs, jobs, job_status_changes, sync_state IN EXCLUSIVE MODE;
+            "LOCK TABLE sync_runs, sync_scopes, jobs, job_status_changes, sync_state
+                 IN EXCLUSIVE MODE;
              SET LOCAL jobtrail.copying = 'on'",
         )
         .execute(&mut *tx)
@@ -188,6 +234,43 @@ impl PgImporter {
                 .await?;
             self.counts.runs += done.rows_affected();
         }
+        Ok(())
+    }
+
+    /// Scope rows under their runs' ids here, a chunk per statement; a row the
+    /// target holds (same run, project and source) is left as it is.
+    pub(in crate::store) async fn scopes(
+        &mut self,
+        scopes: &[RunScopeRecord],
+    ) -> Result<(), PgStoreError> {
+        let mut sync_ids = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            let id = self.map.run_id(scope.sync_id, || scope.describe());
+            sync_ids.push(id.map_err(transfer)?);
+        }
+        let texts_of = |f: fn(&RunScopeRecord) -> Option<String>| texts(scopes.iter().map(f));
+        let numbers_of = |f: fn(&RunScopeRecord) -> i64| scopes.iter().map(f).collect::<Vec<_>>();
+        let done = sqlx::query(IMPORT_SCOPES_SQL)
+            .bind(sync_ids)
+            .bind(texts_of(|s| Some(s.project_id.clone())))
+            .bind(texts_of(|s| Some(s.region.clone())))
+            .bind(texts_of(|s| Some(s.source.clone())))
+            .bind(texts_of(|s| Some(s.status.clone())))
+            .bind(numbers_of(|s| s.requests))
+            .bind(numbers_of(|s| s.jobs_seen))
+            .bind(numbers_of(|s| s.jobs_new))
+            .bind(numbers_of(|s| s.jobs_changed))
+            .bind(texts_of(|s| s.error.clone()))
+            .bind(
+                scopes
+                    .iter()
+                    .map(|s| s.failing_since.map(to_millis))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(numbers_of(|s| s.failed_runs))
+            .execute(&mut *self.tx)
+            .await?;
+        self.counts.scopes += done.rows_affected();
         Ok(())
     }
 
@@ -305,6 +388,13 @@ const NEW_ID_CHANGE_SQL: &str = "INSERT INTO job_status_changes (source, project
 SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10
 WHERE $1::bigint IS NULL AND ($5::text IS NOT NULL OR NOT EXISTS (
     SELECT 1 FROM jobs WHERE source = $2 AND project_id = $3 AND job_id = $4))";
+
+/// A chunk of scope rows (`$1` their runs' ids in the target).
+const IMPORT_SCOPES_SQL: &str = "INSERT INTO sync_scopes (sync_id, project_id, region, source,
+    status, requests, jobs_seen, jobs_new, jobs_changed, error, failing_since, failed_runs)
+SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[], $12::bigint[])
+ON CONFLICT (sync_id, project_id, source) DO NOTHING";
 
 /// A chunk of jobs: a job is replaced only by a later sighting of it, and
 /// keeps its `first_seen_at`.
@@ -484,6 +574,25 @@ impl FromRow<'_, PgRow> for ChangeRecord {
             fail_reason: row.try_get("fail_reason")?,
             observed_at: row.try_get("observed_at")?,
             sync_id: row.try_get("sync_id")?,
+        })
+    }
+}
+
+impl FromRow<'_, PgRow> for RunScopeRecord {
+    fn from_row(row: &PgRow) -> sqlx::Result<Self> {
+        Ok(RunScopeRecord {
+            sync_id: row.try_get("sync_id")?,
+            project_id: row.try_get("project_id")?,
+            region: row.try_get("region")?,
+            source: row.try_get("source")?,
+            status: row.try_get("status")?,
+            requests: row.try_get("requests")?,
+            jobs_seen: row.try_get("jobs_seen")?,
+            jobs_new: row.try_get("jobs_new")?,
+            jobs_changed: row.try_get("jobs_changed")?,
+            error: row.try_get("error")?,
+            failing_since: row.try_get("failing_since")?,
+            failed_runs: row.try_get("failed_runs")?,
         })
     }
 }
