@@ -54,7 +54,7 @@ pub async fn locked_sync(
             let pg = PgStore::open_url(url).await?;
             let store = Store::Postgres(pg.clone());
             let projects =
-                crate::sync::select_projects(settings, &store, client, options, chrono::Utc::now())
+                crate::sync::select_projects_or_record(settings, &store, client, options)
                     .await
                     .map_err(usage)?;
             let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();

@@ -166,7 +166,7 @@ pub async fn run(
     options: &SyncOptions,
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
-    let projects = select_projects(settings, store, client, options, Utc::now()).await?;
+    let projects = select_projects_or_record(settings, store, client, options).await?;
     let locks = HeldLocks::none();
     run_selected(
         settings, store, client, options, progress, &projects, &locks,
@@ -188,12 +188,7 @@ pub async fn run_selected(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let now = Utc::now();
-    let sources: BTreeSet<Source> = if options.sources.is_empty() {
-        Source::ALL.into_iter().collect()
-    } else {
-        options.sources.iter().copied().collect()
-    };
-    let sources: Vec<Source> = sources.into_iter().collect();
+    let sources = chosen_sources(options);
     check_range(options)?;
     let run = store.begin_run(&sources, now).await?;
     progress.begin(&projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
@@ -261,6 +256,16 @@ pub async fn run_selected(
     .await
 }
 
+/// The sources this sync covers, in their usual order.
+fn chosen_sources(options: &SyncOptions) -> Vec<Source> {
+    let sources: BTreeSet<Source> = if options.sources.is_empty() {
+        Source::ALL.into_iter().collect()
+    } else {
+        options.sources.iter().copied().collect()
+    };
+    sources.into_iter().collect()
+}
+
 /// Refuses a range that ends before it starts.
 fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
     match (options.since, options.until) {
@@ -271,6 +276,43 @@ fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// [`select_projects`] as a sync does it: projects that IAM could not find
+/// (a refused or failed lookup, no project of a region's name or two) fail
+/// the sync as a run of its own, recorded failed with the same message and no
+/// scopes (nothing was fetched), so `status` and the run history show it.
+/// Usage mistakes (a bad range, an unknown `--project`) are not recorded.
+pub async fn select_projects_or_record(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
+    options: &SyncOptions,
+) -> Result<Vec<ProjectSettings>, SyncError> {
+    check_range(options)?;
+    let now = Utc::now();
+    let problems = match select_projects(settings, store, client, options, now).await {
+        Err(SyncError::Projects(problems)) => problems,
+        selected => return selected,
+    };
+    let message = problems.to_string();
+    let end = RunEnd {
+        outcome: RunOutcome::Failed,
+        requests: client.requests_made(),
+        error: Some(&message),
+        finished_at: Utc::now(),
+        scopes: &[],
+    };
+    let recorded = match store.begin_run(&chosen_sources(options), now).await {
+        Ok(run) => store.finish_run(&run, end).await.map(|_| run.id),
+        Err(e) => Err(e),
+    };
+    match recorded {
+        Ok(id) => tracing::info!(run = id, "sync failed before it started: {message}"),
+        // The lookup's failure is the one to report.
+        Err(e) => tracing::warn!("cannot record the failed sync in the database: {e}"),
+    }
+    Err(SyncError::Projects(problems))
 }
 
 /// The projects to sync: the configured ones, those found by region and the
