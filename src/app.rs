@@ -53,6 +53,8 @@ pub async fn locked_sync(
         DatabaseLocation::Postgres(url) => {
             let pg = PgStore::open_url(url).await?;
             let store = Store::Postgres(pg.clone());
+            // Taken before the locks (they need the IDs): a failed IAM lookup
+            // is recorded as a failed run without them, as it writes no jobs.
             let projects =
                 crate::sync::select_projects_or_record(settings, &store, client, options)
                     .await
