@@ -14,7 +14,7 @@ use crate::config::{
 use crate::http::ApiClient;
 use crate::progress::Progress;
 use crate::store::{DatabaseLocation, PgStore, Store, SyncLock};
-use crate::sync::{SyncError, SyncOptions, SyncReport};
+use crate::sync::{HeldLocks, SyncError, SyncOptions, SyncReport};
 
 /// `--version`: the crate version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -53,16 +53,19 @@ pub async fn locked_sync(
         DatabaseLocation::Postgres(url) => {
             let pg = PgStore::open_url(url).await?;
             let store = Store::Postgres(pg.clone());
+            // Taken before the locks (they need the IDs): a failed IAM lookup
+            // is recorded as a failed run without them, as it writes no jobs.
             let projects =
-                crate::sync::select_projects(settings, &store, client, options, chrono::Utc::now())
+                crate::sync::select_projects_or_record(settings, &store, client, options)
                     .await
                     .map_err(usage)?;
             let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
-            let lock = pg.lock_projects(&ids, LOCK_WAIT).await?;
-            let result =
-                crate::sync::run_selected(settings, &store, client, options, &progress, &projects)
-                    .await;
-            lock.release().await;
+            let locks = HeldLocks::postgres(pg.lock_projects(&ids, LOCK_WAIT).await?);
+            let result = crate::sync::run_selected(
+                settings, &store, client, options, &progress, &projects, &locks,
+            )
+            .await;
+            locks.release().await;
             store.close().await;
             result
         }

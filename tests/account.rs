@@ -1,8 +1,9 @@
 //! The whole account with zero project IDs, against a simulator that checks
 //! every signature: a region-only project found through IAM and remembered for
 //! a day, clear errors when IAM names no project or two, `[account]` syncing
-//! every enabled project with only the services its region offers, and
-//! per-region endpoints used for their region only.
+//! every enabled project with only the services its region offers,
+//! per-region endpoints used for their region only, and an IAM lookup that
+//! fails recorded as a failed run (on either backend).
 
 use std::collections::BTreeSet;
 
@@ -11,7 +12,7 @@ use jobtrail::sim::{
     Fault, FaultRule, MOS, RequestRecord, SimAuth, SimConfig, SimProject, SimServer, region_offers,
 };
 
-use crate::util::{Env, Run, run_cli, utc_ms};
+use crate::util::{Backend, Env, PgDatabase, Run, opt_int, run_cli, text, utc_ms};
 
 const AK: &str = "HPUAACCOUNTAKID00017";
 const SK: &str = "sk-account-7e6d5c4b3a29180f";
@@ -587,4 +588,116 @@ async fn a_table_for_a_service_the_region_lacks_is_a_note_not_an_error() {
         stored_pairs(&env).await,
         BTreeSet::from([(eu, "nosql".to_owned())])
     );
+}
+
+on_both_backends!(a_failed_iam_lookup_is_a_failed_run_that_status_shows);
+
+/// A lookup IAM refuses, or that finds no project of the region's name,
+/// fails the sync as today (exit 1, the same message) and is recorded as a
+/// failed run, so `status` and the metrics of a cron job show it.
+async fn a_failed_iam_lookup_is_a_failed_run_that_status_shows(backend: Backend) {
+    let project = "aaaa0000bbbb1111cccc2222dddd3333";
+    let config = SimConfig {
+        account: vec![SimProject::new(project, "cn-north-4")],
+        ..SimConfig::new(58)
+    };
+    let mut env = account_env(
+        config,
+        "[[project]]\nregion = \"cn-north-4\"\n[project.nosql]\n",
+    )
+    .await;
+    if backend == Backend::Postgres {
+        let Some(pg) = PgDatabase::create().await else {
+            return;
+        };
+        env.backend = backend;
+        env.pg = Some(pg);
+    }
+    env.sim
+        .add_fault(FaultRule::new("/v3/projects", Fault::Status(403)));
+    let metrics = env.dir.path().join("jobtrail.prom");
+    let metrics_arg = metrics.display().to_string();
+    let refused = env
+        .jobtrail(&["sync", "--metrics-file", &metrics_arg])
+        .await;
+    refused.assert_code(1);
+    for expected in [
+        "cannot find its project ID",
+        "HTTP 403",
+        "iam:projects:listProjects",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}:\n{}",
+            refused.stderr
+        );
+    }
+    let metrics = std::fs::read_to_string(&metrics).expect("metrics file");
+    assert!(
+        metrics.contains("jobtrail_last_run_exit_code 1"),
+        "{metrics}"
+    );
+
+    env.sim.clear_faults();
+    env.write_config("[[project]]\nregion = \"cn-east-3\"\n[project.nosql]\n");
+    let none = env.jobtrail(&["sync"]).await;
+    none.assert_code(1);
+    assert!(
+        none.stderr.contains("no project named \"cn-east-3\""),
+        "{}",
+        none.stderr
+    );
+
+    // A usage mistake is no run.
+    env.jobtrail(&["sync", "--since", "2024-02-01", "--until", "2024-01-01"])
+        .await
+        .assert_code(2);
+
+    let runs = env
+        .rows(
+            "SELECT id, status, error, finished_at, jobs_seen FROM sync_runs ORDER BY id",
+            &[],
+        )
+        .await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for (run, said) in runs.iter().zip([&refused, &none]) {
+        assert_eq!(text(run, "status").as_deref(), Some("failed"), "{run:?}");
+        assert!(text(run, "finished_at").is_some(), "{run:?}");
+        assert_eq!(opt_int(run, "jobs_seen"), Some(0));
+        let error = text(run, "error").expect("error");
+        assert!(
+            said.stderr.contains(error.lines().next().expect("a line")),
+            "the run keeps the message the sync printed: {error}\n{}",
+            said.stderr
+        );
+    }
+    assert!(text(&runs[0], "error").is_some_and(|e| e.contains("HTTP 403")));
+    assert!(text(&runs[1], "error").is_some_and(|e| e.contains("returned none")));
+
+    let status = env.jobtrail(&["status"]).await;
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("Sync runs: last 2 of 2"),
+        "{}",
+        status.stdout
+    );
+    for expected in [
+        "failed",
+        "cannot find its project ID",
+        "HTTP 403",
+        "no project named",
+    ] {
+        assert!(
+            status.stdout.contains(expected),
+            "{expected}:\n{}",
+            status.stdout
+        );
+    }
+    assert!(stored_pairs_on(&env).await.is_empty(), "nothing was synced");
+}
+
+/// [`stored_pairs`] on either backend.
+async fn stored_pairs_on(env: &Env) -> Vec<crate::util::Row> {
+    env.rows("SELECT DISTINCT project_id, source FROM jobs", &[])
+        .await
 }

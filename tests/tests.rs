@@ -15,6 +15,7 @@ mod hostile_cloud;
 mod hostile_files;
 mod hostile_output;
 mod incremental;
+mod lock_lost;
 mod ops;
 mod postgres;
 mod progress;

@@ -280,7 +280,7 @@ struct Fetches<'a> {
 impl Fetches<'_> {
     /// Fetches every ID (a few at a time under the client's in-flight bound) and
     /// hands each one's rows to the writer; a failed ID is recorded by name and
-    /// the rest go on.
+    /// the rest go on, until the writer is gone.
     async fn fetch_each<F, Fut>(&self, ids: Vec<String>, fetch: F, result: &mut UnitResult)
     where
         F: Fn(String) -> Fut,
@@ -288,6 +288,7 @@ impl Fetches<'_> {
     {
         let (fetch, sink) = (&fetch, &self.ctx.sink);
         let mut fetches = futures::stream::iter(ids)
+            .take_while(|_| std::future::ready(!sink.writer_gone()))
             .map(|id| async move {
                 // Rows are stored even when the API fell short of its own
                 // totals; the shortfall is then this ID's failure.

@@ -7,10 +7,12 @@
 //!
 //! This module runs the whole and reports it; `nosql` syncs NoSQL windows
 //! and re-checks (planned by `recheck`), `by_id` the DBSS resources and
-//! image jobs, `writer` owns the database meanwhile, fed through `sink`;
-//! `misses` counts 404s and `outcome` holds what is reported.
+//! image jobs, `writer` owns the database meanwhile, fed through `sink`, and
+//! commits only while the PostgreSQL project locks hold (`locks`); `misses`
+//! counts 404s and `outcome` holds what is reported.
 
 mod by_id;
+mod locks;
 mod misses;
 mod nosql;
 mod notes;
@@ -32,11 +34,13 @@ use crate::normalize::format_utc;
 use crate::progress::Progress;
 use crate::store::{RunEnd, RunOutcome, RunTotals, ScopeRecord, Store, StoreError, SyncRun};
 
+pub use locks::HeldLocks;
 pub use nosql::{DEFAULT_BACKFILL, WATERMARK_OVERLAP};
 pub use outcome::{Scope, SyncFailure, SyncWarning, Unit};
 
 use outcome::{UnitResult, run_record, summarize_errors};
 use sink::Sink;
+use writer::WriteError;
 
 /// DBSS resources / image jobs (and NoSQL re-checks) fetched at once per project.
 const IDS_IN_FLIGHT: usize = 16;
@@ -162,12 +166,17 @@ pub async fn run(
     options: &SyncOptions,
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
-    let projects = select_projects(settings, store, client, options, Utc::now()).await?;
-    run_selected(settings, store, client, options, progress, &projects).await
+    let projects = select_projects_or_record(settings, store, client, options).await?;
+    let locks = HeldLocks::none();
+    run_selected(
+        settings, store, client, options, progress, &projects, &locks,
+    )
+    .await
 }
 
 /// Runs one sync of `projects` (from [`select_projects`]). On PostgreSQL the
-/// caller holds the lock of each project instead of the file's.
+/// caller holds the lock of each project instead of the file's, and passes
+/// them as `locks`: nothing is committed once they are lost (the run fails).
 pub async fn run_selected(
     settings: &Settings,
     store: &Store,
@@ -175,15 +184,11 @@ pub async fn run_selected(
     options: &SyncOptions,
     progress: &Progress,
     projects: &[ProjectSettings],
+    locks: &HeldLocks,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let now = Utc::now();
-    let sources: BTreeSet<Source> = if options.sources.is_empty() {
-        Source::ALL.into_iter().collect()
-    } else {
-        options.sources.iter().copied().collect()
-    };
-    let sources: Vec<Source> = sources.into_iter().collect();
+    let sources = chosen_sources(options);
     check_range(options)?;
     let run = store.begin_run(&sources, now).await?;
     progress.begin(&projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>());
@@ -195,6 +200,7 @@ pub async fn run_selected(
         rx,
         progress.clone(),
         writer::COMMIT_POLICY,
+        locks.clone(),
     ));
     let ctx = SyncContext {
         store,
@@ -223,7 +229,8 @@ pub async fn run_selected(
             store.forget_misses_of_seen_jobs(run.id).await?;
             None
         }
-        Ok(Err(e)) => Some(SyncFailure::Writer(e)),
+        Ok(Err(WriteError::Store(e))) => Some(SyncFailure::Writer(e)),
+        Ok(Err(WriteError::LockLost(e))) => Some(SyncFailure::LockLost(e)),
         Err(e) => Some(SyncFailure::WriterCrashed(e)),
     };
     let (note_warnings, note_failures) = notes
@@ -249,6 +256,16 @@ pub async fn run_selected(
     .await
 }
 
+/// The sources this sync covers, in their usual order.
+fn chosen_sources(options: &SyncOptions) -> Vec<Source> {
+    let sources: BTreeSet<Source> = if options.sources.is_empty() {
+        Source::ALL.into_iter().collect()
+    } else {
+        options.sources.iter().copied().collect()
+    };
+    sources.into_iter().collect()
+}
+
 /// Refuses a range that ends before it starts.
 fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
     match (options.since, options.until) {
@@ -259,6 +276,43 @@ fn check_range(options: &SyncOptions) -> Result<(), SyncError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// [`select_projects`] as a sync does it: projects that IAM could not find
+/// (a refused or failed lookup, no project of a region's name or two) fail
+/// the sync as a run of its own, recorded failed with the same message and no
+/// scopes (nothing was fetched), so `status` and the run history show it.
+/// Usage mistakes (a bad range, an unknown `--project`) are not recorded.
+pub async fn select_projects_or_record(
+    settings: &Settings,
+    store: &Store,
+    client: &ApiClient,
+    options: &SyncOptions,
+) -> Result<Vec<ProjectSettings>, SyncError> {
+    check_range(options)?;
+    let now = Utc::now();
+    let problems = match select_projects(settings, store, client, options, now).await {
+        Err(SyncError::Projects(problems)) => problems,
+        selected => return selected,
+    };
+    let message = problems.to_string();
+    let end = RunEnd {
+        outcome: RunOutcome::Failed,
+        requests: client.requests_made(),
+        error: Some(&message),
+        finished_at: Utc::now(),
+        scopes: &[],
+    };
+    let recorded = match store.begin_run(&chosen_sources(options), now).await {
+        Ok(run) => store.finish_run(&run, end).await.map(|_| run.id),
+        Err(e) => Err(e),
+    };
+    match recorded {
+        Ok(id) => tracing::info!(run = id, "sync failed before it started: {message}"),
+        // The lookup's failure is the one to report.
+        Err(e) => tracing::warn!("cannot record the failed sync in the database: {e}"),
+    }
+    Err(SyncError::Projects(problems))
 }
 
 /// The projects to sync: the configured ones, those found by region and the
@@ -335,11 +389,47 @@ impl SyncContext<'_> {
     }
 }
 
+/// What one scope of the run is recorded with: its own outcome and errors,
+/// or failed when the writer failed (`writer_error`, also its error when it
+/// has none of its own).
+fn scope_record(
+    scope: Scope,
+    region: String,
+    result: &UnitResult,
+    requests: u64,
+    writer_error: Option<&str>,
+) -> ScopeRecord {
+    let details: Vec<String> = result
+        .errors
+        .iter()
+        .map(SyncFailure::within_scope)
+        .collect();
+    let error = if details.is_empty() {
+        writer_error.map(str::to_owned)
+    } else {
+        Some(summarize_errors(&details))
+    };
+    ScopeRecord {
+        outcome: if writer_error.is_some() {
+            RunOutcome::Failed
+        } else {
+            result.outcome()
+        },
+        requests,
+        error,
+        project_id: scope.project_id,
+        region,
+        source: scope.source,
+    }
+}
+
 /// Closes the run with its outcome: failed when the credentials were refused,
 /// the writer failed or nothing succeeded; partial when only some units
-/// failed. Each scope is recorded with its own outcome, requests and errors;
-/// the (project, source) pairs that synced without a failure are also recorded
-/// as complete (for `jobtrail_last_success_timestamp_seconds`).
+/// failed. Each scope is recorded with its own outcome, requests and errors
+/// (all failed when the writer failed: what they fetched last, or never
+/// fetched once it stopped, was not stored); the (project, source) pairs that
+/// synced without a failure are also recorded as complete (for
+/// `jobtrail_last_success_timestamp_seconds`).
 async fn finish(
     store: &Store,
     client: &ApiClient,
@@ -350,6 +440,7 @@ async fn finish(
     started: Instant,
 ) -> Result<SyncReport, SyncError> {
     let writer_failed = writer_failure.is_some();
+    let writer_error = writer_failure.as_ref().map(ToString::to_string);
     let mut errors: Vec<SyncFailure> = writer_failure.into_iter().collect();
     let mut warnings = Vec::new();
     let mut succeeded_units = 0;
@@ -365,21 +456,14 @@ async fn finish(
         if !writer_failed && result.errors.is_empty() && !result.run_refused {
             complete.push((scope.project_id.clone(), scope.source));
         }
-        records.push(ScopeRecord {
-            outcome: result.outcome(),
-            requests: client.requests_for(&scope.project_id, scope.source),
-            error: (!result.errors.is_empty()).then(|| {
-                let details: Vec<String> = result
-                    .errors
-                    .iter()
-                    .map(SyncFailure::within_scope)
-                    .collect();
-                summarize_errors(&details)
-            }),
-            project_id: scope.project_id,
+        let requests = client.requests_for(&scope.project_id, scope.source);
+        records.push(scope_record(
+            scope,
             region,
-            source: scope.source,
-        });
+            &result,
+            requests,
+            writer_error.as_deref(),
+        ));
         errors.extend(result.errors);
         warnings.extend(result.warnings);
         succeeded_units += result.succeeded;

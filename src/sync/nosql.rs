@@ -133,6 +133,7 @@ impl NosqlUnit<'_> {
         let mut done = DonePrefix::new(windows.len());
         let (target, sink) = (self.target, &self.ctx.sink);
         let mut fetches = futures::stream::iter(windows.iter().copied().enumerate())
+            .take_while(|_| std::future::ready(!sink.writer_gone()))
             .map(|(index, window)| async move {
                 (
                     index,
@@ -216,6 +217,7 @@ impl NosqlUnit<'_> {
     async fn run_rechecks(&self, plans: Vec<Recheck>, misses: &Misses, result: &mut UnitResult) {
         let (target, now, sink) = (self.target, self.ctx.now, &self.ctx.sink);
         let mut checks = futures::stream::iter(plans)
+            .take_while(|_| std::future::ready(!sink.writer_gone()))
             .map(|plan| async move {
                 run_recheck(target, &plan, now, sink)
                     .await

@@ -10,7 +10,7 @@ use crate::normalize::format_utc;
 use crate::sources::FetchError;
 use crate::sources::nosql::Window;
 use crate::store::RunOutcome;
-use crate::store::StoreError;
+use crate::store::{PgLockError, StoreError};
 use crate::text::for_terminal;
 
 use super::misses::GONE_AFTER_MISSES;
@@ -71,6 +71,13 @@ pub enum SyncFailure {
     /// The writer task panicked.
     #[error("database writer crashed: {0}")]
     WriterCrashed(tokio::task::JoinError),
+    /// The project locks were lost (their PostgreSQL session ended), so the
+    /// writer stopped before its next commit: another sync of the projects
+    /// may be running.
+    #[error(
+        "{0}; this sync stopped writing: what it stored before is kept, and the next sync fetches the rest"
+    )]
+    LockLost(PgLockError),
     /// One unit could not be fetched (or handed to the writer); the rest went on.
     #[error("{scope} {unit}: {error}")]
     Fetch {

@@ -57,6 +57,12 @@ impl Sink {
             .map_err(|_| WriterGone)
     }
 
+    /// The writer has stopped (a database error, lost locks): whatever is
+    /// fetched now cannot be stored, so fetchers start nothing new.
+    pub fn writer_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// What was cut or left out so far; shared, so it outlives the sink.
     pub fn notes(&self) -> Arc<Mutex<NoteLog>> {
         Arc::clone(&self.notes)

@@ -27,6 +27,9 @@ pub struct PgProjectLock {
     conn: PgConnection,
     projects: Vec<String>,
     backend_pid: i32,
+    /// Why the session ended, once a check has found it gone: the locks
+    /// never come back, so later checks say so without a round trip.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for PgProjectLock {
@@ -45,10 +48,13 @@ pub enum PgLockError {
     )]
     Busy { project_id: String, holder: String },
     #[error(
-        "the database session holding the sync lock of {} ended: another sync may now be running",
+        "lost the sync lock of project(s) {}: the database session holding it ended ({cause}), so another sync of them may be running now",
         projects.join(", ")
     )]
-    Lost { projects: Vec<String> },
+    Lost {
+        projects: Vec<String>,
+        cause: String,
+    },
     #[error(transparent)]
     Store(#[from] PgStoreError),
 }
@@ -106,6 +112,7 @@ impl PgStore {
             conn,
             projects: keys.iter().map(|(_, p)| (*p).to_owned()).collect(),
             backend_pid,
+            lost: None,
         })
     }
 }
@@ -122,13 +129,27 @@ impl PgProjectLock {
     }
 
     /// Fails if the locking session has ended (the server restarted, a
-    /// firewall dropped an idle connection): the locks went with it. A long
-    /// sync calls it now and then, which also keeps the session from idling.
+    /// firewall dropped an idle connection, an admin's `pg_terminate_backend`):
+    /// the locks went with it. A live session still holds them, since nothing
+    /// else in it unlocks. A sync calls it before each commit and now and
+    /// then, which also keeps the session from idling out.
     pub async fn check(&mut self) -> Result<(), PgLockError> {
-        match sqlx::query("SELECT 1").execute(&mut self.conn).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(PgLockError::Lost {
+        if self.lost.is_none()
+            && let Err(e) = sqlx::query("SELECT 1").execute(&mut self.conn).await
+        {
+            // The server's own words when it ended the session ("terminating
+            // connection due to administrator command"), else what the
+            // connection saw (reset, closed).
+            self.lost = Some(match e {
+                sqlx::Error::Database(db) => db.message().to_owned(),
+                other => other.to_string(),
+            });
+        }
+        match &self.lost {
+            None => Ok(()),
+            Some(cause) => Err(PgLockError::Lost {
                 projects: self.projects.clone(),
+                cause: cause.clone(),
             }),
         }
     }
