@@ -917,12 +917,19 @@ fn copy_line(out: &mut String, row: &JobRow, run_id: i64, seen_at: &str) {
     out.push('\n');
 }
 
+/// A fresh database on `server` with jobtrail's schema, its URL: the sync
+/// and its bound both start from one, and neither is timed creating it.
+async fn migrated_pg_database(server: &str, name: &str) -> Result<String> {
+    let url = create_pg_database(server, name).await?;
+    let store = Store::open(DatabaseLocation::parse(Path::new(&url))?).await?;
+    store.close().await;
+    Ok(url)
+}
+
 /// The PostgreSQL bound: `COPY` of the same rows into `jobs` of a freshly
 /// migrated database (same table, same indexes), one transaction.
 async fn pg_copy_bound(url: &str, rows: &[JobRow]) -> Result<Duration> {
     use sqlx::ConnectOptions as _;
-    let store = Store::open(DatabaseLocation::parse(Path::new(url))?).await?;
-    store.close().await;
     let options: sqlx::postgres::PgConnectOptions = url.parse()?;
     let mut conn = options.connect().await?;
     let run_id: i64 = sqlx::query_scalar(
@@ -967,7 +974,7 @@ async fn postgres(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let (server, _) = start(sim_config(n, 0, 0)).await?;
     let settings = settings_for(&server, true)?;
     let location = |url: &str| DatabaseLocation::parse(Path::new(url));
-    let first_url = create_pg_database(&server_url, "jobtrail_bench_sync_1").await?;
+    let first_url = migrated_pg_database(&server_url, "jobtrail_bench_sync_1").await?;
     let (report, first) = sync_into(location(&first_url)?, &settings).await?;
     let records = server.requests();
     server.clear_requests();
@@ -982,7 +989,8 @@ async fn postgres(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let (mut syncs, mut copies) = (vec![first], Vec::new());
     for k in 1..=REPEATS {
         if k > 1 {
-            let url = create_pg_database(&server_url, &format!("jobtrail_bench_sync_{k}")).await?;
+            let url =
+                migrated_pg_database(&server_url, &format!("jobtrail_bench_sync_{k}")).await?;
             let (again, elapsed) = sync_into(location(&url)?, &settings).await?;
             server.clear_requests();
             if again.totals.seen != report.totals.seen {
@@ -990,7 +998,7 @@ async fn postgres(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             }
             syncs.push(elapsed);
         }
-        let url = create_pg_database(&server_url, &format!("jobtrail_bench_copy_{k}")).await?;
+        let url = migrated_pg_database(&server_url, &format!("jobtrail_bench_copy_{k}")).await?;
         copies.push(pg_copy_bound(&url, &job_rows).await?);
     }
     println!(

@@ -221,6 +221,7 @@ async fn migrations_apply_and_reopening_changes_nothing() {
             "jobs_by_parent",
             "jobs_by_resource",
             "jobs_by_status_started",
+            "jobs_not_final",
             "jobs_pkey"
         ]
     );
@@ -237,6 +238,60 @@ async fn migrations_apply_and_reopening_changes_nothing() {
     let again = PgStore::open_url(db.url.clone()).await.expect("reopen");
     assert_eq!(applied().await, before, "nothing applied twice");
     again.close().await;
+}
+
+/// History rows name runs that exist, and a run with history stays, as the
+/// foreign key on SQLite says (checked per statement here, see migration 4).
+#[tokio::test]
+async fn history_names_only_runs_that_exist_and_keeps_them() {
+    let Some(db) = test_db().await else { return };
+    // Run 1 has history, but no job names it as its last run any more.
+    sync_batches(
+        &db.store,
+        vec![
+            vec![job("a", Status::Running)],
+            vec![job("a", Status::Failed)],
+        ],
+    )
+    .await;
+    let refused = |sql: &'static str| {
+        let pool = db.store.pool.clone();
+        async move {
+            let err = sqlx::raw_sql(sql).execute(&pool).await.expect_err(sql);
+            let code = err.as_database_error().and_then(|e| e.code());
+            assert_eq!(code.as_deref(), Some("23503"), "{sql}: {err}");
+            err.to_string()
+        }
+    };
+    let err = refused(
+        "INSERT INTO job_status_changes (source, project_id, job_id, new_status, observed_at, sync_id)
+         VALUES ('nosql', 'p1', 'b', 'running', now(), 1), ('nosql', 'p1', 'c', 'running', now(), 7)",
+    )
+    .await;
+    assert!(err.contains("sync run 7"), "{err}");
+    refused("UPDATE job_status_changes SET sync_id = 8").await;
+    let err = refused("DELETE FROM sync_runs WHERE id = 1").await;
+    assert!(err.contains("sync run 1 has rows"), "{err}");
+    refused("UPDATE sync_runs SET id = 9 WHERE id = 1").await;
+    assert_eq!(
+        history(&db.store).await,
+        [
+            h("a", None, "running", 1),
+            h("a", Some("running"), "failed", 2)
+        ]
+    );
+    // A run without history may go, and others' updates pass unchecked.
+    let lone = db
+        .store
+        .begin_run(&[Source::Nosql], at("2024-03-22T00:00:00Z"))
+        .await
+        .expect("run");
+    sqlx::query("DELETE FROM sync_runs WHERE id = $1")
+        .bind(lone.id)
+        .execute(&db.store.pool)
+        .await
+        .expect("a run without history is deleted");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM sync_runs").await, 2);
 }
 
 #[tokio::test]

@@ -98,6 +98,8 @@ pub struct PgWriter {
     conn: PgConnection,
     /// Batches written in the open transaction (none: no transaction open).
     batches_open: usize,
+    /// Whether the staging table holds rows of the open transaction.
+    staged_open: bool,
     /// Set while a write is under way: still set at the next call, the last
     /// one was abandoned half-way and the session's state is unknown.
     busy: bool,
@@ -129,6 +131,7 @@ impl PgStore {
         Ok(PgWriter {
             conn,
             batches_open: 0,
+            staged_open: false,
             busy: false,
             expect_new: true,
         })
@@ -230,12 +233,13 @@ impl PgWriter {
         let conn = &mut self.conn;
         if self.batches_open == 0 {
             sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-        } else {
+        } else if self.staged_open {
             sqlx::raw_sql("TRUNCATE jobtrail_staging")
                 .execute(&mut *conn)
                 .await?;
         }
         self.batches_open += 1;
+        self.staged_open = false;
         let mut staged = encoded.staged;
         if let Some(fresh) = encoded.fresh {
             sqlx::raw_sql("SAVEPOINT fresh_jobs")
@@ -258,6 +262,7 @@ impl PgWriter {
             }
         }
         if staged.rounds > 0 {
+            self.staged_open = true;
             copy_binary(&mut *conn, "jobtrail_staging", STAGED_COLUMNS, &staged.copy).await?;
             for round in 0..staged.rounds {
                 let firsts = sqlx::query(FIRST_SIGHTINGS_SQL)
