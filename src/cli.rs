@@ -96,7 +96,7 @@ pub enum Command {
         after_help = "Examples:\n  jobtrail simulate --listen 127.0.0.1:8080\n  jobtrail simulate --jobs 100000 --latency-ms 50 --rate-limit 50\n  jobtrail simulate --fault-rate 0.05 --seed 7\n  jobtrail simulate --fault 503,path=/jobs,query=offset=50,times=3 --fault invalid-json,path=/audit/"
     )]
     Simulate(SimulateArgs),
-    /// Copy a whole history (jobs, status changes, runs, state) between databases, SQLite or PostgreSQL
+    /// Copy a whole history (jobs, status changes, runs and their scopes, state) between databases, SQLite or PostgreSQL
     #[command(
         after_help = "Examples:\n  jobtrail copy --from jobtrail.db --to postgres://jobtrail@db.example/jobtrail  # move up\n  jobtrail copy --from postgres://reader@db.example/jobtrail --to backup.db      # take a copy\n  jobtrail copy --from laptop.db --to postgres://jobtrail@db.example/jobtrail --merge\n\nCopying again copies only what is new (running it twice changes nothing). A target that holds a\ndifferent history (sync runs the source does not have) is refused unless --merge is given.\nExit codes: 0 copied, 1 error (nothing copied), 2 usage error."
     )]

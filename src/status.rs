@@ -317,7 +317,7 @@ fn write_status_tables(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> 
     writeln!(out)?;
     write_runs(out, r)?;
     writeln!(out)?;
-    write_failing_scopes(out, &r.failing_scopes)?;
+    write_failing_scopes(out, &r.failing_scopes, r.recent_runs.first())?;
     writeln!(out)?;
     write_job_counts(out, r)?;
     writeln!(out)?;
@@ -367,12 +367,26 @@ fn write_runs(out: &mut dyn Write, r: &StatusReport) -> io::Result<()> {
     writeln!(out, "{}", render_table(&rs, None))
 }
 
-fn write_failing_scopes(out: &mut dyn Write, scopes: &[FailingScope]) -> io::Result<()> {
+/// The scopes whose latest run failed. None failing is not all well when
+/// the newest run failed anyway (before it reached any project, say IAM
+/// refused): that is said, not hidden behind "none".
+fn write_failing_scopes(
+    out: &mut dyn Write,
+    scopes: &[FailingScope],
+    newest_run: Option<&RunSummary>,
+) -> io::Result<()> {
     if scopes.is_empty() {
-        return writeln!(
-            out,
-            "Failing scopes: none (every project and source succeeded in its latest run)"
-        );
+        return match newest_run {
+            Some(run) if run.outcome == "failed" || run.outcome == "partial" => writeln!(
+                out,
+                "Failing scopes: none, but the newest run (#{}) {}: its error is above",
+                run.id, run.outcome
+            ),
+            _ => writeln!(
+                out,
+                "Failing scopes: none (every project and source succeeded in its latest run)"
+            ),
+        };
     }
     writeln!(
         out,

@@ -693,6 +693,14 @@ async fn a_failed_iam_lookup_is_a_failed_run_that_status_shows(backend: Backend)
             status.stdout
         );
     }
+    // No scope failed (none was reached), yet status does not call it well.
+    assert!(
+        status
+            .stdout
+            .contains("Failing scopes: none, but the newest run (#2) failed: its error is above"),
+        "{}",
+        status.stdout
+    );
     assert!(stored_pairs_on(&env).await.is_empty(), "nothing was synced");
 }
 

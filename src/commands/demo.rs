@@ -104,14 +104,11 @@ fn demo_account(seed: u64) -> SimConfig {
     }
 }
 
-/// The demo's `jobtrail.toml`: the whole account from the simulator, NoSQL read
-/// from the start of its history.
+/// The demo's `jobtrail.toml`: the whole account from the simulator, as
+/// `jobtrail simulate` prints it, NoSQL read from the start of its history.
 fn demo_config(base: &str, history_days: u32) -> String {
-    let since = (chrono::Utc::now() - chrono::Duration::days(i64::from(history_days) + 1))
-        .format("%Y-%m-%d");
-    format!(
-        "[account]\nprojects = \"all\"\nsince = \"{since}\"\n\n[endpoints]\nnosql = \"{base}\"\ndbss = \"{base}\"\nimage = \"{base}\"\niam = \"{base}\"\n"
-    )
+    let since = chrono::Utc::now() - chrono::Duration::days(i64::from(history_days) + 1);
+    crate::init::simulator_config(since.date_naive(), base)
 }
 
 /// `jobtrail-demo.db` → `jobtrail-demo-report.html`, beside the database
