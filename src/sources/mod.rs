@@ -116,33 +116,46 @@ pub struct WriterGone;
 /// whatever the timing: a sighting is kept unless an earlier one was newer by
 /// the API's own word (an end time, later is newer; then a final status; then
 /// progress); on a tie the later page wins. Jobs are keyed by a hash of their
-/// ID, so a window of a million jobs costs tens of megabytes, not their IDs.
+/// ID and their freshness packed in one word: 16 bytes a job (a window of a
+/// million jobs costs about 20 MB, and eight windows are read at once).
 #[derive(Debug, Default)]
 pub(crate) struct Sightings(std::collections::HashMap<u64, Freshness>);
 
-/// How far along one sighting of a job is, in the order that decides which is newer.
+/// How far along one sighting of a job is, packed so that a larger number is
+/// newer: the end time (none before any; milliseconds since 1970, clamped to
+/// 48 bits, past the year 9999) above a final status above progress (none
+/// before any; clamped to 0..=32766, far past 100 %).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Freshness {
-    ended_ms: Option<i64>,
-    terminal: bool,
-    progress: Option<i64>,
-}
+struct Freshness(u64);
 
 impl Freshness {
     fn of(row: &JobRow) -> Freshness {
-        Freshness {
-            ended_ms: row
-                .ended_at
-                .as_deref()
-                .and_then(crate::normalize::parse_api_time)
-                .map(|t| t.timestamp_millis()),
-            terminal: row.status.is_terminal(),
-            progress: row.progress,
-        }
+        let ended = row
+            .ended_at
+            .as_deref()
+            .and_then(crate::normalize::parse_api_time)
+            .map_or(0, |t| t.timestamp_millis().clamp(0, (1 << 48) - 2) + 1);
+        let progress = row.progress.map_or(0, |p| p.clamp(0, 32_766) + 1);
+        // Each part is non-negative and within its bits: the casts keep them whole.
+        Freshness(
+            (ended as u64) << 16 | u64::from(row.status.is_terminal()) << 15 | progress as u64,
+        )
     }
 }
 
 impl Sightings {
+    /// Makes room for the `jobs` a list says it holds, so a large window's
+    /// map is not grown (and briefly held twice) page after page. The count
+    /// is the cloud's word: past [`Sightings::PRESIZE_MAX`] the map grows as
+    /// jobs really arrive.
+    pub(crate) fn expect(&mut self, jobs: u64) {
+        let jobs = usize::try_from(jobs.min(Self::PRESIZE_MAX)).unwrap_or(0);
+        self.0.reserve(jobs.saturating_sub(self.0.len()));
+    }
+
+    /// The most sightings [`Sightings::expect`] makes room for ahead (2 MB).
+    const PRESIZE_MAX: u64 = 100_000;
+
     /// Drops from `rows` (in page order) each sighting older than one already
     /// kept for the same job; returns how many were dropped.
     pub(crate) fn keep_newest(&mut self, rows: &mut Vec<JobRow>) -> usize {
@@ -356,5 +369,37 @@ mod sighting_tests {
         assert_eq!(rows, vec![done()]);
         let mut later = vec![seen("a", Status::Failed, Some("2024-01-02T00:00:00.000Z"))];
         assert_eq!(s.keep_newest(&mut later), 0, "a later end time is newer");
+    }
+
+    #[test]
+    fn freshness_packed_in_one_word_orders_as_its_parts() {
+        let at = |status, ended: Option<&str>, progress: Option<i64>| {
+            let mut row = seen("a", status, ended);
+            row.progress = progress;
+            Freshness::of(&row)
+        };
+        // From stalest to newest: no end, then progress, then a final
+        // status; then an end time, later ones newer, each above all before.
+        let ordered = [
+            at(Status::Running, None, None),
+            at(Status::Running, None, Some(-5)),
+            at(Status::Running, None, Some(40)),
+            at(Status::Running, None, Some(1_000_000)),
+            at(Status::Succeeded, None, None),
+            at(Status::Succeeded, None, Some(100)),
+            at(Status::Running, Some("1960-01-01T00:00:00.000Z"), None),
+            at(Status::Running, Some("2024-01-01T00:00:00.000Z"), Some(99)),
+            at(Status::Failed, Some("2024-01-01T00:00:00.000Z"), None),
+            at(Status::Failed, Some("2024-01-01T00:00:00.001Z"), None),
+            at(Status::Failed, Some("9999-12-31T23:59:59.999Z"), Some(100)),
+        ];
+        for pair in ordered.windows(2) {
+            assert!(pair[0] < pair[1], "{:?} < {:?}", pair[0], pair[1]);
+        }
+        assert_eq!(
+            at(Status::Running, None, Some(-5)),
+            at(Status::Running, None, Some(0)),
+            "progress below 0 counts as 0"
+        );
     }
 }

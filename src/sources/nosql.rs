@@ -296,6 +296,7 @@ async fn read_window(
         other_total: None,
         ended_early: first.listed == 0 && total > 0,
     };
+    sightings.expect(total);
     read.take(first, status.is_some(), sink, sightings).await?;
     if read.ended_early {
         return Ok(read);
