@@ -116,8 +116,8 @@ pub struct WriterGone;
 /// whatever the timing: a sighting is kept unless an earlier one was newer by
 /// the API's own word (an end time, later is newer; then a final status; then
 /// progress); on a tie the later page wins. Jobs are keyed by a hash of their
-/// ID and their freshness packed in one word: 16 bytes a job (a window of a
-/// million jobs costs about 20 MB, and eight windows are read at once).
+/// ID and their freshness packed in one word: 16 bytes a job and the hash
+/// table's spare room (eight windows are read at once).
 #[derive(Debug, Default)]
 pub(crate) struct Sightings(std::collections::HashMap<u64, Freshness>);
 
