@@ -80,6 +80,23 @@ async fn cli(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> Run {
     .await
 }
 
+/// A NoSQL sync into `db` whose only credentials are those in `file` (the
+/// SDK's credentials file), not the env's.
+async fn sync_with_credentials_file(env: &Env, db: &str, file: &std::path::Path) -> Run {
+    run_cli(
+        env.dir.path().to_path_buf(),
+        ["--db", db, "sync", "--source", "nosql"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        vec![(
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE".to_owned(),
+            file.display().to_string(),
+        )],
+    )
+    .await
+}
+
 const REGION_ONLY: &str = "[[project]]\nregion = \"ap-southeast-1\"\n\n[project.nosql]\n\n[project.dbss]\ndiscover = true\n\n[project.image]\ndiscover = true\n";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,18 +202,7 @@ async fn the_sdks_project_id_is_used_instead_of_asking_iam() {
     )
     .expect("write");
     env.sim.clear_requests();
-    let run = run_cli(
-        env.dir.path().to_path_buf(),
-        ["--db", "file.db", "sync", "--source", "nosql"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-        vec![(
-            "HUAWEICLOUD_SDK_CREDENTIALS_FILE".to_owned(),
-            file.display().to_string(),
-        )],
-    )
-    .await;
+    let run = sync_with_credentials_file(&env, "file.db", &file).await;
     run.assert_code(0);
     assert_eq!(iam_calls(&env.sim.requests()), []);
     assert!(
@@ -222,18 +228,7 @@ async fn the_sdks_project_id_is_used_instead_of_asking_iam() {
     )
     .expect("write");
     env.sim.clear_requests();
-    let run = run_cli(
-        env.dir.path().to_path_buf(),
-        ["--db", "iam.db", "sync", "--source", "nosql"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-        vec![(
-            "HUAWEICLOUD_SDK_CREDENTIALS_FILE".to_owned(),
-            file.display().to_string(),
-        )],
-    )
-    .await;
+    let run = sync_with_credentials_file(&env, "iam.db", &file).await;
     run.assert_code(0);
     assert_eq!(
         iam_calls(&env.sim.requests()),

@@ -138,6 +138,14 @@ fn watermark(value: &str) -> StateUpdate {
     }
 }
 
+/// p1's NoSQL watermark as stored, if any.
+async fn stored_watermark(store: &PgStore) -> Option<String> {
+    store
+        .get_state("p1", Source::Nosql, "watermark")
+        .await
+        .expect("state")
+}
+
 type History = Vec<(String, Option<String>, String, i64)>;
 
 /// (job_id, old_status, new_status, sync_id) of every history row, in order.
@@ -498,13 +506,7 @@ async fn a_failing_batch_leaves_no_rows_no_history_and_no_watermark() {
         1
     );
     assert_eq!(history(&db.store).await, [h("a", None, "running", 1)]);
-    assert_eq!(
-        db.store
-            .get_state("p1", Source::Nosql, "watermark")
-            .await
-            .expect("state"),
-        None
-    );
+    assert_eq!(stored_watermark(&db.store).await, None);
     // The writer goes on after a failed batch, and a value that cannot be
     // stored fails before anything is sent.
     let mut bad_time = job("d", Status::Running);
@@ -527,11 +529,7 @@ async fn a_failing_batch_leaves_no_rows_no_history_and_no_watermark() {
         .expect("write");
     assert_eq!(count(&db.store, "SELECT COUNT(*) FROM jobs").await, 2);
     assert_eq!(
-        db.store
-            .get_state("p1", Source::Nosql, "watermark")
-            .await
-            .expect("state")
-            .as_deref(),
+        stored_watermark(&db.store).await.as_deref(),
         Some("2024-03-22T00:00:00.000Z")
     );
 }
@@ -992,11 +990,7 @@ async fn a_batch_keeps_the_last_of_a_state_key_given_twice() {
         .await
         .expect("write");
     assert_eq!(
-        db.store
-            .get_state("p1", Source::Nosql, "watermark")
-            .await
-            .expect("state")
-            .as_deref(),
+        stored_watermark(&db.store).await.as_deref(),
         Some("2024-03-21T00:00:00.000Z")
     );
 }

@@ -265,27 +265,34 @@ impl PgWriter {
             self.staged_open = true;
             copy_binary(&mut *conn, "jobtrail_staging", STAGED_COLUMNS, &staged.copy).await?;
             for round in 0..staged.rounds {
-                let firsts = sqlx::query(FIRST_SIGHTINGS_SQL)
-                    .bind(seen_at)
-                    .bind(sync_id)
-                    .bind(round)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                let firsts = run_round(conn, FIRST_SIGHTINGS_SQL, seen_at, sync_id, round).await?;
                 if round == 0 {
                     self.expect_new = firsts == staged.first_round;
                 }
-                sqlx::query(UPSERT_SQL)
-                    .bind(seen_at)
-                    .bind(sync_id)
-                    .bind(round)
-                    .execute(&mut *conn)
-                    .await?;
+                run_round(conn, UPSERT_SQL, seen_at, sync_id, round).await?;
             }
         }
         let state: Vec<_> = batch.state.iter().map(StateUpdate::row).collect();
         upsert_state_rows(&mut *conn, &state, seen_at).await
     }
+}
+
+/// One round's statement over the staging table (seen at `$1` by run `$2`,
+/// round `$3`); the rows it wrote.
+async fn run_round(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    seen_at: DateTime<Utc>,
+    sync_id: i64,
+    round: i32,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(sql)
+        .bind(seen_at)
+        .bind(sync_id)
+        .bind(round)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Writes jobs new to `jobs` and their first sightings.
